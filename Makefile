@@ -1,0 +1,28 @@
+# Two commands on a fresh machine:  make demo   and   make test
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+DEMO_DIR ?= demo_run
+
+.PHONY: demo test test-all bench clean-demo
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet -r requirements.txt
+	touch $@
+
+# Dang 2023's balanced MLP command on the bundled digits data: train, validate, plot.
+demo: $(VENV)/.installed
+	bash scripts/demo.sh $(PYTHON) $(DEMO_DIR)
+
+# The fast test suite (slow tests: make test-all).
+test: $(VENV)/.installed
+	$(PYTHON) -m pytest -q -m "not slow" -n 2 tests
+
+test-all: $(VENV)/.installed
+	$(PYTHON) -m pytest -q -n 2 tests
+
+bench: $(VENV)/.installed
+	for script in bench/*.py; do $(PYTHON) $$script || exit 1; done
+
+clean-demo:
+	rm -rf $(DEMO_DIR)

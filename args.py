@@ -1,0 +1,293 @@
+"""Command-line flags of every trainer and validator, and the per-paper recipes.
+
+Two papers shipped scripts with the same names but different flags and defaults:
+
+* ``zhou2022``: Zhou et al., ICML 2022 (jinxinzhou/neural-collapse-MSE, "J"), which is a
+  grown copy of Zhu et al., NeurIPS 2021 (tding1/Neural-Collapse, "T"). J's flags, plus the
+  T-only ones (``--width``, ``--depth``, ``--sep_decay``, ``mnist``, ``cifar10_random``)
+  that J's README still prints.
+* ``dang2023``: Dang et al., ICML 2023 (Fsoft-AIC/Neural-Collapse-in-Deep-Linear-Networks).
+* ``dang2024``: Dang et al., ICML 2024 (Fsoft-AIC/Cross-Entropy-Imbalanced), imbalanced
+  scripts only.
+
+One parser accepts every flag of every original parser with the original name and type.
+Flags whose default differs between papers are parsed with ``default=None``; the recipe
+(``--paper``, or inferred from the command) fills in what the user did not give, so the
+resolved namespace equals what the original script would have seen.
+"""
+import argparse
+import os
+import sys
+
+PAPERS = ('zhou2022', 'dang2023', 'dang2024')
+
+class UsageError(ValueError):
+    """Bad input the user can fix: reported as one line naming the flag or file, exit code 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump), exit code 2."""
+
+    def error(self, message):
+        sys.stderr.write('%s: error: %s (see --help)\n' % (self.prog, message))
+        sys.exit(2)
+
+
+def run(main, args):
+    """Call a script's main(args); a UsageError becomes one line on stderr and exit code 2."""
+    try:
+        return main(args)
+    except UsageError as error:
+        sys.stderr.write('%s: error: %s\n' % (os.path.basename(sys.argv[0]), error))
+        sys.exit(2)
+
+
+DATASETS = ('mnist', 'fashionmnist', 'cifar10', 'cifar10_random', 'cifar100', 'svhn',
+            'mini_imagenet', 'digits')
+
+# Defaults that differ between the papers' parsers (spec J §1.1/§1.3, D23 §1.1/§1.3, App. B).
+RECIPE_DEFAULTS = {
+    'zhou2022': dict(model='resnet18', dataset='cifar10', data_dir='../data', loss='MSE',
+                     lr=0.1, weight_decay=5e-4, feature_decay_rate=1e-4, patience=40),
+    'dang2023': dict(model='resnet18', dataset='mnist', data_dir='~/data', loss='MSE',
+                     lr=0.001, weight_decay=1e-4, feature_decay_rate=1e-4, patience=50),
+}
+# args_unbalance.py (D23 §1.3) and the 2024 parser (App. B) for the imbalanced scripts.
+RECIPE_DEFAULTS_UNBALANCED = {
+    'dang2023': dict(RECIPE_DEFAULTS['dang2023'], weight_decay=1e-5, feature_decay_rate=1e-5,
+                     patience=100),
+    'dang2024': dict(RECIPE_DEFAULTS['dang2023'], weight_decay=1e-5, feature_decay_rate=1e-5,
+                     patience=100),
+}
+# The imbalanced validators of both repositories default --lr to 0.1 (D23 §1.3, bug B11).
+EVAL_LR_UNBALANCED = 0.1
+
+# Flags that exist in only one paper's parser: seeing one of them names the recipe.
+ZHOU_ONLY_FLAGS = ('uid', 'M', 'k', 'ETF_fc', 'SOTA', 'depth', 'load_path')
+DANG_ONLY_FLAGS = ('depth_relu', 'depth_linear', 'data_augmentation', 'epochs_pretrain',
+                   'lr_pretrain', 'patience_pretrain', 'gamma_pretrain', 'optimizer_pretrain',
+                   'pretrained', 'pretrain_lr')
+ZHOU_MODELS = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'resnext50_32x4d',
+               'resnext101_32x8d', 'wide_resnet50_2', 'wide_resnet101_2', 'wide_resnet',
+               'ResNet18_adapt')
+DANG_MODELS = ('ResNet18', 'ResNet34', 'ResNet50', 'ResNet101', 'ResNet152', 'VGG11', 'VGG13',
+               'VGG16', 'VGG19')
+
+
+def str2bool_as_coded(value):
+    """The originals parse --use_cudnn with ``type=bool``: any non-empty string is True."""
+    return bool(value)
+
+
+def add_model_flags(parser):
+    # ---- model (J §1.1, T §1.3, D23 §1.1) ----
+    parser.add_argument('--model', type=str, default=None,
+                        help='architecture name (zhou2022: resnet18, MLP, ResNet18_adapt, ...; '
+                             'dang2023/2024: MLP, ResNet18..152, VGG11..19)')
+    parser.add_argument('--no-bias', dest='bias', action='store_false',
+                        help='classifier without bias')
+    parser.add_argument('--ETF_fc', action='store_true',
+                        help='zhou2022: freeze the classifier to a simplex ETF (--ETF works too)')
+    parser.add_argument('--fixdim', type=int, default=0,
+                        help='zhou2022: feature dimension d of the last residual block (0 = off)')
+    parser.add_argument('--SOTA', action='store_true',
+                        help='zhou2022: CIFAR stem (3x3 conv, no max-pool) and crop/flip augmentation')
+    parser.add_argument('--width', type=int, default=1024,
+                        help='MLP hidden width (also the deep linear head width in dang2023)')
+    parser.add_argument('--depth', type=int, default=6,
+                        help='zhou2022 (T) MLP: number of Linear-BN-ReLU layers')
+    parser.add_argument('--depth_relu', type=int, default=6,
+                        help='dang2023 MLP: number of Linear-ReLU(-BN) blocks')
+    parser.add_argument('--depth_linear', type=int, default=1,
+                        help='dang2023: linear layers in the head, classifier included (M)')
+    parser.add_argument('--pretrained', action='store_true', help='dang2023: unused')
+
+
+def add_data_flags(parser):
+    # ---- data ----
+    parser.add_argument('--dataset', type=str, default=None, choices=DATASETS,
+                        help='digits is the bundled offline dataset (scikit-learn)')
+    parser.add_argument('--data_dir', type=str, default=None,
+                        help="dataset root (zhou2022 '../data', dang2023 '~/data')")
+    parser.add_argument('--batch_size', type=int, default=128)
+    parser.add_argument('--sample_size', type=int, default=None,
+                        help='training samples per class (first S of each class)')
+    parser.add_argument('--data_augmentation', action='store_true',
+                        help='dang2023 balanced cifar10: random crop and flip')
+
+
+def add_device_flags(parser):
+    parser.add_argument('--gpu_id', type=int, default=0, help='uses cuda:<gpu_id> when CUDA exists')
+    parser.add_argument('--device', type=str, default='auto',
+                        help="'auto' (cuda:<gpu_id> if available, else cpu), 'cpu' or 'cuda:N'")
+    parser.add_argument('--seed', type=int, default=6)
+    parser.add_argument('--use_cudnn', type=str2bool_as_coded, default=True,
+                        help='as in the originals: overridden by seeding (deterministic cuDNN)')
+
+
+def add_optimisation_flags(parser):
+    # ---- loss and regularisation (J §4, D23 §4.2) ----
+    parser.add_argument('--loss', type=str, default=None,
+                        choices=('CrossEntropy', 'MSE', 'RescaledMSE'))
+    parser.add_argument('--M', type=float, default=1, help='rescaled MSE: target magnitude')
+    parser.add_argument('--k', type=float, default=1, help='rescaled MSE: true-class weight (alpha)')
+    parser.add_argument('--sep_decay', action='store_true',
+                        help='penalise head weights and features in the loss instead of '
+                             'optimizer weight decay')
+    parser.add_argument('--weight_decay', type=float, default=None, help='lambda_W')
+    parser.add_argument('--feature_decay_rate', type=float, default=None, help='lambda_H')
+    # ---- optimiser and schedule (J §5, D23 §4.3) ----
+    parser.add_argument('--optimizer', default='SGD', help='SGD, Adam, LBFGS, SdLBFGS')
+    parser.add_argument('--lr', type=float, default=None)
+    parser.add_argument('--epochs', type=int, default=200)
+    parser.add_argument('--patience', type=int, default=None,
+                        help='StepLR step size in epochs (not early stopping)')
+    parser.add_argument('--decay_type', type=str, default='step',
+                        help="'step' (StepLR) or e.g. 'multistep_100_150' (MultiStepLR)")
+    parser.add_argument('--gamma', type=float, default=0.1)
+    parser.add_argument('--history_size', type=int, default=10)
+    # flags the originals parse and never read
+    parser.add_argument('--ghost_batch', type=int, default=128, help='unused (as in the originals)')
+    parser.add_argument('--epochs_pretrain', type=int, default=24, help='unused')
+    parser.add_argument('--lr_pretrain', type=float, default=0.1, help='unused')
+    parser.add_argument('--pretrain_lr', type=float, default=0.1, help='unused')
+    parser.add_argument('--patience_pretrain', type=int, default=6, help='unused')
+    parser.add_argument('--gamma_pretrain', type=float, default=0.1, help='unused')
+    parser.add_argument('--optimizer_pretrain', default='SGD', help='unused')
+
+
+def add_run_flags(parser):
+    parser.add_argument('--paper', choices=PAPERS, default=None,
+                        help='recipe: that paper\'s defaults and behaviour (inferred when absent)')
+    parser.add_argument('--uid', type=str, default=None,
+                        help='zhou2022: run name, checkpoints in model_weights/<uid>')
+    parser.add_argument('--force', action='store_true',
+                        help='zhou2022: reuse an existing model_weights/<uid>')
+    parser.add_argument('--save_every', type=int, default=None,
+                        help="checkpoint every N epochs (default: the paper's cadence)")
+    parser.add_argument('--weights_root', type=str, default='model_weights',
+                        help='folder holding the run folders (the originals use ./model_weights)')
+
+
+def get_train_parser(description=None):
+    parser = Parser(description=description)
+    add_run_flags(parser)
+    add_model_flags(parser)
+    add_data_flags(parser)
+    add_device_flags(parser)
+    add_optimisation_flags(parser)
+    return parser
+
+
+def get_eval_parser(description=None):
+    """Validators accept the training flags too, so the same command line rebuilds the run."""
+    parser = get_train_parser(description)
+    parser.add_argument('--load_path', type=str, default=None,
+                        help='zhou2022: run folder (trailing slash optional)')
+    parser.add_argument('--epoch_list', type=int, nargs='+', default=None,
+                        help='validate only these epochs')
+    parser.add_argument('--every', type=int, default=1,
+                        help='validate every N-th saved checkpoint (the last one always)')
+    return parser
+
+
+def infer_paper(args, argv, allowed=PAPERS):
+    """Return (paper, reason). An explicit --paper wins; otherwise a flag or a model name that
+    exists in only one paper's code names it."""
+    if args.paper is not None:
+        return args.paper, 'from --paper'
+    given = set(given_dests(argv))
+    zhou = [d for d in ZHOU_ONLY_FLAGS if d in given]
+    dang = [d for d in DANG_ONLY_FLAGS if d in given]
+    if args.model in ZHOU_MODELS:
+        zhou.append('model')
+    if args.model in DANG_MODELS:
+        dang.append('model')
+    if zhou and dang:
+        raise UsageError('flags %s (zhou2022) and %s (dang2023) belong to different papers; '
+                         'pass --paper to choose one' % (_flag_list(zhou, args), _flag_list(dang, args)))
+    dang_paper = 'dang2024' if ('dang2024' in allowed and args.loss == 'CrossEntropy') else 'dang2023'
+    if 'zhou2022' not in allowed:
+        if 'dang2024' in allowed and args.loss is not None:
+            return dang_paper, 'inferred from --loss %s' % args.loss
+        return 'dang2023', 'default of this script'
+    if zhou:
+        return 'zhou2022', 'inferred from %s' % _flag_list(zhou[:1], args)
+    if dang:
+        return dang_paper, 'inferred from %s' % _flag_list(dang[:1], args)
+    return 'zhou2022', 'default: no paper-specific flag given'
+
+
+def _flag_list(dests, args):
+    return ', '.join('--model %s' % args.model if d == 'model' else '--' + d for d in dests)
+
+
+def given_dests(argv):
+    """Destinations the user set explicitly (prefixes resolved as argparse does)."""
+    probe = get_eval_parser()
+    for action in probe._actions:
+        action.default = argparse.SUPPRESS
+    namespace, _ = probe.parse_known_args(argv)
+    return list(vars(namespace))
+
+
+def resolve(args, argv, unbalanced=False, evaluation=False, allowed=PAPERS):
+    """Fill recipe defaults for flags the user did not set and record the recipe in args."""
+    paper, reason = infer_paper(args, argv, allowed)
+    if unbalanced and evaluation and args.lr is None:
+        args.lr = EVAL_LR_UNBALANCED
+    table = RECIPE_DEFAULTS_UNBALANCED if unbalanced else RECIPE_DEFAULTS
+    for dest, value in table[paper].items():
+        if getattr(args, dest) is None:
+            setattr(args, dest, value)
+    args.paper = paper
+    args.recipe_reason = reason
+    return args
+
+
+def parse(parser, argv=None, **resolve_kwargs):
+    """Parse, resolve the recipe and print ``recipe: <paper> (<reason>)`` first.
+
+    Every inconsistency becomes a one-line argparse error (exit code 2)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    try:
+        resolve(args, argv, **resolve_kwargs)
+        check(args)
+    except UsageError as error:
+        parser.error(str(error))
+    print('recipe: %s (%s)' % (args.paper, args.recipe_reason), flush=True)
+    return args
+
+
+def check(args):
+    """Reject values no original could run with, naming the flag."""
+    positive = ['epochs', 'batch_size', 'width', 'depth', 'depth_relu', 'depth_linear',
+                'history_size', 'patience']
+    for dest in positive:
+        value = getattr(args, dest, None)
+        if value is not None and value < 1:
+            raise UsageError('--%s must be at least 1 (got %s)' % (dest, value))
+    if args.sample_size is not None and args.sample_size < 1:
+        raise UsageError('--sample_size must be at least 1 (got %s)' % args.sample_size)
+    if args.save_every is not None and args.save_every < 1:
+        raise UsageError('--save_every must be at least 1 (got %s)' % args.save_every)
+    if args.lr is not None and not args.lr > 0:
+        raise UsageError('--lr must be positive (got %s)' % args.lr)
+    for dest in ('weight_decay', 'feature_decay_rate'):
+        value = getattr(args, dest)
+        if value is not None and value < 0:
+            raise UsageError('--%s must be non-negative (got %s)' % (dest, value))
+    if args.optimizer not in ('SGD', 'Adam', 'LBFGS', 'SdLBFGS'):
+        raise UsageError('--optimizer %s is not known; choose SGD, Adam, LBFGS or SdLBFGS'
+                         % args.optimizer)
+    if args.fixdim < 0:
+        raise UsageError('--fixdim must be 0 (off) or positive (got %s)' % args.fixdim)
+    if 'step' not in args.decay_type:
+        raise UsageError("--decay_type must be 'step' or contain 'step' with milestones, "
+                         "e.g. multistep_100_150 (got %r)" % args.decay_type)
+    if args.decay_type != 'step':
+        milestones = args.decay_type.split('_')[1:]
+        if not milestones or not all(m.isdigit() for m in milestones):
+            raise UsageError('--decay_type %r: milestones after the first "_" must be integers, '
+                             'e.g. multistep_100_150' % args.decay_type)

@@ -1,0 +1,350 @@
+"""Datasets of the four papers, preloaded once as tensors, and a batched loader.
+
+``make_dataset`` reads a dataset through torchvision's real classes (``download=True`` for
+users with a network), applies the paper's deterministic transform once to the whole set and
+keeps the result as one uint8 (or float) tensor. Normalisation, and the only augmentation the
+papers use (random crop with 4-pixel zero padding and horizontal flip), are applied per batch
+on the training device, so no image is decoded twice.
+
+Datasets (spec J §2, D23 §2, D23 App. B):
+  mnist, fashionmnist   Grayscale(3) -> Resize(32) -> ToTensor -> Normalize(0.1307, 0.3081)
+  cifar10               ToTensor -> Normalize(CIFAR mean/std)
+  cifar10_random        CIFAR-10 images with labels from <data_dir>/cifar10_random_label/*.pkl,
+                        ImageNet mean/std (as T and D23 code it)
+  mini_imagenet         J's 100-class, 84x84 split from the Kaggle cache pickles (spec J §2.2)
+  digits                scikit-learn's bundled 8x8 handwritten digits (offline, 10 classes)
+"""
+import os
+import pickle
+import socket
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from args import UsageError
+
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
+RANDOM_LABEL_SEED = 0      # the originals' generate_random_label.py is unseeded; we fix it
+DIGITS_SPLIT_SEED = 0
+DIGITS_TEST_FRACTION = 0.2
+
+
+@dataclass
+class ImageSet:
+    """Images (N, C, H, W) stored compactly; ``batch(idx)`` returns normalised floats."""
+    images: torch.Tensor          # (N, C, H, W) uint8 or float
+    labels: torch.Tensor          # (N,) int64
+    scale: float                  # images * scale lies in [0, 1] (ToTensor)
+    mean: tuple
+    std: tuple
+    channels: int = None          # expand a single stored channel to this many (Grayscale(3))
+
+    def __len__(self):
+        return len(self.labels)
+
+    def to(self, device):
+        return ImageSet(self.images.to(device), self.labels.to(device), self.scale, self.mean,
+                        self.std, self.channels)
+
+    def subset(self, indices):
+        indices = torch.as_tensor(indices, dtype=torch.long, device=self.labels.device)
+        return ImageSet(self.images[indices], self.labels[indices], self.scale, self.mean,
+                        self.std, self.channels)
+
+    def normalise(self, images):
+        images = images.float() * self.scale                               # (B, C, H, W)
+        if self.channels and images.shape[1] != self.channels:
+            images = images.expand(-1, self.channels, -1, -1)
+        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
+        return (images - mean) / std
+
+
+@dataclass
+class DataBundle:
+    name: str
+    train: ImageSet
+    test: ImageSet
+    num_classes: int
+
+    @property
+    def input_shape(self):
+        shape = tuple(self.train.images.shape[1:])
+        if self.train.channels:
+            shape = (self.train.channels,) + shape[1:]
+        return shape
+
+
+class BatchLoader:
+    """Mini-batches of a preloaded ImageSet on one device.
+
+    shuffle: a new permutation per epoch from ``generator`` (seeded, so runs repeat and its
+    state can be saved for resuming); otherwise index order (D23's imbalanced sampler).
+    augment: 'crop_flip' = RandomCrop(size, padding=4) + RandomHorizontalFlip(0.5), applied to
+    the raw pixels before normalisation, as torchvision does on PIL images (padding is black).
+    """
+
+    def __init__(self, data, batch_size, shuffle=False, generator=None, augment=None):
+        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
+        self.generator, self.augment = generator, augment
+
+    def __len__(self):
+        return (len(self.data) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        n = len(self.data)
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator).to(self.data.labels.device)
+        else:
+            order = torch.arange(n, device=self.data.labels.device)
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size]
+            images = self.data.images[idx]
+            if self.augment == 'crop_flip':
+                images = random_crop_flip(images, 4, self.generator)
+            yield self.data.normalise(images), self.data.labels[idx]
+
+
+def random_crop_flip(images, padding, generator):
+    """Per-sample random crop of a zero-padded batch and a random horizontal flip (batched)."""
+    batch, _, height, width = images.shape
+    padded = F.pad(images, (padding,) * 4)                              # (B, C, H+2p, W+2p)
+    dy = torch.randint(0, 2 * padding + 1, (batch,), generator=generator).to(images.device)
+    dx = torch.randint(0, 2 * padding + 1, (batch,), generator=generator).to(images.device)
+    flip = (torch.rand(batch, generator=generator) < 0.5).to(images.device)
+    rows = dy[:, None] + torch.arange(height, device=images.device)     # (B, H)
+    cols = dx[:, None] + torch.arange(width, device=images.device)      # (B, W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    batch_index = torch.arange(batch, device=images.device)[:, None, None]
+    cropped = padded.permute(0, 2, 3, 1)[batch_index, rows[:, :, None], cols[:, None, :]]
+    return cropped.permute(0, 3, 1, 2).contiguous()                     # (B, C, H, W)
+
+
+# ----------------------------------------------------------------------------------------
+# loading
+
+class DataUnavailable(UsageError):
+    pass
+
+
+def make_dataset(name, data_dir, flat_input=False):
+    """Load a whole dataset as a DataBundle (train and test on the CPU).
+
+    flat_input: for MLPs, digits stays 1x8x8 (64 inputs); otherwise digits is resized to
+    32x32 and repeated to 3 channels, as the 2024 code does for MNIST, so every convolutional
+    model of the papers runs on it.
+    """
+    if name == 'digits':
+        return load_digits(flat_input)
+    root = os.path.expanduser(data_dir)
+    if name in ('mnist', 'fashionmnist'):
+        return load_mnist_like(name, root)
+    if name in ('cifar10', 'cifar10_random'):
+        return load_cifar10(name, root)
+    if name == 'mini_imagenet':
+        return load_mini_imagenet(root)
+    if name in ('cifar100', 'svhn'):
+        return load_cifar100_svhn(name, root)
+    raise DataUnavailable('--dataset %s is not known; choose from mnist, fashionmnist, cifar10, '
+                          'cifar10_random, cifar100, svhn, mini_imagenet, digits' % name)
+
+
+def _torchvision_set(cls, name, root, **kwargs):
+    """Build a torchvision dataset with download=True; one clear line when that fails."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(30)
+    try:
+        return cls(root=root, download=True, **kwargs)
+    except Exception as error:   # torchvision raises RuntimeError, URLError, OSError, ...
+        raise DataUnavailable(
+            '--dataset %s: files not found under --data_dir %s and the download failed (%s); '
+            'put the files there, or run offline with --dataset digits'
+            % (name, root, str(error).splitlines()[0][:120] if str(error) else type(error).__name__))
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def load_mnist_like(name, root):
+    from torchvision import datasets
+    from torchvision.transforms.v2 import functional as TF
+    cls = datasets.MNIST if name == 'mnist' else datasets.FashionMNIST
+    sets = []
+    for train in (True, False):
+        raw = _torchvision_set(cls, name, root, train=train)
+        images = raw.data[:, None]                                       # (N, 1, 28, 28) uint8
+        images = TF.resize(images, [32, 32], antialias=True)             # Resize(32), once
+        sets.append(ImageSet(images, torch.as_tensor(raw.targets, dtype=torch.long), 1 / 255,
+                             MNIST_MEAN, MNIST_STD, channels=3))
+    return DataBundle(name, sets[0], sets[1], 10)
+
+
+def load_cifar10(name, root):
+    from torchvision import datasets
+    sets = []
+    for train in (True, False):
+        raw = _torchvision_set(datasets.CIFAR10, name, root, train=train)
+        images = torch.from_numpy(raw.data).permute(0, 3, 1, 2).contiguous()  # (N, 3, 32, 32)
+        labels = torch.as_tensor(raw.targets, dtype=torch.long)
+        mean, std = CIFAR_MEAN, CIFAR_STD
+        if name == 'cifar10_random':
+            labels = random_labels(root, train, len(labels))
+            mean, std = IMAGENET_MEAN, IMAGENET_STD
+        sets.append(ImageSet(images, labels, 1 / 255, mean, std))
+    return DataBundle(name, sets[0], sets[1], 10)
+
+
+def load_cifar100_svhn(name, root):
+    """2024 code: ToTensor only, no normalisation (spec D23 App. B)."""
+    from torchvision import datasets
+    sets = []
+    for train in (True, False):
+        if name == 'svhn':
+            raw = _torchvision_set(datasets.SVHN, name, root, split='train' if train else 'test')
+            images, labels = torch.from_numpy(raw.data), torch.as_tensor(raw.labels)
+        else:
+            raw = _torchvision_set(datasets.CIFAR100, name, root, train=train)
+            images = torch.from_numpy(raw.data).permute(0, 3, 1, 2).contiguous()
+            labels = torch.as_tensor(raw.targets)
+        sets.append(ImageSet(images, labels.long(), 1 / 255, (0.0,) * 3, (1.0,) * 3))
+    return DataBundle(name, sets[0], sets[1], 100 if name == 'cifar100' else 10)
+
+
+def random_labels(root, train, count):
+    """Labels of T's cifar10_random: every class equally often, in random order.
+
+    Read from <root>/cifar10_random_label/{train,test}_label.pkl (key 'label'); when the file
+    is missing it is generated once with a fixed seed and saved there (the original script is
+    unseeded and had a placeholder path)."""
+    path = os.path.join(root, 'cifar10_random_label', '%s_label.pkl' % ('train' if train else 'test'))
+    if not os.path.exists(path):
+        rng = np.random.RandomState(RANDOM_LABEL_SEED + (0 if train else 1))
+        labels = rng.permutation(np.arange(count) % 10).astype(np.int64)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        from checkpoints import atomic_write
+        atomic_write(path, lambda f: pickle.dump({'label': labels}, f))
+        print('wrote seeded random labels to %s' % path)
+    with open(path, 'rb') as f:
+        labels = np.asarray(pickle.load(f)['label'], dtype=np.int64)
+    if len(labels) != count:
+        raise DataUnavailable('%s holds %d labels but the split has %d images; delete it to '
+                              'regenerate' % (path, len(labels), count))
+    return torch.from_numpy(labels)
+
+
+def load_digits(flat_input):
+    """scikit-learn's 1797 8x8 digits (pixel values 0..16), fixed stratified 80/20 split."""
+    from sklearn.datasets import load_digits as sklearn_digits
+    digits = sklearn_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32)[:, None]  # (1797, 1, 8, 8)
+    labels = torch.tensor(digits.target, dtype=torch.long)
+    rng = np.random.RandomState(DIGITS_SPLIT_SEED)
+    test_mask = np.zeros(len(labels), dtype=bool)
+    for k in range(10):
+        members = np.flatnonzero(digits.target == k)
+        test_mask[rng.choice(members, int(round(DIGITS_TEST_FRACTION * len(members))), replace=False)] = True
+    train_idx, test_idx = np.flatnonzero(~test_mask), np.flatnonzero(test_mask)
+    channels = None
+    if not flat_input:
+        images = F.interpolate(images, size=(32, 32), mode='bilinear', align_corners=False)
+        channels = 3
+    pixels = images[train_idx] / 16
+    mean, std = (pixels.mean().item(),), (pixels.std().item(),)
+    make = lambda idx: ImageSet(images[idx], labels[idx], 1 / 16, mean, std, channels)
+    return DataBundle('digits', make(train_idx), make(test_idx), 10)
+
+
+def load_mini_imagenet(root):
+    """J's MiniImagenet (spec J §2.2): 100 classes, first 500 images per class for training
+    and the last 100 for testing, from the Kaggle cache pickles in --data_dir. The processed
+    split is cached as processed_{train,test}.pkl beside them, in J's format."""
+    processed = {split: os.path.join(root, 'processed_%s.pkl' % split) for split in ('train', 'test')}
+    if not all(os.path.exists(p) for p in processed.values()):
+        build_mini_imagenet_split(root, processed)
+    sets = []
+    for split in ('train', 'test'):
+        with open(processed[split], 'rb') as f:
+            content = pickle.load(f)
+        images = torch.from_numpy(np.asarray(content['%s_data' % split])).permute(0, 3, 1, 2).contiguous()
+        labels = torch.as_tensor(np.asarray(content['%s_label' % split]), dtype=torch.long)
+        sets.append(ImageSet(images, labels, 1 / 255, IMAGENET_MEAN, IMAGENET_STD))
+    return DataBundle('mini_imagenet', sets[0], sets[1], 100)
+
+
+def build_mini_imagenet_split(root, processed, per_class=600, train_per_class=500):
+    from checkpoints import atomic_write
+    blocks = []
+    for split in ('train', 'val', 'test'):
+        path = os.path.join(root, 'mini-imagenet-cache-%s.pkl' % split)
+        if not os.path.exists(path):
+            raise DataUnavailable('--dataset mini_imagenet needs %s (Kaggle "miniimagenet" cache '
+                                  'pickles) under --data_dir %s' % (os.path.basename(path), root))
+        with open(path, 'rb') as f:
+            image_data = np.asarray(pickle.load(f)['image_data'])            # (n*600, 84, 84, 3)
+        blocks.append(image_data.reshape(-1, per_class, *image_data.shape[1:]))
+    classes = np.concatenate(blocks)                                          # (100, 600, 84, 84, 3)
+    num_classes, test_per_class = len(classes), per_class - train_per_class
+    content = {
+        'train': {'train_data': classes[:, :train_per_class].reshape(-1, *classes.shape[2:]),
+                  'train_label': np.repeat(np.arange(num_classes), train_per_class)},
+        'test': {'test_data': classes[:, train_per_class:].reshape(-1, *classes.shape[2:]),
+                 'test_label': np.repeat(np.arange(num_classes), test_per_class)},
+    }
+    for split, path in processed.items():
+        atomic_write(path, lambda f, c=content[split]: pickle.dump(c, f))
+
+
+# ----------------------------------------------------------------------------------------
+# subsets
+
+def first_per_class(labels, counts):
+    """Indices of the first counts[k] samples of each class k in file order (the originals'
+    deterministic scan, spec J §2.4 / D23 §2.2), ascending. Reads labels only."""
+    labels = torch.as_tensor(labels)
+    chosen = []
+    for k, quota in enumerate(counts):
+        members = torch.nonzero(labels == k).flatten()
+        if len(members) < quota:
+            raise DataUnavailable('class %d has %d training samples, fewer than the %d requested'
+                                  % (k, len(members), quota))
+        chosen.append(members[:quota])
+    return torch.sort(torch.cat(chosen)).values
+
+
+def class_counts(labels, num_classes):
+    return torch.bincount(torch.as_tensor(labels), minlength=num_classes).tolist()
+
+
+# ----------------------------------------------------------------------------------------
+# what the scripts call
+
+def training_data(args, counts=None):
+    """The dataset for a run's flags, with the training subset the paper's script uses:
+    --sample_size S (first S per class) or explicit per-class ``counts`` (imbalanced runs).
+    MLPs get digits as flat 8x8 images; every other dataset keeps the paper's shape."""
+    import models
+    bundle = make_dataset(args.dataset, args.data_dir, flat_input=models.is_mlp(args.model))
+    if counts is None and args.sample_size is not None:
+        counts = [args.sample_size] * bundle.num_classes
+    if counts is not None:
+        if len(counts) != bundle.num_classes:
+            raise DataUnavailable('%d class counts given for the %d classes of --dataset %s'
+                                  % (len(counts), bundle.num_classes, args.dataset))
+        bundle.train = bundle.train.subset(first_per_class(bundle.train.labels, counts))
+    return bundle
+
+
+def augmentation(args):
+    """Crop-and-flip where the papers use it: zhou2022 --SOTA and dang2023
+    --data_augmentation, on cifar10 and mini_imagenet only (spec J §2, D23 §2.1)."""
+    wanted = args.SOTA if args.paper == 'zhou2022' else args.data_augmentation
+    return 'crop_flip' if wanted and args.dataset in ('cifar10', 'mini_imagenet') else None
+
+
+def make_train_loader(args, data, device, shuffle=True, batch_size=None):
+    generator = torch.Generator().manual_seed(args.seed)
+    return BatchLoader(data.train.to(device), batch_size or args.batch_size, shuffle=shuffle,
+                       generator=generator, augment=augmentation(args))

@@ -1,0 +1,54 @@
+"""Model registry: ``build_model(args, num_classes, input_shape)`` builds the network a paper's
+script builds for the same flags. Which variant a name means follows the recipe: Zhou 2022
+names are lower-case torchvision-style (``resnet18``) plus T's ``MLP``/``ResNet18_adapt``;
+Dang's are ``MLP``, ``ResNet18..152``, ``VGG11..19`` with a deep linear head."""
+import math
+
+from args import UsageError
+
+from . import resnet, vgg
+from .base import NCModel, simplex_etf_weight
+from .mlp import MLP, DeepLinearMLP
+from .wide_resnet import wide_resnet
+
+ZHOU_RESNETS = {name: getattr(resnet, name) for name in (
+    'resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'resnext50_32x4d',
+    'resnext101_32x8d', 'wide_resnet50_2', 'wide_resnet101_2')}
+ZHOU_RESNETS['wide_resnet'] = wide_resnet
+DANG_CONV = {name: getattr(resnet, name) for name in ('ResNet18', 'ResNet34', 'ResNet50', 'ResNet101', 'ResNet152')}
+DANG_CONV.update({name: getattr(vgg, name) for name in ('VGG11', 'VGG13', 'VGG16', 'VGG19')})
+
+ZHOU_NAMES = sorted(ZHOU_RESNETS) + ['MLP', 'ResNet18_adapt']
+DANG_NAMES = ['MLP'] + sorted(DANG_CONV)
+
+
+def model_names(paper):
+    return ZHOU_NAMES if paper == 'zhou2022' else DANG_NAMES
+
+
+def is_mlp(name):
+    return name == 'MLP'
+
+
+def build_model(args, num_classes, input_shape, unbalanced=False):
+    """Raise UsageError naming --model when the name is not one of the recipe's models."""
+    names = model_names(args.paper)
+    if args.model not in names:
+        raise UsageError('--model %s is not a %s model; choose one of: %s'
+                         % (args.model, args.paper, ', '.join(names)))
+    in_features = math.prod(input_shape)
+    if args.paper == 'zhou2022':
+        if args.model == 'MLP':
+            return MLP(in_features, args.width, args.depth, args.bias, num_classes)
+        if args.model == 'ResNet18_adapt':
+            return resnet.ResNet18_adapt(args.width, num_classes, args.bias)
+        return ZHOU_RESNETS[args.model](num_classes=num_classes, fc_bias=args.bias,
+                                        ETF_fc=args.ETF_fc, fixdim=args.fixdim, SOTA=args.SOTA)
+    if args.model == 'MLP':
+        # imbalanced scripts build the MLP without BatchNorm (D23 §3.4); 2024: ReLU features
+        return DeepLinearMLP(in_features, args.width, args.depth_relu, args.depth_linear,
+                             args.bias, num_classes, batchnorm=not unbalanced,
+                             relu_features=args.paper == 'dang2024')
+    return DANG_CONV[args.model](hidden=args.width, depth_linear=args.depth_linear,
+                                 fc_bias=args.bias, num_classes=num_classes,
+                                 bn_features=args.paper != 'dang2024')

@@ -1,0 +1,71 @@
+"""Multi-layer perceptrons of Zhu et al. 2021 (used by Zhou 2022's README) and Dang et al."""
+import math
+
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .base import NCModel, deep_linear_head
+
+
+class MLP(NCModel):
+    """T's MLP (spec J §3.6): [Linear-BN-ReLU] x depth, then fc. forward returns
+    (fc(h), normalize(h))."""
+    normalize_returned_features = True
+
+    def __init__(self, in_features, hidden, depth=6, fc_bias=True, num_classes=10):
+        super().__init__()
+        layers, width = [], in_features
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU()]
+            width = hidden
+        self.layers = nn.Sequential(*layers)
+        self.fc = nn.Linear(hidden, num_classes, bias=fc_bias)
+
+    def features(self, x):
+        return self.layers(x.flatten(1))
+
+    def head_layers(self):
+        return [self.fc]
+
+
+class DeepLinearMLP(NCModel):
+    """D23's MLP (spec D23 §3.1) with a deep linear head of depth_linear layers.
+
+    batchnorm=True (balanced): [Linear-ReLU-BN] x depth_relu, then one more BatchNorm1d.
+    batchnorm=False (imbalanced): [Linear-ReLU] x depth_relu, then an intermediate Linear with
+    bias; relu_features=True applies a ReLU to it (Dang 2024, "unconstrained ReLU features").
+    Initialisation as coded (bug B5, kept for faithfulness): orthogonal_ only on the Linear
+    layers among the first depth_relu modules of the backbone, and on every head layer.
+    """
+
+    def __init__(self, in_features, hidden, depth_relu=6, depth_linear=1, fc_bias=True,
+                 num_classes=10, batchnorm=True, relu_features=False):
+        super().__init__()
+        layers, width = [], in_features
+        for _ in range(depth_relu):
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(hidden))
+            width = hidden
+        self.layers = nn.Sequential(*layers)
+        self.batchnorm, self.relu_features = batchnorm, relu_features
+        if batchnorm:
+            self.batch_norm = nn.BatchNorm1d(hidden)
+        else:
+            self.intermediate_layer = nn.Linear(hidden, hidden, bias=True)
+        self.fc = deep_linear_head(hidden, hidden, depth_linear, num_classes, fc_bias)
+        for module in list(self.layers)[:depth_relu]:
+            if isinstance(module, nn.Linear):
+                nn.init.orthogonal_(module.weight)
+        for layer in self.fc:
+            nn.init.orthogonal_(layer.weight)
+
+    def features(self, x):
+        h = self.layers(x.flatten(1))
+        if self.batchnorm:
+            return self.batch_norm(h)
+        h = self.intermediate_layer(h)
+        return F.relu(h) if self.relu_features else h
+
+    def head_layers(self):
+        return list(self.fc)

@@ -1,0 +1,175 @@
+"""The one training loop of the project, and the pieces every trainer configures it with.
+
+``fit`` runs epochs of ``train_one_epoch``, steps the LR schedule once per epoch, and writes
+``epoch_XXX.pth`` (the model's state dict, as the originals) at the recipe's cadence, a line
+per epoch in ``train_log.txt`` (the originals' formats) and one JSON line in
+``train_log.jsonl``. First-order optimisers and closure-based ones (L-BFGS, SdLBFGS) share
+the same loop: the step is always driven by a closure.
+
+Differences from the originals, all affecting logs only: the logged training accuracy is
+that of the training forward pass itself (train mode, before the update) instead of a
+second eval-mode forward after the update (spec J §12.2, D23 B18); the loss is read from
+the device only every tenth batch, as the originals print it.
+"""
+import json
+import math
+import os
+import random
+import time
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import checkpoints
+from args import UsageError
+
+LOG_EVERY_BATCHES = 10
+
+
+class TrainingDiverged(RuntimeError):
+    pass
+
+
+def set_seed(seed):
+    """utils.set_seed of J and D23 (spec J §5.5, D23 §4.7)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    os.environ['PYTHONHASHSEED'] = str(seed)
+
+
+def select_device(args):
+    """cuda:<gpu_id> when CUDA is available (the originals), else the CPU; --device overrides."""
+    if args.device != 'auto':
+        return torch.device(args.device)
+    if torch.cuda.is_available():
+        return torch.device('cuda:%d' % args.gpu_id)
+    return torch.device('cpu')
+
+
+def make_optimizer(args, model, coupled_weight_decay=True):
+    """J §5.1 / D23 §4.3: one group of all trainable parameters (a frozen ETF weight is left
+    out). Coupled L2 weight decay unless --sep_decay or a second-order trainer, whose
+    regularisation is in the loss."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = args.weight_decay if coupled_weight_decay and not args.sep_decay else 0.0
+    if args.optimizer == 'SGD':
+        return torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=decay)
+    if args.optimizer == 'Adam':
+        return torch.optim.Adam(params, lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=decay)
+    if args.optimizer == 'LBFGS':
+        return torch.optim.LBFGS(params, lr=args.lr, history_size=args.history_size,
+                                 line_search_fn='strong_wolfe')
+    if args.optimizer == 'SdLBFGS':
+        from optimizers import SdLBFGS
+        return SdLBFGS(params, lr=args.lr, history_size=args.history_size, lr_decay=False)
+    raise UsageError('--optimizer %s is not known; choose SGD, Adam, LBFGS or SdLBFGS' % args.optimizer)
+
+
+def make_scheduler(args, optimizer):
+    """'step' -> StepLR(--patience, --gamma); 'multistep_100_150' -> MultiStepLR([100, 150])."""
+    if args.decay_type == 'step':
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.patience, gamma=args.gamma)
+    milestones = [int(token) for token in args.decay_type.split('_')[1:]]
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=args.gamma)
+
+
+def topk_correct(logits, labels, ks=(1, 5)):
+    """Number of samples whose label is among the top-k logits, for each k (capped at K)."""
+    top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices          # (B, kmax)
+    hits = top == labels[:, None]
+    return [hits[:, :k].any(1).sum() for k in ks]
+
+
+def train_one_epoch(model, loader, objective, optimizer, epoch, epochs, log=None):
+    """One pass over ``loader``. Returns {'loss', 'train_acc1', 'train_acc5'}: batch-size
+    weighted means of the pre-step loss and accuracies, in percent."""
+    model.train()
+    loss_sum = correct1 = correct5 = 0.0
+    seen = 0
+    for batch_index, (images, labels) in enumerate(loader):
+        first = {}
+
+        def closure():
+            optimizer.zero_grad(set_to_none=True)
+            logits, returned_features = model(images)
+            loss = objective(model, logits, returned_features, labels)
+            loss.backward()
+            if not first:               # L-BFGS calls the closure repeatedly; log the first
+                first.update(loss=loss.detach(), logits=logits.detach())
+            return loss
+
+        if getattr(optimizer, 'needs_closure', isinstance(optimizer, torch.optim.LBFGS)):
+            optimizer.step(closure)
+        else:
+            closure()
+            optimizer.step()
+        batch = len(labels)
+        top1, top5 = topk_correct(first['logits'], labels)
+        loss_sum = loss_sum + first['loss'] * batch
+        correct1, correct5 = correct1 + top1, correct5 + top5
+        seen += batch
+        if log is not None and batch_index % LOG_EVERY_BATCHES == 0:
+            log('[epoch: %d] (%d/%d) | Loss: %.4f | top1: %.4f | top5: %.4f ' % (
+                epoch, batch_index + 1, len(loader), float(loss_sum) / seen,
+                100 * float(correct1) / seen, 100 * float(correct5) / seen))
+    return {'loss': float(loss_sum) / seen, 'train_acc1': 100 * float(correct1) / seen,
+            'train_acc5': 100 * float(correct5) / seen}
+
+
+def is_saved_epoch(epoch, epochs, save_every):
+    """Epoch e (1-based) is saved when (e - 1) % save_every == 0 or it is the last one:
+    every epoch for save_every = 1 (balanced scripts), epochs 1, 101, 201, ... and the last
+    for 100 (D23 imbalanced, spec D23 §4.6), 1, 11, 21, ... for 10 (2024 code)."""
+    return (epoch - 1) % save_every == 0 or epoch == epochs
+
+
+def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_every=1,
+        log_name='train_log.txt', header_lr=True):
+    """Train for ``epochs`` epochs, saving checkpoints into run_dir. Returns per-epoch stats.
+
+    Stops with TrainingDiverged (naming the epoch and the last good checkpoint) as soon as
+    an epoch's loss is not finite."""
+    log_path = os.path.join(run_dir, log_name)
+    log_file = open(log_path, 'w')
+
+    def log(line, echo=False):
+        log_file.write(line + '\n')
+        log_file.flush()
+        if echo:
+            tqdm.write(line)
+
+    parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log('# of model parameters: %d' % parameters, echo=True)
+    log('-' * 21 + ' Training ' + '-' * 31)
+    history, last_saved = [], None
+    open(os.path.join(run_dir, 'train_log.jsonl'), 'w').close()
+    bar = tqdm(range(1, epochs + 1), desc='train', unit='epoch', dynamic_ncols=True)
+    try:
+        for epoch in bar:
+            lr = optimizer.param_groups[0]['lr']
+            log('\nTraining Epoch: [%d | %d]' % (epoch, epochs) + (' LR: %f' % lr if header_lr else ''))
+            start = time.time()
+            stats = train_one_epoch(model, loader, objective, optimizer, epoch, epochs, log)
+            if not math.isfinite(stats['loss']):
+                raise TrainingDiverged(
+                    'loss is %s at epoch %d; last good checkpoint: %s' % (
+                        stats['loss'], epoch, last_saved or 'none (no epoch finished)'))
+            scheduler.step()
+            if is_saved_epoch(epoch, epochs, save_every):
+                last_saved = checkpoints.checkpoint_path(run_dir, epoch)
+                checkpoints.save_state_dict(model, last_saved)
+            stats.update(epoch=epoch, lr=lr, seconds=round(time.time() - start, 3))
+            history.append(stats)
+            log('[epoch: %d] | loss: %.6f | train top1: %.4f | lr: %g | seconds: %.2f' % (
+                epoch, stats['loss'], stats['train_acc1'], lr, stats['seconds']))
+            with open(os.path.join(run_dir, 'train_log.jsonl'), 'a') as jsonl:
+                jsonl.write(json.dumps(stats) + '\n')
+            bar.set_postfix(loss='%.4g' % stats['loss'], acc='%.1f' % stats['train_acc1'], lr='%.2g' % lr)
+    finally:
+        log_file.close()
+    return history
