@@ -6,12 +6,12 @@ Zhou et al. 2022 (recipe zhou2022, checkpoints in model_weights/<uid>/):
 Dang et al. 2023 (recipe dang2023, checkpoints in model_weights/<run name>/):
   CUDA_VISIBLE_DEVICES=0 python train_1st_order.py --model MLP --dataset cifar10 --depth_relu 6 --depth_linear 1 --width 512 --seed 1 --loss MSE --lr 0.0001 --optimizer Adam --sep_decay
 Offline: append --dataset digits (scikit-learn's bundled handwritten digits).
+
+Recipe (training.run): seed -> data (preloaded tensors) -> model by name -> run folder and
+args.txt -> shuffled mini-batches -> loss of the paper -> SGD/Adam with coupled weight decay
+(none under --sep_decay, whose penalties are in the loss) -> StepLR -> epoch_XXX.pth per epoch.
 """
 import args as cli
-import checkpoints
-import datasets
-import losses
-import models
 import training
 
 
@@ -22,18 +22,7 @@ def get_args_parser():
 def main(args):
     if args.optimizer in ('LBFGS', 'SdLBFGS'):
         raise cli.UsageError('--optimizer %s needs a closure: use train_2nd_order.py' % args.optimizer)
-    device = training.select_device(args)
-    training.set_seed(args.seed)
-    data = datasets.training_data(args)
-    model = models.build_model(args, data.num_classes, data.input_shape).to(device)
-    run_dir = checkpoints.prepare_run_dir(args)
-    loader = datasets.make_train_loader(args, data, device)
-    objective = losses.make_objective(args, data.num_classes)
-    optimizer = training.make_optimizer(args, model)
-    scheduler = training.make_scheduler(args, optimizer)
-    training.fit(model, loader, objective, optimizer, scheduler, run_dir, args.epochs,
-                 save_every=args.save_every or 1)
-    print('checkpoints: %s' % run_dir)
+    return training.run(args)
 
 
 if __name__ == '__main__':

@@ -22,6 +22,9 @@ import torch
 from tqdm import tqdm
 
 import checkpoints
+import datasets
+import losses
+import models
 from args import UsageError
 
 LOG_EVERY_BATCHES = 10
@@ -173,3 +176,32 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
     finally:
         log_file.close()
     return history
+
+
+def run(args, unbalanced=False, second_order=False, class_counts=None, full_batch=False,
+        default_save_every=1):
+    """The recipe every trainer follows: device and seed, data, model, run folder, loader,
+    objective, optimiser and schedule, then ``fit``. Returns the run folder.
+
+    unbalanced:    the imbalanced scripts' model (MLP without BatchNorm) and folder prefix
+    second_order:  explicit 1/2 lambda ||p||^2 penalty, no optimiser weight decay, batch log
+                   in log.txt without the LR in epoch headers (J's train_2nd_order.py)
+    class_counts:  per-class training counts (first n_k of each class, in file order)
+    full_batch:    one batch of all training samples in a fixed order (D23 imbalanced)
+    """
+    device = select_device(args)
+    set_seed(args.seed)
+    data = datasets.training_data(args, class_counts)
+    model = models.build_model(args, data.num_classes, data.input_shape, unbalanced).to(device)
+    run_dir = checkpoints.prepare_run_dir(args, unbalanced)
+    batch_size = len(data.train) if full_batch else args.batch_size
+    loader = datasets.make_train_loader(args, data, device, shuffle=class_counts is None,
+                                        batch_size=batch_size)
+    objective = losses.make_objective(args, data.num_classes, unbalanced, second_order)
+    optimizer = make_optimizer(args, model, coupled_weight_decay=not second_order)
+    scheduler = make_scheduler(args, optimizer)
+    fit(model, loader, objective, optimizer, scheduler, run_dir, args.epochs,
+        save_every=args.save_every or default_save_every,
+        log_name='log.txt' if second_order else 'train_log.txt', header_lr=not second_order)
+    print('checkpoints: %s' % run_dir)
+    return run_dir

@@ -1,0 +1,28 @@
+"""Train with L-BFGS (Zhou 2022, Figure "different optimizers"), one closure per mini-batch.
+
+  CUDA_VISIBLE_DEVICES=0 python train_2nd_order.py --gpu_id 0 --uid <name> --dataset cifar10 --optimizer LBFGS --lr 0.1 --history_size 10 --batch_size 2048
+
+--optimizer LBFGS is torch.optim.LBFGS with the strong-Wolfe line search (up to 20 iterations
+per batch, as J); --optimizer SdLBFGS is J's stochastic damped L-BFGS (optimizers.py), one
+update per batch. The loss carries the explicit penalty sum_p lambda/2 ||p||^2 over all
+trainable parameters (lambda = --weight_decay); the optimiser has no weight decay. StepLR per
+epoch, as J (T's version had no schedule). The batch log goes to log.txt, as J.
+"""
+import args as cli
+import training
+
+
+def get_args_parser():
+    return cli.get_train_parser('Train with a second-order optimiser (LBFGS, SdLBFGS).')
+
+
+def main(args):
+    if args.optimizer not in ('LBFGS', 'SdLBFGS'):
+        raise cli.UsageError('--optimizer %s: train_2nd_order.py supports LBFGS and SdLBFGS '
+                             '(use train_1st_order.py for SGD and Adam)' % args.optimizer)
+    return training.run(args, second_order=True)
+
+
+if __name__ == '__main__':
+    args = cli.parse(get_args_parser())
+    cli.run(main, args)
