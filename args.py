@@ -165,6 +165,8 @@ def add_run_flags(parser):
                         help='zhou2022: reuse an existing model_weights/<uid>')
     parser.add_argument('--save_every', type=int, default=None,
                         help="checkpoint every N epochs (default: the paper's cadence)")
+    parser.add_argument('--wandb', type=str, default='True',
+                        help='dang2024: accepted for compatibility; nothing is logged online')
     parser.add_argument('--weights_root', type=str, default='model_weights',
                         help='folder holding the run folders (the originals use ./model_weights)')
 
@@ -234,6 +236,9 @@ def given_dests(argv):
 def resolve(args, argv, unbalanced=False, evaluation=False, allowed=PAPERS):
     """Fill recipe defaults for flags the user did not set and record the recipe in args."""
     paper, reason = infer_paper(args, argv, allowed)
+    if paper not in allowed:
+        raise UsageError('--paper %s has no version of this script; choose %s'
+                         % (paper, ' or '.join(allowed)))
     if unbalanced and evaluation and args.lr is None:
         args.lr = EVAL_LR_UNBALANCED
     table = RECIPE_DEFAULTS_UNBALANCED if unbalanced else RECIPE_DEFAULTS

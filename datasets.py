@@ -348,3 +348,27 @@ def make_train_loader(args, data, device, shuffle=True, batch_size=None):
     generator = torch.Generator().manual_seed(args.seed)
     return BatchLoader(data.train.to(device), batch_size or args.batch_size, shuffle=shuffle,
                        generator=generator, augment=augmentation(args))
+
+
+# ----------------------------------------------------------------------------------------
+# imbalanced class counts (spec D23 §2.2, App. B)
+
+STEP_COUNTS = (100, 100, 200, 200, 300, 300, 400, 400, 500, 500)   # pairs of classes, ratio 5
+DIGITS_STEP_COUNTS = tuple(c // 4 for c in STEP_COUNTS)            # 25 ... 125: digits has ~143 per class
+
+
+def imbalanced_counts(paper, dataset):
+    """Per-class training counts of the imbalanced scripts: D23 uses the step pattern
+    (100, 100, 200, ..., 500) (only CIFAR-10 was wired up); the 2024 code uses ten times
+    that for CIFAR-10, 100..500 per block of 20 classes for CIFAR-100, and the step pattern
+    for MNIST, FashionMNIST and SVHN. digits: the same pattern divided by 4."""
+    if dataset == 'digits':
+        return list(DIGITS_STEP_COUNTS)
+    if dataset == 'cifar100':
+        return [100 * (1 + k // 20) for k in range(100)]
+    if paper == 'dang2024' and dataset == 'cifar10':
+        return [10 * c for c in STEP_COUNTS]
+    if dataset in ('cifar10', 'mnist', 'fashionmnist', 'svhn'):
+        return list(STEP_COUNTS)
+    raise DataUnavailable('--dataset %s has no imbalanced class counts; choose cifar10, cifar100, '
+                          'mnist, fashionmnist, svhn or digits' % dataset)

@@ -24,5 +24,5 @@ def main(args):
 
 
 if __name__ == '__main__':
-    args = cli.parse(get_args_parser())
+    args = cli.parse(get_args_parser(), allowed=('zhou2022', 'dang2023'))
     cli.run(main, args)
