@@ -25,6 +25,10 @@ class UsageError(ValueError):
     """Bad input the user can fix: reported as one line naming the flag or file, exit code 2."""
 
 
+class RunStopped(RuntimeError):
+    """A run that cannot go on (e.g. a non-finite loss): one line on stderr, exit code 1."""
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump), exit code 2."""
 
@@ -40,6 +44,9 @@ def run(main, args):
     except UsageError as error:
         sys.stderr.write('%s: error: %s\n' % (os.path.basename(sys.argv[0]), error))
         sys.exit(2)
+    except RunStopped as error:
+        sys.stderr.write('%s: stopped: %s\n' % (os.path.basename(sys.argv[0]), error))
+        sys.exit(1)
 
 
 DATASETS = ('mnist', 'fashionmnist', 'cifar10', 'cifar10_random', 'cifar100', 'svhn',
@@ -165,6 +172,10 @@ def add_run_flags(parser):
                         help='zhou2022: reuse an existing model_weights/<uid>')
     parser.add_argument('--save_every', type=int, default=None,
                         help="checkpoint every N epochs (default: the paper's cadence)")
+    parser.add_argument('--resume', action='store_true',
+                        help='continue the run from its newest complete resume state (resume.pth)')
+    parser.add_argument('--deterministic', action='store_true',
+                        help='CUDA: deterministic algorithms (the CPU is deterministic already)')
     parser.add_argument('--wandb', type=str, default='True',
                         help='dang2024: accepted for compatibility; nothing is logged online')
     parser.add_argument('--weights_root', type=str, default='model_weights',

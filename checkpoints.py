@@ -12,7 +12,12 @@ import datetime
 import glob
 import json
 import os
+import platform
+import random
 import re
+import shutil
+import subprocess
+import sys
 import tempfile
 
 import numpy as np
@@ -120,14 +125,92 @@ def write_args(folder, args):
 
 def prepare_run_dir(args, unbalanced=False):
     """Create the run folder and write args.txt/args.json and the empty log.txt, as the
-    originals' parsers do. zhou2022 refuses an existing --uid folder unless --force."""
+    originals' parsers do. zhou2022 refuses an existing --uid folder unless --force or
+    --resume."""
     from args import UsageError
     folder = run_dir(args, unbalanced)
-    if args.paper == 'zhou2022' and os.path.isdir(folder) and not args.force:
-        raise UsageError('%s already exists; pass --force to overwrite it or choose another --uid'
-                         % folder)
+    if args.paper == 'zhou2022' and os.path.isdir(folder) and not (args.force or args.resume):
+        raise UsageError('%s already exists; pass --force to overwrite it, --resume to continue '
+                         'it, or choose another --uid' % folder)
     os.makedirs(folder, exist_ok=True)
     args.save_path = folder
-    open(os.path.join(folder, 'log.txt'), 'w').close()
+    if not (args.resume and os.path.exists(os.path.join(folder, 'log.txt'))):
+        open(os.path.join(folder, 'log.txt'), 'w').close()
     write_args(folder, args)
     return folder
+
+
+# ----------------------------------------------------------------------------------------
+# resuming (beside the faithful state-dict checkpoints, which keep their format)
+
+RESUME_NAME = 'resume.pth'
+
+
+def save_resume_state(folder, epoch, model, optimizer, scheduler, generator):
+    """Everything needed to continue bit-identically after ``epoch``."""
+    state = {
+        'epoch': epoch, 'model': model.state_dict(), 'optimizer': optimizer.state_dict(),
+        'scheduler': scheduler.state_dict(), 'loader_generator': generator.get_state(),
+        'torch_rng': torch.get_rng_state(), 'numpy_rng': np.random.get_state(),
+        'python_rng': random.getstate(),
+        'cuda_rng': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+    atomic_write(os.path.join(folder, RESUME_NAME), lambda f: torch.save(state, f))
+
+
+def load_resume_state(folder, device='cpu'):
+    """The resume state, or None when there is none or it cannot be read (reported)."""
+    path = os.path.join(folder, RESUME_NAME)
+    if not os.path.exists(path):
+        return None
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except Exception as error:   # a damaged file: start over rather than crash
+        print('warning: %s cannot be read (%s); starting from epoch 1' % (path, type(error).__name__))
+        return None
+
+
+def restore_rng(state):
+    torch.set_rng_state(state['torch_rng'])
+    np.random.set_state(state['numpy_rng'])
+    random.setstate(state['python_rng'])
+    if state.get('cuda_rng') is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state['cuda_rng'])
+
+
+# ----------------------------------------------------------------------------------------
+# run records
+
+def git_commit():
+    try:
+        return subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=os.path.dirname(os.path.abspath(__file__)),
+                              capture_output=True, text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_run_record(folder, args, device):
+    """run.json: versions, device, recipe, all flags and the code's git commit."""
+    import torchvision
+    record = {
+        'python': platform.python_version(), 'torch': torch.__version__,
+        'torchvision': torchvision.__version__, 'numpy': np.__version__, 'device': str(device),
+        'paper': args.paper, 'recipe_reason': getattr(args, 'recipe_reason', None),
+        'git_commit': git_commit(), 'command': ' '.join(sys.argv),
+        'started': datetime.datetime.now().isoformat(timespec='seconds'),
+        'args': {k: v for k, v in sorted(vars(args).items())},
+    }
+    atomic_write_text(os.path.join(folder, 'run.json'), json.dumps(record, indent=1, default=str) + '\n')
+
+
+def warn_if_disk_too_small(folder, model, saved_checkpoints):
+    """Estimate the checkpoints' total size from the state dict; warn when it exceeds the free
+    space of the run folder's disk. Returns (estimated bytes, free bytes)."""
+    per_checkpoint = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    needed = per_checkpoint * saved_checkpoints
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        print('warning: %d checkpoints of %.1f MB need %.1f GB but %s has %.1f GB free; '
+              'use --save_every to keep fewer' % (saved_checkpoints, per_checkpoint / 1e6,
+                                                     needed / 1e9, folder, free / 1e9))
+    return needed, free

@@ -25,12 +25,12 @@ import checkpoints
 import datasets
 import losses
 import models
-from args import UsageError
+from args import RunStopped, UsageError
 
 LOG_EVERY_BATCHES = 10
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RunStopped):
     pass
 
 
@@ -132,13 +132,24 @@ def is_saved_epoch(epoch, epochs, save_every):
 
 
 def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_every=1,
-        log_name='train_log.txt', header_lr=True):
+        log_name='train_log.txt', header_lr=True, resume=False):
     """Train for ``epochs`` epochs, saving checkpoints into run_dir. Returns per-epoch stats.
 
-    Stops with TrainingDiverged (naming the epoch and the last good checkpoint) as soon as
-    an epoch's loss is not finite."""
-    log_path = os.path.join(run_dir, log_name)
-    log_file = open(log_path, 'w')
+    Beside each saved epoch_XXX.pth the full training state goes to resume.pth; with
+    resume=True the loop continues after the epoch stored there, so a killed run finishes
+    with the same weights as an uninterrupted one. Stops with TrainingDiverged (naming the
+    epoch and the last good checkpoint) as soon as an epoch's loss is not finite."""
+    state = checkpoints.load_resume_state(run_dir) if resume else None
+    start_epoch = 1
+    if state is not None:
+        model.load_state_dict(state['model'])
+        optimizer.load_state_dict(state['optimizer'])
+        scheduler.load_state_dict(state['scheduler'])
+        loader.generator.set_state(state['loader_generator'])
+        checkpoints.restore_rng(state)
+        start_epoch = state['epoch'] + 1
+        print('resuming %s after epoch %d' % (run_dir, state['epoch']))
+    log_file = open(os.path.join(run_dir, log_name), 'a' if state else 'w')
 
     def log(line, echo=False):
         log_file.write(line + '\n')
@@ -146,12 +157,18 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
         if echo:
             tqdm.write(line)
 
-    parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    log('# of model parameters: %d' % parameters, echo=True)
-    log('-' * 21 + ' Training ' + '-' * 31)
-    history, last_saved = [], None
-    open(os.path.join(run_dir, 'train_log.jsonl'), 'w').close()
-    bar = tqdm(range(1, epochs + 1), desc='train', unit='epoch', dynamic_ncols=True)
+    jsonl_path = os.path.join(run_dir, 'train_log.jsonl')
+    kept = []
+    if state is not None and os.path.exists(jsonl_path):
+        kept = [line for line in open(jsonl_path) if json.loads(line)['epoch'] < start_epoch]
+    checkpoints.atomic_write_text(jsonl_path, ''.join(kept))
+    if state is None:
+        parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        log('# of model parameters: %d' % parameters, echo=True)
+        log('-' * 21 + ' Training ' + '-' * 31)
+    history = []
+    last_saved = checkpoints.checkpoint_path(run_dir, state['epoch']) if state else None
+    bar = tqdm(range(start_epoch, epochs + 1), initial=start_epoch - 1, total=epochs, desc='train', unit='epoch', dynamic_ncols=True)
     try:
         for epoch in bar:
             lr = optimizer.param_groups[0]['lr']
@@ -166,11 +183,13 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
             if is_saved_epoch(epoch, epochs, save_every):
                 last_saved = checkpoints.checkpoint_path(run_dir, epoch)
                 checkpoints.save_state_dict(model, last_saved)
+                checkpoints.save_resume_state(run_dir, epoch, model, optimizer, scheduler,
+                                              loader.generator)
             stats.update(epoch=epoch, lr=lr, seconds=round(time.time() - start, 3))
             history.append(stats)
             log('[epoch: %d] | loss: %.6f | train top1: %.4f | lr: %g | seconds: %.2f' % (
                 epoch, stats['loss'], stats['train_acc1'], lr, stats['seconds']))
-            with open(os.path.join(run_dir, 'train_log.jsonl'), 'a') as jsonl:
+            with open(jsonl_path, 'a') as jsonl:
                 jsonl.write(json.dumps(stats) + '\n')
             bar.set_postfix(loss='%.4g' % stats['loss'], acc='%.1f' % stats['train_acc1'], lr='%.2g' % lr)
     finally:
@@ -191,9 +210,16 @@ def run(args, unbalanced=False, second_order=False, class_counts=None, full_batc
     """
     device = select_device(args)
     set_seed(args.seed)
+    if args.deterministic:
+        torch.use_deterministic_algorithms(True)
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     data = datasets.training_data(args, class_counts)
     model = models.build_model(args, data.num_classes, data.input_shape, unbalanced).to(device)
     run_dir = checkpoints.prepare_run_dir(args, unbalanced)
+    checkpoints.write_run_record(run_dir, args, device)
+    save_every = args.save_every or default_save_every
+    checkpoints.warn_if_disk_too_small(run_dir, model, len(
+        [e for e in range(1, args.epochs + 1) if is_saved_epoch(e, args.epochs, save_every)]))
     batch_size = len(data.train) if full_batch else args.batch_size
     loader = datasets.make_train_loader(args, data, device, shuffle=class_counts is None,
                                         batch_size=batch_size)
@@ -201,7 +227,7 @@ def run(args, unbalanced=False, second_order=False, class_counts=None, full_batc
     optimizer = make_optimizer(args, model, coupled_weight_decay=not second_order)
     scheduler = make_scheduler(args, optimizer)
     fit(model, loader, objective, optimizer, scheduler, run_dir, args.epochs,
-        save_every=args.save_every or default_save_every,
-        log_name='log.txt' if second_order else 'train_log.txt', header_lr=not second_order)
+        save_every=save_every, log_name='log.txt' if second_order else 'train_log.txt',
+        header_lr=not second_order, resume=args.resume)
     print('checkpoints: %s' % run_dir)
     return run_dir

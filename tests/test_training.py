@@ -58,7 +58,7 @@ def test_zhou_uid_layout_and_force(tmp_path, monkeypatch):
     args, data, model, run_dir, history = train_in_process(command, tmp_path, monkeypatch)
     assert run_dir == os.path.join('model_weights', 'sgd_run')
     assert sorted(os.listdir(run_dir)) == ['args.json', 'args.txt', 'epoch_001.pth', 'epoch_002.pth',
-                                           'log.txt', 'train_log.jsonl', 'train_log.txt']
+                                           'log.txt', 'resume.pth', 'train_log.jsonl', 'train_log.txt']
     assert open(os.path.join(run_dir, 'args.txt')).read().startswith('Namespace(')
     log = open(os.path.join(run_dir, 'train_log.txt')).read().splitlines()
     assert log[0].startswith('# of model parameters: ')
@@ -68,7 +68,7 @@ def test_zhou_uid_layout_and_force(tmp_path, monkeypatch):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         'train_1st_order.py: error: model_weights/sgd_run already exists; pass --force to overwrite '
-        'it or choose another --uid']
+        'it, --resume to continue it, or choose another --uid']
     run_script('train_1st_order.py', *shlex.split(command), '--force', cwd=tmp_path)
 
 
