@@ -16,6 +16,7 @@ Flags whose default differs between papers are parsed with ``default=None``; the
 resolved namespace equals what the original script would have seen.
 """
 import argparse
+import math
 import os
 import sys
 
@@ -288,6 +289,10 @@ def check(args):
         raise UsageError('--sample_size must be at least 1 (got %s)' % args.sample_size)
     if args.save_every is not None and args.save_every < 1:
         raise UsageError('--save_every must be at least 1 (got %s)' % args.save_every)
+    for dest in ('lr', 'weight_decay', 'feature_decay_rate', 'gamma', 'M', 'k'):
+        value = getattr(args, dest)
+        if value is not None and not math.isfinite(value):
+            raise UsageError('--%s must be a finite number (got %s)' % (dest, value))
     if args.lr is not None and not args.lr > 0:
         raise UsageError('--lr must be positive (got %s)' % args.lr)
     for dest in ('weight_decay', 'feature_decay_rate'):
