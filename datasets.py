@@ -372,3 +372,77 @@ def imbalanced_counts(paper, dataset):
         return list(STEP_COUNTS)
     raise DataUnavailable('--dataset %s has no imbalanced class counts; choose cifar10, cifar100, '
                           'mnist, fashionmnist, svhn or digits' % dataset)
+
+
+# ----------------------------------------------------------------------------------------
+# Hong & Ling 2023 (spec Hong §4)
+
+HONG_CIFAR_STD = (0.247, 0.243, 0.261)
+HONG_FASHION = ((0.2860,), (0.3530,))
+HONG_DATASETS = ('cifar10', 'fashion_mnist', 'digits')
+
+
+def hong_dataset(name, data_dir):
+    """Hong's transforms: cifar10 ToTensor + Normalize(CIFAR mean, (0.247, 0.243, 0.261));
+    fashion_mnist Resize(32) + ToTensor + Normalize(0.2860, 0.3530), ONE channel; digits
+    (offline) resized to 32x32, one channel. No augmentation."""
+    if name == 'cifar10':
+        bundle = load_cifar10('cifar10', os.path.expanduser(data_dir))
+        recast = dict(mean=CIFAR_MEAN, std=HONG_CIFAR_STD, channels=None)
+    elif name == 'fashion_mnist':
+        bundle = load_mnist_like('fashionmnist', os.path.expanduser(data_dir))
+        recast = dict(mean=HONG_FASHION[0], std=HONG_FASHION[1], channels=None)
+    elif name == 'digits':
+        bundle = load_digits(flat_input=False)
+        recast = dict(mean=bundle.train.mean, std=bundle.train.std, channels=None)
+    else:
+        raise DataUnavailable('--dataset_t %s is not known; choose cifar10, fashion_mnist or digits' % name)
+    for split in ('train', 'test'):
+        data = getattr(bundle, split)
+        setattr(bundle, split, ImageSet(data.images, data.labels, data.scale, recast['mean'],
+                                        recast['std'], recast['channels']))
+    return bundle
+
+
+def train_then_test_indices(train_labels, test_labels, counts, generator):
+    """Hong's subset rule (spec Hong §4.3): walk a random permutation of the training split and
+    keep a sample while its class is below quota, then top up from a permutation of the test
+    split. Returns (train indices, test indices) in acceptance order."""
+    chosen = []
+    remaining = torch.as_tensor(counts, dtype=torch.long)
+    for labels in (torch.as_tensor(train_labels), torch.as_tensor(test_labels)):
+        order = torch.randperm(len(labels), generator=generator)
+        ordered = labels[order]
+        # rank of each sample among the earlier samples of its class in this walk
+        onehot = torch.nn.functional.one_hot(ordered, len(counts))
+        rank = (onehot.cumsum(0) * onehot).sum(1) - 1
+        keep = rank < remaining[ordered]
+        chosen.append(order[keep])
+        remaining = remaining - torch.bincount(ordered[keep], minlength=len(counts))
+    if remaining.max() > 0:
+        short = int(torch.argmax(remaining))
+        raise DataUnavailable('class %d has only %d of the %d samples requested (train and test '
+                              'together); lower the counts' % (short, counts[short] - int(remaining[short]),
+                                                               counts[short]))
+    return chosen[0], chosen[1]
+
+
+def hong_training_set(bundle, counts, cache_path, seed=0):
+    """The rendered imbalanced training set, as one ImageSet. The chosen indices are drawn
+    with a seeded generator (the original used an unseeded CUDA generator) and cached at
+    ``cache_path`` together with the counts and the dataset, so a cache is reused only for
+    the same request."""
+    request = {'dataset': bundle.name, 'counts': [int(c) for c in counts], 'seed': seed}
+    cached = torch.load(cache_path, weights_only=False) if os.path.exists(cache_path) else None
+    if cached is None or cached['request'] != request:
+        train_idx, test_idx = train_then_test_indices(bundle.train.labels, bundle.test.labels,
+                                                      counts, torch.Generator().manual_seed(seed))
+        cached = {'request': request, 'train_indices': train_idx, 'test_indices': test_idx}
+        from checkpoints import atomic_write
+        atomic_write(cache_path, lambda f: torch.save(cached, f))
+        print('rendered %s: class counts %s' % (cache_path, request['counts']))
+    else:
+        print('dataset already rendered: %s' % cache_path)
+    train, test = bundle.train.subset(cached['train_indices']), bundle.test.subset(cached['test_indices'])
+    return ImageSet(torch.cat([train.images, test.images]), torch.cat([train.labels, test.labels]),
+                    train.scale, train.mean, train.std, train.channels)

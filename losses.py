@@ -85,6 +85,33 @@ class Objective:
         return loss
 
 
+class HongObjective:
+    """Hong & Ling 2023, per mini-batch B (spec Hong §6.2):
+        CE_mean + lambda_W ||W||_F^2 + lambda_b ||b||^2 + lambda_H (N/|B|) sum_{i in B} ||h_i||^2,
+    an unbiased estimate of the UFM objective (1/N) sum_i CE + lambda_W ||W||^2 + lambda_H ||H||^2
+    + lambda_b ||b||^2 (no 1/2 factors). Warm phase of simple_train_batch_warm (spec §6.4):
+    lambda_H and lambda_W divided by 10 for the first ``warm_epochs`` epochs (the original prints
+    "larger", the code makes them smaller). A bias-free classifier skips the bias term (the
+    original crashed, bug 11)."""
+
+    def __init__(self, lambda_H, lambda_W, lambda_b, num_train, warm_epochs=0):
+        self.lambda_H, self.lambda_W, self.lambda_b = lambda_H, lambda_W, lambda_b
+        self.num_train, self.warm_epochs, self.scale = num_train, warm_epochs, 1.0
+        self.criterion = nn.CrossEntropyLoss()
+
+    def start_epoch(self, epoch_index):
+        self.scale = 0.1 if epoch_index < self.warm_epochs else 1.0
+
+    def __call__(self, model, logits, features, labels):
+        classifier = model.head_layers()[-1]
+        loss = self.criterion(logits, labels)
+        loss = loss + self.scale * self.lambda_W * classifier.weight.pow(2).sum()
+        if classifier.bias is not None:
+            loss = loss + self.lambda_b * classifier.bias.pow(2).sum()
+        feature_sum = features.pow(2).sum()
+        return loss + self.scale * self.lambda_H * self.num_train / len(labels) * feature_sum
+
+
 def make_objective(args, num_classes, unbalanced=False, second_order=False):
     """The training objective each paper's trainer uses for these flags."""
     criterion = make_criterion(args.loss, num_classes, args.k, args.M)

@@ -132,13 +132,16 @@ def is_saved_epoch(epoch, epochs, save_every):
 
 
 def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_every=1,
-        log_name='train_log.txt', header_lr=True, resume=False):
+        log_name='train_log.txt', header_lr=True, resume=False, save_rule=None):
     """Train for ``epochs`` epochs, saving checkpoints into run_dir. Returns per-epoch stats.
 
     Beside each saved epoch_XXX.pth the full training state goes to resume.pth; with
     resume=True the loop continues after the epoch stored there, so a killed run finishes
     with the same weights as an uninterrupted one. Stops with TrainingDiverged (naming the
-    epoch and the last good checkpoint) as soon as an epoch's loss is not finite."""
+    epoch and the last good checkpoint) as soon as an epoch's loss is not finite.
+    save_rule(epoch, epochs) -> bool overrides the every-``save_every`` cadence; an objective
+    with ``start_epoch(epoch_index)`` is told each epoch's 0-based index (warm phases)."""
+    save_rule = save_rule or (lambda epoch, total: is_saved_epoch(epoch, total, save_every))
     state = checkpoints.load_resume_state(run_dir) if resume else None
     start_epoch = 1
     if state is not None:
@@ -174,13 +177,15 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
             lr = optimizer.param_groups[0]['lr']
             log('\nTraining Epoch: [%d | %d]' % (epoch, epochs) + (' LR: %f' % lr if header_lr else ''))
             start = time.time()
+            if hasattr(objective, 'start_epoch'):
+                objective.start_epoch(epoch - 1)
             stats = train_one_epoch(model, loader, objective, optimizer, epoch, epochs, log)
             if not math.isfinite(stats['loss']):
                 raise TrainingDiverged(
                     'loss is %s at epoch %d; last good checkpoint: %s' % (
                         stats['loss'], epoch, last_saved or 'none (no epoch finished)'))
             scheduler.step()
-            if is_saved_epoch(epoch, epochs, save_every):
+            if save_rule(epoch, epochs):
                 last_saved = checkpoints.checkpoint_path(run_dir, epoch)
                 checkpoints.save_state_dict(model, last_saved)
                 checkpoints.save_resume_state(run_dir, epoch, model, optimizer, scheduler,

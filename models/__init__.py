@@ -20,10 +20,20 @@ DANG_CONV.update({name: getattr(vgg, name) for name in ('VGG11', 'VGG13', 'VGG16
 
 ZHOU_NAMES = sorted(ZHOU_RESNETS) + ['MLP', 'ResNet18_adapt']
 DANG_NAMES = ['MLP'] + sorted(DANG_CONV)
+HONG_NAMES = ['ResNet18', 'ResNet18_bf', 'VGG11', 'VGG13']
 
 
 def model_names(paper):
-    return ZHOU_NAMES if paper == 'zhou2022' else DANG_NAMES
+    return {'zhou2022': ZHOU_NAMES, 'hong2023': HONG_NAMES}.get(paper, DANG_NAMES)
+
+
+def build_hong_model(name, in_channels, num_classes=10):
+    """Hong & Ling's build_model names (ResNet18_bf = bias-free classifier)."""
+    if name not in HONG_NAMES:
+        raise UsageError('--network %s is not known; choose one of: %s' % (name, ', '.join(HONG_NAMES)))
+    if name.startswith('VGG'):
+        return vgg.HongVGG(name, num_classes, in_channels)
+    return resnet.HongResNet18(num_classes, in_channels, bias=name != 'ResNet18_bf')
 
 
 def is_mlp(name):

@@ -181,10 +181,10 @@ class CifarBottleneck(nn.Module):
 class CifarResNetBody(nn.Module):
     """conv3x3 stem, four stages of base width k, 4x4 average pool, flatten."""
 
-    def __init__(self, block, num_blocks, width=64):
+    def __init__(self, block, num_blocks, width=64, in_channels=3):
         super().__init__()
         self.in_planes = width
-        self.conv1, self.bn1 = conv3x3(3, width), nn.BatchNorm2d(width)
+        self.conv1, self.bn1 = conv3x3(in_channels, width), nn.BatchNorm2d(width)
         self.layer1 = self._make_layer(block, width, num_blocks[0], 1)
         self.layer2 = self._make_layer(block, 2 * width, num_blocks[1], 2)
         self.layer3 = self._make_layer(block, 4 * width, num_blocks[2], 2)
@@ -251,3 +251,19 @@ class ResNet18_adapt(NCModel):
 
     def head_layers(self):
         return [self.fc]
+
+
+class HongResNet18(NCModel):
+    """Hong & Ling 2023 (spec Hong §5): CIFAR ResNet18 whose feature is the 512-d pooled output
+    after the last ReLU (non-negative), classifier ``classifier`` = Linear(512, 10)."""
+
+    def __init__(self, num_classes=10, in_channels=3, bias=True):
+        super().__init__()
+        self.body = CifarResNetBody(CifarBasicBlock, [2, 2, 2, 2], in_channels=in_channels)
+        self.classifier = nn.Linear(self.body.out_features, num_classes, bias=bias)
+
+    def features(self, x):
+        return self.body(x)
+
+    def head_layers(self):
+        return [self.classifier]

@@ -1,6 +1,7 @@
 """D23's VGG (spec D23 §3.3): conv(bias)-BN-ReLU stacks, BatchNorm1d(512) features, deep
 linear head."""
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .base import NCModel, deep_linear_head
 
@@ -13,20 +14,25 @@ CONFIGS = {
 }
 
 
+def conv_stack(vgg_name, channels=3):
+    """conv3x3(bias)-BN-ReLU per number, MaxPool(2, 2) per 'M', then the identity AvgPool."""
+    layers = []
+    for item in CONFIGS[vgg_name]:
+        if item == 'M':
+            layers.append(nn.MaxPool2d(2, 2))
+        else:
+            layers += [nn.Conv2d(channels, item, 3, padding=1), nn.BatchNorm2d(item),
+                       nn.ReLU(inplace=True)]
+            channels = item
+    layers.append(nn.AvgPool2d(1, 1))
+    return nn.Sequential(*layers)
+
+
 class VGG(NCModel):
     def __init__(self, vgg_name, hidden, depth_linear=1, fc_bias=True, num_classes=10,
                  bn_features=True):
         super().__init__()
-        layers, channels = [], 3
-        for item in CONFIGS[vgg_name]:
-            if item == 'M':
-                layers.append(nn.MaxPool2d(2, 2))
-            else:
-                layers += [nn.Conv2d(channels, item, 3, padding=1), nn.BatchNorm2d(item),
-                           nn.ReLU(inplace=True)]
-                channels = item
-        layers.append(nn.AvgPool2d(1, 1))
-        self.body = nn.Sequential(*layers)
+        self.body = conv_stack(vgg_name)
         self.batch_norm = nn.BatchNorm1d(512)
         self.bn_features = bn_features
         self.fc = deep_linear_head(512, hidden, depth_linear, num_classes, fc_bias)
@@ -46,3 +52,22 @@ def _factory(name):
 
 
 VGG11, VGG13, VGG16, VGG19 = (_factory(name) for name in CONFIGS)
+
+
+class HongVGG(NCModel):
+    """Hong & Ling 2023 (spec Hong §5): conv stack, fc1 (512->4096), BatchNorm1d, ReLU, fc2
+    (4096->4096), ReLU = the 4096-d feature; ``bn2`` exists (state-dict keys) but is unused."""
+
+    def __init__(self, vgg_name, num_classes=10, in_channels=3, bias=True):
+        super().__init__()
+        self.body = conv_stack(vgg_name, in_channels)
+        self.fc1, self.bn1 = nn.Linear(512, 4096), nn.BatchNorm1d(4096)
+        self.fc2, self.bn2 = nn.Linear(4096, 4096), nn.BatchNorm1d(4096)
+        self.classifier = nn.Linear(4096, num_classes, bias=bias)
+
+    def features(self, x):
+        h = F.relu(self.bn1(self.fc1(self.body(x).flatten(1))))
+        return F.relu(self.fc2(h))
+
+    def head_layers(self):
+        return [self.classifier]
