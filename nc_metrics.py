@@ -1,0 +1,446 @@
+"""The Neural Collapse metric engine: streaming class statistics first, pure measures second.
+
+Statistics (``ClassStatistics``) are accumulated batch by batch in float64 with batched
+matrix products: per-class counts n_k, sums and squared norms, and the pooled scatter, all of
+features shifted by a per-class reference (the class mean of the first batch that contains the
+class), which removes the cancellation of one-pass second moments when features are collapsed
+far from the origin (spec nc_metrics_reference §3.5, §4.2).
+
+Measures are functions of those statistics and of the classifier; each docstring names the
+paper and formula. Where the papers' codes differ, the choice is a named field of
+``Conventions`` and each paper's as-coded choice is a preset in ``CONVENTIONS``.
+
+Notation: K classes present, N samples, features h_i in R^D, class means mu_k, global mean
+mu_G (sample mean, or mean of class means), M~ = [mu_k - mu_G] (K x D), classifier W (K x D),
+bias b, P = (I_K - 11^T/K)/sqrt(K-1) the unit-Frobenius simplex-ETF Gram target.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import torch
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """Choices on which the classic codes disagree (spec nc_metrics_reference §3.3)."""
+    global_mean: str          # 'sample': (1/N) sum_i h_i;  'classes': (1/K) sum_k mu_k
+    between_weights: str      # 'uniform': Sigma_B = (1/K) sum_k ...;  'counts': weights n_k/N (Hong)
+    nc1_divide_by_K: bool     # NC1 = tr(Sigma_W Sigma_B^+)/K, or without /K (Papyan's Colab code)
+    center_classifier: bool   # NC2/NC3 on W - 1 w_bar^T (Zhou 2022) or on the raw W (Zhu 2021, D23)
+    pinv: str                 # the original's pseudo-inverse, for the as-coded NC1:
+                              # 'scipy_float32' (T, J, D23) or 'float64_rcond1e-10' (Hong)
+
+
+CONVENTIONS = {
+    'zhou2022': Conventions('sample', 'uniform', True, True, 'scipy_float32'),
+    'zhu2021': Conventions('sample', 'uniform', True, False, 'scipy_float32'),
+    'dang2023': Conventions('sample', 'uniform', True, False, 'scipy_float32'),
+    'dang2024': Conventions('sample', 'uniform', True, False, 'scipy_float32'),
+    'hong2023': Conventions('sample', 'counts', True, False, 'float64_rcond1e-10'),
+    'papyan2020': Conventions('classes', 'uniform', False, False, 'scipy_float32'),
+}
+
+
+class ClassStatistics:
+    """Streaming per-class statistics of features, exact in float64 (reference §4.2)."""
+
+    def __init__(self, num_classes, dim, device='cpu', reference=None):
+        self.num_classes, self.dim, self.device = num_classes, dim, torch.device(device)
+        kw = dict(dtype=torch.float64, device=self.device)
+        self.reference = torch.zeros(num_classes, dim, **kw)                  # R (K, D)
+        self.has_reference = torch.zeros(num_classes, dtype=torch.bool, device=self.device)
+        if reference is not None:
+            self.reference.copy_(torch.as_tensor(reference, **kw))
+            self.has_reference[:] = True
+        self.counts = torch.zeros(num_classes, dtype=torch.long, device=self.device)  # n (K,)
+        self.shifted_sums = torch.zeros(num_classes, dim, **kw)              # S (K, D)
+        self.shifted_scatter = torch.zeros(dim, dim, **kw)                   # Q (D, D)
+        self.shifted_sq_norms = torch.zeros(num_classes, **kw)               # q (K,)
+
+    def update(self, features, labels):
+        """Add a batch: features (B, D) of any float dtype, labels (B,) in 0..K-1."""
+        x = features.detach().to(self.device, torch.float64)                 # (B, D)
+        y = labels.detach().to(self.device, torch.long)                      # (B,)
+        if len(y) and (y.min() < 0 or y.max() >= self.num_classes):
+            raise ValueError('labels must lie in 0..%d' % (self.num_classes - 1))
+        batch_counts = torch.bincount(y, minlength=self.num_classes)
+        new = (batch_counts > 0) & ~self.has_reference
+        if new.any():      # reference = this batch's mean of each newly seen class
+            batch_sums = torch.zeros_like(self.reference).index_add_(0, y, x)
+            self.reference[new] = batch_sums[new] / batch_counts[new, None]
+            self.has_reference |= new
+        z = x - self.reference[y]                                            # (B, D)
+        self.counts += batch_counts
+        self.shifted_sums.index_add_(0, y, z)
+        self.shifted_sq_norms.index_add_(0, y, (z * z).sum(1))
+        self.shifted_scatter.addmm_(z.T, z)                                  # one GEMM per batch
+
+    # ---- finished statistics (present classes only, in label order) ----
+    @property
+    def present(self):
+        return self.counts > 0
+
+    @property
+    def num_present(self):
+        return int(self.present.sum())
+
+    @property
+    def num_samples(self):
+        return int(self.counts.sum())
+
+    @property
+    def class_counts(self):
+        return self.counts[self.present].double()                           # (K,)
+
+    @property
+    def class_means(self):
+        """mu_k = R_k + S_k / n_k, (K, D)."""
+        p = self.present
+        return self.reference[p] + self.shifted_sums[p] / self.counts[p, None]
+
+    def global_mean(self, conventions):
+        kind = conventions if isinstance(conventions, str) else conventions.global_mean
+        means = self.class_means
+        if kind == 'sample':
+            return (self.class_counts[:, None] * means).sum(0) / self.num_samples
+        if kind == 'classes':
+            return means.mean(0)
+        raise ValueError("global mean convention must be 'sample' or 'classes' (got %r)" % kind)
+
+    @property
+    def within_class_cov(self):
+        """Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T = (Q - sum_k S_k S_k^T/n_k)/N."""
+        p = self.present
+        S, n = self.shifted_sums[p], self.counts[p].double()
+        sigma_w = (self.shifted_scatter - (S / n[:, None]).T @ S) / self.num_samples
+        return (sigma_w + sigma_w.T) / 2
+
+    @property
+    def class_variances(self):
+        """v_k = tr Sigma_k = (1/n_k) sum_{y_i=k} ||h_i - mu_k||^2 (biased)."""
+        p = self.present
+        n = self.counts[p].double()
+        return self.shifted_sq_norms[p] / n - ((self.shifted_sums[p] / n[:, None]) ** 2).sum(1)
+
+
+# ----------------------------------------------------------------------------------------
+# NC1
+
+def between_class_factor(stats, conventions):
+    """A (K, D) with Sigma_B = A^T A: A = diag(sqrt(w)) (M - 1 m^T), w = 1/K or n_k/N."""
+    centred = stats.class_means - stats.global_mean(conventions)
+    if conventions.between_weights == 'uniform':
+        weights = torch.full((stats.num_present,), 1.0 / stats.num_present, dtype=torch.float64,
+                             device=centred.device)
+    elif conventions.between_weights == 'counts':
+        weights = stats.class_counts / stats.num_samples
+    else:
+        raise ValueError("between_weights must be 'uniform' or 'counts'")
+    return weights.sqrt()[:, None] * centred
+
+
+def nc1(stats, conventions):
+    """NC1 = tr(Sigma_W Sigma_B^+) / K (Papyan, Han & Donoho 2020, Eq. in Fig. 6).
+
+    'nc1': exact, float64, with Sigma_B's pseudo-inverse taken in its K-1 dimensional range:
+    the thin SVD A = U diag(s) V^T of the between-class factor gives Sigma_B = V diag(s^2) V^T,
+    so NC1 = (1/K) sum_{i<r} v_i^T Sigma_W v_i / s_i^2, r = min(K-1, D) (reference §4.3);
+    directions with s_i <= s_0 max(K, D) eps64 are dropped as genuinely degenerate.
+    'nc1_as_coded': Sigma_W and Sigma_B as the original computed them (float32 with SciPy's
+    pinv for T/J/D23, float64 with rcond 1e-10 for Hong), which under-reports NC1 when a
+    between-class direction is small (reference §3.4).
+    'sb_condition': s_{r-1}/s_0, small values mean the as-coded number is unreliable."""
+    K = stats.num_present
+    factor = between_class_factor(stats, conventions)                        # (K, D)
+    sigma_w = stats.within_class_cov                                         # (D, D)
+    _, s, Vt = torch.linalg.svd(factor, full_matrices=False)                 # s (min(K,D),), Vt (., D)
+    r = min(K - 1, stats.dim)
+    s, Vt = s[:r], Vt[:r]
+    keep = s > s[0] * max(K, stats.dim) * torch.finfo(torch.float64).eps if r > 0 else s > 0
+    projected = ((Vt[keep] @ sigma_w) * Vt[keep]).sum(1)                     # v_i^T Sigma_W v_i
+    divisor = K if conventions.nc1_divide_by_K else 1
+    exact = float((projected / s[keep] ** 2).sum()) / divisor
+    sigma_b = factor.T @ factor
+    if conventions.pinv == 'scipy_float32':
+        sw32, sb32 = sigma_w.float().cpu().numpy(), sigma_b.float().cpu().numpy()
+        as_coded = float(np.trace(sw32 @ scipy.linalg.pinv(sb32))) / divisor
+    elif conventions.pinv == 'float64_rcond1e-10':
+        sw, sb = sigma_w.cpu().numpy(), sigma_b.cpu().numpy()
+        as_coded = float(np.trace(sw @ np.linalg.pinv(sb, rcond=1e-10))) / divisor
+    else:
+        raise ValueError("pinv must be 'scipy_float32' or 'float64_rcond1e-10'")
+    condition = float(s[-1] / s[0]) if r > 0 and s[0] > 0 else 0.0
+    return {'nc1': exact, 'nc1_as_coded': as_coded, 'sb_condition': condition}
+
+
+def nc1_trace_ratio(stats, conventions):
+    """tr(Sigma_W) / tr(Sigma_B) (Tirer, Huang & Niles-Weed 2023)."""
+    factor = between_class_factor(stats, conventions)
+    return float(torch.trace(stats.within_class_cov) / (factor ** 2).sum())
+
+
+# ----------------------------------------------------------------------------------------
+# matrix-alignment measures (NC2, NC3)
+
+def _as64(matrix):
+    return torch.as_tensor(matrix).detach().to(torch.float64).cpu()
+
+
+def simplex_etf_gram(K):
+    """P = (I_K - 11^T/K) / sqrt(K-1), the unit-Frobenius-norm simplex-ETF Gram matrix."""
+    return (torch.eye(K, dtype=torch.float64) - 1.0 / K) / (K - 1) ** 0.5
+
+
+def alignment_error(A, target):
+    """|| A/||A||_F - T/||T||_F ||_F in [0, 2] (the normalised distance used by Zhu et al.
+    2021 for NC2/NC3 and by Dang et al. 2023 for the orthogonal-frame and GOF targets)."""
+    A, target = _as64(A), _as64(target)
+    return float(torch.linalg.norm(A / torch.linalg.norm(A) - target / torch.linalg.norm(target)))
+
+
+def etf_error(gram):
+    """|| G/||G||_F - P ||_F: distance of a K x K matrix to the simplex-ETF Gram target."""
+    gram = _as64(gram)
+    return alignment_error(gram, simplex_etf_gram(gram.shape[0]))
+
+
+def centred_rows(W):
+    W = _as64(W)
+    return W - W.mean(0, keepdim=True)
+
+
+def nc2_classifier(W, conventions):
+    """NC2 on the classifier, J's 'ETF_metric' (Zhou 2022, spec J §7.2): etf_error(W~ W~^T) with
+    W~ = W - 1 w_bar^T when conventions.center_classifier (J), raw W otherwise (T)."""
+    W = centred_rows(W) if conventions.center_classifier else _as64(W)
+    return etf_error(W @ W.T)
+
+
+def centred_means(stats, conventions):
+    """M~ = [mu_k - mu_G] (K, D)."""
+    return (stats.class_means - stats.global_mean(conventions)).cpu()
+
+
+def nc2_means(stats, conventions):
+    """NC2 on the features: etf_error(M~ M~^T) (Papyan 2020; Kothapalli 2023's ETF error)."""
+    centred = centred_means(stats, conventions)
+    return etf_error(centred @ centred.T)
+
+
+def nc3_duality(W, stats, conventions):
+    """NC3, J's 'WH_relation_metric': etf_error(W~ Hbar) with Hbar = M~^T (D x K), W~ centred
+    (J) or raw (T) (Zhu et al. 2021 / Zhou et al. 2022)."""
+    W = centred_rows(W) if conventions.center_classifier else _as64(W)
+    return etf_error(W @ centred_means(stats, conventions).T)
+
+
+def bias_relation(W, b, global_mean):
+    """J's 'Wh_b_relation_metric' (its plots' NC4): || W mu_G + b ||_2 with the raw W."""
+    return float(torch.linalg.norm(_as64(W) @ _as64(global_mean) + _as64(b)))
+
+
+def self_duality_distance(W, stats, conventions):
+    """|| W^T/||W||_F - M~^T/||M~||_F ||_F^2 (Papyan 2020's NC3 as in the Colab code)."""
+    return alignment_error(_as64(W), centred_means(stats, conventions)) ** 2
+
+
+# ----------------------------------------------------------------------------------------
+# equinorm / equiangularity (Papyan, Han & Donoho 2020)
+
+def equinorm(vectors):
+    """Coefficient of variation std/mean of the row norms (unbiased std)."""
+    norms = torch.linalg.norm(_as64(vectors), dim=1)
+    return float(norms.std() / norms.mean())
+
+
+def _off_diagonal_cosines(vectors):
+    V = _as64(vectors)
+    unit = V / torch.linalg.norm(V, dim=1, keepdim=True)
+    cosines = unit @ unit.T
+    mask = ~torch.eye(len(V), dtype=torch.bool)
+    return cosines[mask]
+
+
+def equiangularity(vectors):
+    """Standard deviation of the pairwise cosines between rows (k != l)."""
+    return float(_off_diagonal_cosines(vectors).std())
+
+
+def max_angle(vectors):
+    """Mean over k != l of |cos(v_k, v_l) + 1/(K-1)| (0 for a simplex ETF)."""
+    return float((_off_diagonal_cosines(vectors) + 1.0 / (len(vectors) - 1)).abs().mean())
+
+
+# ----------------------------------------------------------------------------------------
+# per-sample measures, batched
+
+def cosine_margins(features, labels, W, global_mean, conventions, chunk=8192):
+    """J's cosine margin per sample (spec J §7.2): c_ik = (W h_i)_k / (||h_i - mu_G|| ||w~_k||)
+    with the raw W in the numerator and the centred rows w~_k in the norm; margin_i =
+    c_{i,y_i} - max_{k != y_i} c_ik. Returns (N,) float64."""
+    W = _as64(W)
+    row_norms = torch.linalg.norm(centred_rows(W), dim=1)                  # (K,)
+    mu = _as64(global_mean)
+    margins = []
+    for start in range(0, len(labels), chunk):
+        h = _as64(features[start:start + chunk])                             # (B, D)
+        y = torch.as_tensor(labels[start:start + chunk]).long().cpu()
+        cosines = (h @ W.T) / (torch.linalg.norm(h - mu, dim=1, keepdim=True) * row_norms)
+        true = cosines.gather(1, y[:, None]).squeeze(1)
+        others = cosines.scatter(1, y[:, None], float('-inf')).max(1).values
+        margins.append(true - others)
+    return torch.cat(margins)
+
+
+def nearest_class_mean(features, class_means, chunk=4096):
+    """argmin_k ||h_i - mu_k|| by direct float64 differences (never the expanded form, which
+    cancels when features are collapsed); ties go to the lowest index."""
+    means = _as64(class_means)
+    decisions = []
+    for start in range(0, len(features), chunk):
+        h = _as64(features[start:start + chunk])                             # (B, D)
+        distances = torch.linalg.norm(h[:, None, :] - means[None], dim=2)    # (B, K)
+        decisions.append(distances.argmin(1))
+    return torch.cat(decisions)
+
+
+def ncc_mismatch_count(features, predictions, class_means):
+    """NC4 (Papyan 2020): number of samples whose nearest-class-mean decision differs from the
+    network's decision (argmax of the logits, bias included)."""
+    ncc = nearest_class_mean(features, class_means)
+    return int((ncc != torch.as_tensor(predictions).long().cpu()).sum())
+
+
+# ----------------------------------------------------------------------------------------
+# Dang et al. 2023: orthogonal-frame targets (balanced, bias-free) and GOF targets (imbalanced)
+# W: product matrix (K, d); U: uncentred class means (d, K); C: centred class means (d, K)
+
+def identity_target(K):
+    return torch.eye(K, dtype=torch.float64)
+
+
+def nc2_etf_w(W):
+    """D23 NC2_ETF_W = || WW^T/||WW^T|| - (I - 11^T/K)/sqrt(K-1) || (spec D23 App. A)."""
+    W = _as64(W)
+    return etf_error(W @ W.T)
+
+
+def nc2_identity_w(W):
+    """D23 NC2_Identity_W = || WW^T/||WW^T|| - I/sqrt(K) || (orthogonal frame)."""
+    W = _as64(W)
+    return alignment_error(W @ W.T, identity_target(W.shape[0]))
+
+
+def nc2_etf_h(C):
+    """D23 NC2_ETF_H = || C^T C/||C^T C|| - ETF ||."""
+    C = _as64(C)
+    return etf_error(C.T @ C)
+
+
+def nc2_identity_h(U):
+    """D23 NC2_Identity_H = || U^T U/||U^T U|| - I/sqrt(K) ||."""
+    U = _as64(U)
+    return alignment_error(U.T @ U, identity_target(U.shape[1]))
+
+
+def nc3_etf_wh(W, C):
+    """D23 NC3_ETF_WH = || WC/||WC|| - ETF ||."""
+    return etf_error(_as64(W) @ _as64(C))
+
+
+def nc3_identity_wh(W, U):
+    """D23 NC3_Identity_WH = || WU/||WU|| - I/sqrt(K) ||."""
+    W, U = _as64(W), _as64(U)
+    return alignment_error(W @ U, identity_target(W.shape[0]))
+
+
+def nc3_w_sub_h(W, U):
+    """D23 NC3_W_sub_H = || W/||W|| - U^T/||U|| || (with C for the centred variant)."""
+    return alignment_error(_as64(W), _as64(U).T)
+
+
+def nc2_w_gof(W, t):
+    """D23 imbalanced NC2_W = || WW^T/||.|| - diag(t)/||diag(t)|| ||, t_k = s_k^{2M} (§5.2)."""
+    W = _as64(W)
+    return alignment_error(W @ W.T, torch.diag(_as64(t)))
+
+
+def nc2_h_gof(U, t, c, normalised=True):
+    """D23 NC2_H: U^T U against diag(t_k/c_k^2); normalised as in the imbalanced scripts, or
+    || U^T U - diag(t/c^2) ||_F unnormalised as the balanced synthetic script (§6.3)."""
+    U, target = _as64(U), torch.diag(_as64(t) / _as64(c) ** 2)
+    gram = U.T @ U
+    return alignment_error(gram, target) if normalised else float(torch.linalg.norm(gram - target))
+
+
+def nc3_wh_gof(W, U, t, c):
+    """D23 NC3_WH = || WU/||WU|| - diag(t/c)/||diag(t/c)|| ||."""
+    return alignment_error(_as64(W) @ _as64(U), torch.diag(_as64(t) / _as64(c)))
+
+
+def nc3_w_sub_h_gof(W, U, c, normalised=True):
+    """D23 NC3_W_sub_H = || W/||W|| - diag(c)U^T/||diag(c)U^T|| || (imbalanced), or
+    || W - diag(c) U^T ||_F unnormalised (balanced synthetic script)."""
+    W, target = _as64(W), torch.diag(_as64(c)) @ _as64(U).T
+    return alignment_error(W, target) if normalised else float(torch.linalg.norm(W - target))
+
+
+def nc3_w_div_h(W, U, r):
+    """D23 NC3_W_div_H = || diag(WW^T)/diag(U^T U) - r ||_2 (squared length ratios; r = n_k for
+    M = 1 as coded, c_k^2 otherwise; unnormalised)."""
+    W, U = _as64(W), _as64(U)
+    ratios = (W ** 2).sum(1) / (U ** 2).sum(0)
+    return float(torch.linalg.norm(ratios - _as64(r)))
+
+
+# Dang et al. 2024 (spec D23 App. B): targets built by theory.py
+
+def nc2_h_relu(U, d_target):
+    """D24 NC2_H = || R/||R|| - diag(d)/||diag(d)|| ||, R = ReLU(U)^T ReLU(U)."""
+    relu = torch.relu(_as64(U))
+    return alignment_error(relu.T @ relu, torch.diag(_as64(d_target)))
+
+
+def nc2_w_d24(W, S):
+    """D24 NC2_W = || W/||W|| - S/||S|| || (S from theory.d24_classifier_target)."""
+    return alignment_error(W, S)
+
+
+def nc2_wwt_d24(W, T):
+    """D24 NC2_WWT = || WW^T/||WW^T|| - T/||T|| ||."""
+    W = _as64(W)
+    return alignment_error(W @ W.T, T)
+
+
+def nc3_wh_d24(W, U, Q):
+    """D24 NC3_WH = || WU/||WU|| - Q/||Q|| ||."""
+    return alignment_error(_as64(W) @ _as64(U), Q)
+
+
+# ----------------------------------------------------------------------------------------
+
+def measure(features, labels, W, b, conventions, logits=None, num_classes=None):
+    """All balanced-data measures of one in-memory problem (synthetic runs, tests)."""
+    features = torch.as_tensor(features)
+    labels = torch.as_tensor(labels).long()
+    K = num_classes or int(labels.max()) + 1
+    stats = ClassStatistics(K, features.shape[1])
+    stats.update(features, labels)
+    W64 = _as64(W)
+    b64 = _as64(b) if b is not None else torch.zeros(W64.shape[0], dtype=torch.float64)
+    global_mean = stats.global_mean(conventions)
+    logits = _as64(features) @ W64.T + b64 if logits is None else _as64(logits)
+    result = nc1(stats, conventions)
+    result.update({
+        'nc2_classifier': nc2_classifier(W64, conventions),
+        'nc2_means': nc2_means(stats, conventions),
+        'nc3_duality': nc3_duality(W64, stats, conventions),
+        'bias_relation': bias_relation(W64, b64, global_mean),
+        'ncc_mismatch': ncc_mismatch_count(features, logits.argmax(1), stats.class_means) / len(labels),
+        'equinorm_means': equinorm(centred_means(stats, conventions)),
+        'equinorm_classifier': equinorm(W64),
+        'equiangularity_means': equiangularity(centred_means(stats, conventions)),
+        'max_angle_means': max_angle(centred_means(stats, conventions)),
+    })
+    return result

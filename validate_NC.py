@@ -1,0 +1,42 @@
+"""Measure Neural Collapse at every saved epoch of a balanced run; write info.pkl/info.json.
+
+Zhou et al. 2022 (recipe zhou2022: the run folder comes from --load_path, slash optional):
+  CUDA_VISIBLE_DEVICES=0 python validate_NC.py --gpu_id 0 --dataset cifar10 --batch_size 256 --load_path model_weights/<uid>/
+Dang et al. 2023 (recipe dang2023: the same flags as training name the run folder):
+  CUDA_VISIBLE_DEVICES=0 python validate_NC.py --model MLP --dataset cifar10 --depth_relu 6 --depth_linear 1 --width 512 --seed 1 --loss MSE --lr 0.0001 --optimizer Adam --sep_decay
+
+Recipe: data without augmentation -> model from the flags -> for each saved epoch (tqdm):
+load the state dict, one forward pass over train and test, NC metrics (nc_metrics.py) under
+the paper's conventions, append to info.pkl (the paper's key names) and info.json.
+"""
+import os
+
+import args as cli
+import checkpoints
+import datasets
+import models
+import nc_metrics
+import training
+import validation
+
+
+def get_args_parser():
+    return cli.get_eval_parser('Validate NC metrics over saved checkpoints.')
+
+
+def main(args):
+    if args.paper == 'zhou2022' and not (args.load_path or args.uid):
+        raise cli.UsageError('--load_path is required (the run folder, e.g. model_weights/<uid>/)')
+    device = training.select_device(args)
+    training.set_seed(args.seed)
+    data = datasets.training_data(args)
+    model = models.build_model(args, data.num_classes, data.input_shape).to(device)
+    run_dir = checkpoints.run_dir(args)
+    validation.validate_run(args, model, data, run_dir, device, validation.RECIPES[args.paper],
+                            nc_metrics.CONVENTIONS[args.paper], validation.INFO_KEYS[args.paper])
+    print('info: %s' % os.path.join(run_dir, 'info.pkl'))
+
+
+if __name__ == '__main__':
+    args = cli.parse(get_args_parser(), evaluation=True, allowed=('zhou2022', 'dang2023'))
+    cli.run(main, args)

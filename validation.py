@@ -1,0 +1,268 @@
+"""Validation of saved checkpoints: one forward pass per split, the NC metric engine, and the
+info files. Every validator of the project goes through ``validate_run``.
+
+Per checkpoint: load the state dict, run the model in eval mode under inference_mode over the
+un-augmented training set and the test set once each, keeping the input of every head layer
+(layer 0 = the backbone features h, layer l = the input of head layer l), the logits and the
+labels; then the recipe's metrics (``RECIPES``) are computed from those tensors by
+``nc_metrics`` and appended to ``info.pkl`` / ``info.json``, which are rewritten atomically
+after every epoch, so a crash never loses finished epochs or leaves half a file.
+
+Head-layer products: with head weights A_0, ..., A_{M-1} (A_{M-1} the classifier), the input
+x_l of layer l is mapped to the bias-free logits by P_l = A_{M-1} ... A_l; P_0 = W, the full
+product that D23's metrics use.
+"""
+import json
+import math
+import os
+import pickle
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import checkpoints
+import nc_metrics
+from args import UsageError
+from datasets import BatchLoader
+from training import topk_correct
+
+
+@dataclass
+class FeaturePass:
+    layer_inputs: list          # [(N, d_l) float32] inputs of the head layers, backbone first
+    logits: torch.Tensor        # (N, K)
+    labels: torch.Tensor        # (N,)
+
+    def accuracy(self):
+        top1, top5 = topk_correct(self.logits, self.labels)
+        n = len(self.labels)
+        return 100 * float(top1) / n, 100 * float(top5) / n
+
+
+def feature_pass(model, data, batch_size, device):
+    """Eval-mode forward over an ImageSet in index order (no augmentation)."""
+    model.eval()
+    layers = model.head_layers()
+    inputs = [[] for _ in layers]
+    logits, labels = [], []
+    with torch.inference_mode():
+        for images, targets in BatchLoader(data, batch_size):
+            x = model.features(images.to(device))
+            for index, layer in enumerate(layers):
+                inputs[index].append(x.float().cpu())
+                x = layer(x)
+            logits.append(x.float().cpu())
+            labels.append(targets.cpu())
+    return FeaturePass([torch.cat(chunks) for chunks in inputs], torch.cat(logits), torch.cat(labels))
+
+
+def head_products(model):
+    """[P_0, ..., P_{M-1}] in float64 on the CPU (see module docstring)."""
+    weights = [layer.weight.detach().double().cpu() for layer in model.head_layers()]
+    products, product = [], None
+    for weight in reversed(weights):
+        product = weight if product is None else product @ weight
+        products.append(product)
+    return products[::-1]
+
+
+def classifier_bias(model):
+    classifier = model.head_layers()[-1]
+    if classifier.bias is None:
+        return torch.zeros(classifier.out_features, dtype=torch.float64)
+    return classifier.bias.detach().double().cpu()
+
+
+def statistics(features, labels, num_classes):
+    stats = nc_metrics.ClassStatistics(num_classes, features.shape[1])
+    stats.update(features, labels)
+    return stats
+
+
+# ----------------------------------------------------------------------------------------
+# per-recipe metrics: each returns a flat dict of per-epoch values under the paper's keys
+
+def zhou_metrics(model, train, test, num_classes, conventions):
+    """J's info.pkl entries (spec J §7.2, §7.4), plus NC1 as coded, NC4 as Papyan's NCC
+    mismatch, and the class-mean ETF error."""
+    W = model.head_layers()[-1].weight.detach().double().cpu()                # (K, d)
+    b = classifier_bias(model)
+    h = train.layer_inputs[0]
+    stats = statistics(h, train.labels, num_classes)
+    mu_G = stats.global_mean(conventions)
+    nc1 = nc_metrics.nc1(stats, conventions)
+    margins = nc_metrics.cosine_margins(h, train.labels, W, mu_G, conventions)
+    test_mu_G = test.layer_inputs[0].double().mean(0)
+    train_acc1, train_acc5 = train.accuracy()
+    test_acc1, test_acc5 = test.accuracy()
+    return {
+        'collapse_metric': nc1['nc1'],
+        'collapse_metric_as_coded': nc1['nc1_as_coded'],
+        'ETF_metric': nc_metrics.nc2_classifier(W, conventions),
+        'WH_relation_metric': nc_metrics.nc3_duality(W, stats, conventions),
+        'Wh_b_relation_metric': nc_metrics.bias_relation(W, b, mu_G),
+        'avg_cos_margin': float(margins.mean()),
+        'all_cos_margin': np.sort(margins.float().numpy()),
+        'W': W.float().numpy(), 'b': b.float().numpy(),
+        'mu_G_train': mu_G.float().numpy(), 'mu_G_test': test_mu_G.float().numpy(),
+        'train_acc1': train_acc1, 'train_acc5': train_acc5,
+        'test_acc1': test_acc1, 'test_acc5': test_acc5,
+        'NC2_means_ETF': nc_metrics.nc2_means(stats, conventions),
+        'NC4_ncc_mismatch': nc_metrics.ncc_mismatch_count(
+            h, train.logits.argmax(1), stats.class_means) / len(train.labels),
+    }
+
+
+def dang_layer_metrics(features, labels, product, num_classes, conventions):
+    """D23's metrics of one head layer's input x_l against P_l (spec D23 §5.1 step 6)."""
+    stats = statistics(features, labels, num_classes)
+    means = stats.class_means.T                                               # U (d, K)
+    centred = (stats.class_means - stats.global_mean(conventions)).T          # C (d, K)
+    return {
+        'NC1_collapse_metric': nc_metrics.nc1(stats, conventions)['nc1'],
+        'NC2_ETF_W': nc_metrics.nc2_etf_w(product),
+        'NC2_Identity_W': nc_metrics.nc2_identity_w(product),
+        'NC2_ETF_H': nc_metrics.nc2_etf_h(centred),
+        'NC2_Identity_H': nc_metrics.nc2_identity_h(means),
+        'NC3_ETF_WH': nc_metrics.nc3_etf_wh(product, centred),
+        'NC3_Identity_WH': nc_metrics.nc3_identity_wh(product, means),
+        'NC3_W_sub_H': nc_metrics.nc3_w_sub_h(product, means),
+        'NC3_W_sub_H_centered': nc_metrics.nc3_w_sub_h(product, centred),
+    }, stats
+
+
+def dang_balanced_metrics(model, train, test, num_classes, conventions):
+    """D23 validate_NC.py's info_dict keys (spec D23 §5.1) at the backbone, plus the same
+    metrics at every head layer under ``per_layer`` (the original computed and dropped them).
+    Both NC2 variants are filled every epoch (the original filled one of them per --no-bias)."""
+    products = head_products(model)
+    per_layer, backbone_stats = {}, None
+    for index, (features, product) in enumerate(zip(train.layer_inputs, products)):
+        layer, stats = dang_layer_metrics(features, train.labels, product, num_classes, conventions)
+        if index == 0:
+            backbone, backbone_stats = layer, stats
+        for key, value in layer.items():
+            per_layer.setdefault(key, []).append(value)
+    mu_G = backbone_stats.global_mean(conventions)
+    train_acc1, train_acc5 = train.accuracy()
+    test_acc1, test_acc5 = test.accuracy()
+    metrics = {key: backbone[key] for key in ('NC1_collapse_metric', 'NC2_ETF_W', 'NC2_Identity_W',
+                                              'NC2_ETF_H', 'NC3_ETF_WH', 'NC3_W_sub_H')}
+    metrics.update({
+        'W': model.head_layers()[-1].weight.detach().float().cpu().numpy(),
+        'b': classifier_bias(model).float().numpy(),
+        'H': (backbone_stats.class_means - mu_G).T.float().numpy(),
+        'mu_G_train': mu_G.float().numpy(),
+        'train_acc1': train_acc1, 'train_acc5': train_acc5,
+        'test_acc1': test_acc1, 'test_acc5': test_acc5,
+        'per_layer': per_layer,
+    })
+    return metrics
+
+
+RECIPES = {'zhou2022': zhou_metrics, 'dang2023': dang_balanced_metrics}
+
+# The originals' key order; J's nuclear_metric is never filled (spec J §7.4) and stays [].
+INFO_KEYS = {
+    'zhou2022': ['collapse_metric', 'ETF_metric', 'WH_relation_metric', 'Wh_b_relation_metric',
+                 'nuclear_metric', 'avg_cos_margin', 'all_cos_margin', 'W', 'b', 'mu_G_train',
+                 'mu_G_test', 'train_acc1', 'train_acc5', 'test_acc1', 'test_acc5'],
+    'dang2023': ['NC1_collapse_metric', 'NC2_ETF_W', 'NC2_Identity_W', 'NC2_ETF_H', 'NC3_ETF_WH',
+                 'NC3_W_sub_H', 'W', 'b', 'H', 'mu_G_train', 'train_acc1', 'train_acc5',
+                 'test_acc1', 'test_acc5'],
+}
+
+
+# ----------------------------------------------------------------------------------------
+# info files
+
+def append_epoch(info, epoch, metrics):
+    """Append one epoch's values to the dict of per-epoch lists (J's info.pkl layout)."""
+    info.setdefault('epoch', []).append(epoch)
+    for key, value in metrics.items():
+        info.setdefault(key, []).append(value)
+
+
+def scalar_series(info):
+    """The per-epoch scalar series (and per-layer lists), for info.json."""
+    series = {}
+    for key, values in info.items():
+        if values and all(isinstance(v, (int, float, np.floating, np.integer)) for v in values):
+            series[key] = [float(v) for v in values]
+        elif values and all(isinstance(v, dict) for v in values):
+            series[key] = {k: [[float(x) for x in v[k]] for v in values] for k in values[0]}
+    return series
+
+
+def write_info(run_dir, info):
+    checkpoints.atomic_write(os.path.join(run_dir, 'info.pkl'), lambda f: pickle.dump(info, f))
+    checkpoints.atomic_write_text(os.path.join(run_dir, 'info.json'),
+                                  json.dumps(scalar_series(info), indent=1) + '\n')
+
+
+# ----------------------------------------------------------------------------------------
+# the loop over checkpoints
+
+def select_epochs(run_dir, args):
+    """Epochs to validate: --epoch_list, else the epochs 1..--epochs that the run saved (the
+    recipe's cadence), thinned by --every (the last one always kept). A missing file is
+    reported by name."""
+    if not os.path.isdir(run_dir):
+        raise UsageError('run folder %s does not exist; check the flags that name it (%s)'
+                         % (run_dir, '--load_path' if args.paper == 'zhou2022' else
+                            '--dataset, --model, --loss, --optimizer, --width, --depth_relu, '
+                            '--depth_linear, --no-bias, --lr, --epochs, --seed'))
+    saved = checkpoints.saved_epochs(run_dir)
+    if args.epoch_list:
+        wanted = args.epoch_list
+    else:
+        wanted = [e for e in saved if e <= args.epochs]
+        if not wanted:
+            raise UsageError('no checkpoint epoch_XXX.pth for epochs 1..%d in %s; train first or fix --epochs'
+                             % (args.epochs, run_dir))
+        wanted = [e for i, e in enumerate(wanted) if i % args.every == 0 or e == wanted[-1]]
+    missing = [e for e in wanted if e not in saved]
+    if missing:
+        raise UsageError('%s is missing; train that epoch first or drop it from --epoch_list/--epochs'
+                         % checkpoints.checkpoint_path(run_dir, missing[0]))
+    return wanted
+
+
+def load_checkpoint(model, path, device):
+    """Load a state dict; a file that does not fit the model names the flags to check."""
+    try:
+        state = checkpoints.load_state_dict(path, device)
+    except Exception as error:   # truncated or corrupt files raise many types in torch.load
+        raise UsageError('%s cannot be read (%s); it may be truncated' % (path, type(error).__name__))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        first = [line.strip() for line in str(error).splitlines() if line.strip()][1:2]
+        raise UsageError('%s does not fit the model built from the flags (%s); use the training '
+                         'flags (--model, --width, --depth*, --no-bias, --fixdim, --SOTA, --ETF_fc)'
+                         % (path, first[0][:150] if first else 'shape mismatch'))
+
+
+def validate_run(args, model, data, run_dir, device, recipe_metrics, conventions, keys=()):
+    """Validate every selected epoch of run_dir; info files rewritten after each epoch.
+    ``keys``: the paper's info keys, created first and in the paper's order."""
+    epochs = select_epochs(run_dir, args)
+    info, test_log = {key: [] for key in keys}, []
+    for epoch in tqdm(epochs, desc='validate', unit='ckpt', dynamic_ncols=True):
+        start = time.time()
+        load_checkpoint(model, checkpoints.checkpoint_path(run_dir, epoch), device)
+        train = feature_pass(model, data.train, args.batch_size, device)
+        test = feature_pass(model, data.test, args.batch_size, device)
+        metrics = recipe_metrics(model, train, test, data.num_classes, conventions)
+        append_epoch(info, epoch, metrics)
+        write_info(run_dir, info)
+        line = ('[epoch: %d] | train top1: %.4f | train top5: %.4f | test top1: %.4f | test top5: %.4f '
+                % (epoch, metrics['train_acc1'], metrics['train_acc5'], metrics['test_acc1'],
+                   metrics['test_acc5']))
+        test_log.append(line)
+        checkpoints.atomic_write_text(os.path.join(run_dir, 'test_log.txt'), '\n'.join(test_log) + '\n')
+        tqdm.write(line + '| %.1fs' % (time.time() - start))
+    return info
