@@ -158,6 +158,8 @@ def dang_balanced_metrics(model, train, test, num_classes, conventions):
         'mu_G_train': mu_G.float().numpy(),
         'train_acc1': train_acc1, 'train_acc5': train_acc5,
         'test_acc1': test_acc1, 'test_acc5': test_acc5,
+        'NC4_ncc_mismatch': nc_metrics.ncc_mismatch_count(
+            train.layer_inputs[0], train.logits.argmax(1), backbone_stats.class_means) / len(train.labels),
         'per_layer': per_layer,
     })
     return metrics
