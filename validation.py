@@ -182,20 +182,26 @@ INFO_KEYS = {
 # info files
 
 def append_epoch(info, epoch, metrics):
-    """Append one epoch's values to the dict of per-epoch lists (J's info.pkl layout)."""
+    """Append one epoch's values to the dict of per-epoch lists (J's info.pkl layout); a dict
+    value (per_layer) becomes a dict of per-epoch lists."""
     info.setdefault('epoch', []).append(epoch)
     for key, value in metrics.items():
-        info.setdefault(key, []).append(value)
+        if isinstance(value, dict):
+            for name, layer_values in value.items():
+                info.setdefault(key, {}).setdefault(name, []).append(layer_values)
+        else:
+            info.setdefault(key, []).append(value)
 
 
 def scalar_series(info):
     """The per-epoch scalar series (and per-layer lists), for info.json."""
     series = {}
     for key, values in info.items():
-        if values and all(isinstance(v, (int, float, np.floating, np.integer)) for v in values):
+        if isinstance(values, dict):
+            series[key] = {name: [[float(x) for x in layers] for layers in per_epoch]
+                           for name, per_epoch in values.items()}
+        elif values and all(isinstance(v, (int, float, np.floating, np.integer)) for v in values):
             series[key] = [float(v) for v in values]
-        elif values and all(isinstance(v, dict) for v in values):
-            series[key] = {k: [[float(x) for x in v[k]] for v in values] for k in values[0]}
     return series
 
 
@@ -233,12 +239,17 @@ def select_epochs(run_dir, args):
     return wanted
 
 
+class UnreadableCheckpoint(Exception):
+    pass
+
+
 def load_checkpoint(model, path, device):
-    """Load a state dict; a file that does not fit the model names the flags to check."""
+    """Load a state dict. An unreadable (truncated, corrupt) file raises UnreadableCheckpoint;
+    a file that does not fit the model is a UsageError naming the flags to check."""
     try:
         state = checkpoints.load_state_dict(path, device)
     except Exception as error:   # truncated or corrupt files raise many types in torch.load
-        raise UsageError('%s cannot be read (%s); it may be truncated' % (path, type(error).__name__))
+        raise UnreadableCheckpoint('%s cannot be read (%s); skipped' % (path, type(error).__name__))
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
@@ -252,10 +263,21 @@ def validate_run(args, model, data, run_dir, device, recipe_metrics, conventions
     """Validate every selected epoch of run_dir; info files rewritten after each epoch.
     ``keys``: the paper's info keys, created first and in the paper's order."""
     epochs = select_epochs(run_dir, args)
-    info, test_log = {key: [] for key in keys}, []
+    for epoch in epochs:      # flags that do not fit the run fail here, before any output
+        try:
+            load_checkpoint(model, checkpoints.checkpoint_path(run_dir, epoch), device)
+            break
+        except UnreadableCheckpoint:
+            continue
+    info, test_log, skipped = {key: [] for key in keys}, [], []
     for epoch in tqdm(epochs, desc='validate', unit='ckpt', dynamic_ncols=True):
         start = time.time()
-        load_checkpoint(model, checkpoints.checkpoint_path(run_dir, epoch), device)
+        try:
+            load_checkpoint(model, checkpoints.checkpoint_path(run_dir, epoch), device)
+        except UnreadableCheckpoint as error:
+            tqdm.write('warning: %s' % error)
+            skipped.append(epoch)
+            continue
         train = feature_pass(model, data.train, args.batch_size, device)
         test = feature_pass(model, data.test, args.batch_size, device)
         metrics = recipe_metrics(model, train, test, data.num_classes, conventions)
@@ -267,4 +289,8 @@ def validate_run(args, model, data, run_dir, device, recipe_metrics, conventions
         test_log.append(line)
         checkpoints.atomic_write_text(os.path.join(run_dir, 'test_log.txt'), '\n'.join(test_log) + '\n')
         tqdm.write(line + '| %.1fs' % (time.time() - start))
+    if skipped:
+        print('skipped unreadable checkpoints of epochs %s' % skipped)
+    if not info.get('epoch'):
+        raise UsageError('no readable checkpoint among epochs %s of %s' % (epochs, run_dir))
     return info

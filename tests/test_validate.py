@@ -1,0 +1,125 @@
+"""validate_NC.py on real short digits runs, as a user runs it after training."""
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import validation
+from conftest import run_script
+
+DANG = ['--model', 'MLP', '--dataset', 'digits', '--depth_relu', '3', '--depth_linear', '3', '--width', '128',
+        '--seed', '1', '--loss', 'MSE', '--lr', '0.001', '--optimizer', 'Adam', '--sep_decay', '--epochs', '15']
+ZHOU = ['--gpu_id', '0', '--uid', 'run', '--dataset', 'digits', '--optimizer', 'SGD', '--batch_size', '64',
+        '--lr', '0.05', '--model', 'MLP', '--width', '128', '--depth', '2', '--epochs', '3']
+
+
+@pytest.fixture(scope='module')
+def dang_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('dang')
+    run_script('train_1st_order.py', *DANG, cwd=folder)
+    result = run_script('validate_NC.py', *DANG, cwd=folder)
+    run_dir = result.stdout.strip().splitlines()[-1].split('info: ')[1].rsplit('/', 1)[0]
+    return folder, os.path.join(folder, run_dir)
+
+
+def test_dang_info_keys_lengths_and_collapse(dang_run):
+    folder, run_dir = dang_run
+    info = pickle.load(open(os.path.join(run_dir, 'info.pkl'), 'rb'))
+    assert list(info)[:len(validation.INFO_KEYS['dang2023'])] == validation.INFO_KEYS['dang2023']
+    assert info['epoch'] == list(range(1, 16))
+    for key in validation.INFO_KEYS['dang2023']:
+        assert len(info[key]) == 15, key
+    assert info['NC1_collapse_metric'][-1] < info['NC1_collapse_metric'][0]
+    # per-layer lists: one value per head layer, the backbone first and equal to the top level
+    assert all(len(values) == 3 for values in info['per_layer']['NC1_collapse_metric'])
+    assert info['per_layer']['NC1_collapse_metric'][-1][0] == info['NC1_collapse_metric'][-1]
+    assert info['W'][-1].shape == (10, 128) and info['H'][-1].shape == (128, 10)
+    series = json.load(open(os.path.join(run_dir, 'info.json')))
+    assert series['NC1_collapse_metric'] == pytest.approx(info['NC1_collapse_metric'])
+    assert 'W' not in series
+    assert len(open(os.path.join(run_dir, 'test_log.txt')).read().splitlines()) == 15
+
+
+def test_every_and_epoch_list(dang_run, tmp_path):
+    folder, run_dir = dang_run
+    run_script('validate_NC.py', *DANG, '--every', '4', cwd=folder)
+    assert pickle.load(open(os.path.join(run_dir, 'info.pkl'), 'rb'))['epoch'] == [1, 5, 9, 13, 15]
+    run_script('validate_NC.py', *DANG, '--epoch_list', '2', '7', cwd=folder)
+    assert pickle.load(open(os.path.join(run_dir, 'info.pkl'), 'rb'))['epoch'] == [2, 7]
+
+
+def test_bad_inputs_give_one_line(dang_run):
+    folder, run_dir = dang_run
+    cases = [
+        (DANG[:-1] + ['16'], 'does not exist'),                                  # wrong --epochs: no folder
+        (DANG + ['--epoch_list', '40'], 'epoch_040.pth is missing'),
+    ]
+    for flags, needle in cases:
+        result = run_script('validate_NC.py', *flags, cwd=folder, check=False)
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert needle in result.stderr
+    # a checkpoint that does not fit the flags: same folder name, different head
+    mismatched = os.path.join(folder, 'mismatch')
+    os.makedirs(mismatched)
+    result = run_script('validate_NC.py', *[f if f != '128' else '64' for f in DANG], cwd=folder, check=False)
+    assert result.returncode == 2 and 'does not exist' in result.stderr
+    broken = DANG.copy()
+    os.rename(run_dir, run_dir.replace('depth_linear_3', 'depth_linear_2'))
+    try:
+        broken[broken.index('--depth_linear') + 1] = '2'
+        result = run_script('validate_NC.py', *broken, cwd=folder, check=False)
+        assert result.returncode == 2 and 'does not fit the model' in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    finally:
+        os.rename(run_dir.replace('depth_linear_3', 'depth_linear_2'), run_dir)
+
+
+def test_zhou_validate_with_and_without_trailing_slash(tmp_path):
+    run_script('train_1st_order.py', *ZHOU, cwd=tmp_path)
+    for path in ('model_weights/run/', 'model_weights/run'):
+        run_script('validate_NC.py', '--gpu_id', '0', '--dataset', 'digits', '--batch_size', '256',
+                   '--load_path', path, '--model', 'MLP', '--width', '128', '--depth', '2', '--epochs', '3',
+                   cwd=tmp_path)
+    info = pickle.load(open(tmp_path / 'model_weights/run/info.pkl', 'rb'))
+    assert list(info)[:len(validation.INFO_KEYS['zhou2022'])] == validation.INFO_KEYS['zhou2022']
+    assert info['nuclear_metric'] == []
+    assert all(len(info[k]) == 3 for k in validation.INFO_KEYS['zhou2022'] if k != 'nuclear_metric')
+    assert info['all_cos_margin'][0].dtype == np.float32
+    assert np.all(np.diff(info['all_cos_margin'][-1]) >= 0)              # sorted ascending
+    assert info['avg_cos_margin'][-1] == pytest.approx(float(np.mean(info['all_cos_margin'][-1])), rel=1e-5)
+    assert 0 <= info['train_acc1'][-1] <= 100
+
+
+def test_head_products_match_the_forward_pass():
+    import models
+    from types import SimpleNamespace
+    args = SimpleNamespace(paper='dang2023', model='MLP', width=16, depth_relu=2, depth_linear=3, bias=False)
+    model = models.build_model(args, 10, (1, 8, 8)).eval()
+    x = torch.randn(5, 1, 8, 8)
+    products = validation.head_products(model)
+    h = model.features(x).double()
+    with torch.no_grad():
+        assert torch.allclose(h.float() @ products[0].float().T, model(x)[0], atol=1e-5)
+        second = model.head_layers()[0](model.features(x)).double()
+        assert torch.allclose(second @ products[1].T, model(x)[0].double(), atol=1e-5)
+
+
+def test_truncated_checkpoint_and_corrupt_info_are_survived(dang_run, tmp_path):
+    import shutil
+    folder, run_dir = dang_run
+    copy = tmp_path / 'copy'
+    shutil.copytree(folder, copy)
+    run_copy = os.path.join(copy, os.path.relpath(run_dir, folder))
+    checkpoint = os.path.join(run_copy, 'epoch_005.pth')
+    with open(checkpoint, 'r+b') as f:
+        f.truncate(os.path.getsize(checkpoint) // 2)
+    with open(os.path.join(run_copy, 'info.pkl'), 'wb') as f:
+        f.write(b'not a pickle')
+    result = run_script('validate_NC.py', *DANG, cwd=copy)
+    assert 'epoch_005.pth cannot be read' in result.stdout + result.stderr
+    info = pickle.load(open(os.path.join(run_copy, 'info.pkl'), 'rb'))
+    assert info['epoch'] == [e for e in range(1, 16) if e != 5]
+    assert len(info['NC1_collapse_metric']) == 14
