@@ -43,9 +43,19 @@ CONVENTIONS = {
 
 
 class ClassStatistics:
-    """Streaming per-class statistics of features, exact in float64 (reference §4.2)."""
+    """Per-class statistics of features, exact in float64 (reference §4.2).
 
-    def __init__(self, num_classes, dim, device='cpu', reference=None):
+    Two ways to get the within-class second moments that NC1 needs:
+    * streaming (scatter=True): the pooled shifted scatter Q (D x D) is accumulated with one
+      float64 GEMM per batch; the features are seen once and can be discarded.
+    * from a feature cache (``ClassStatistics.from_features``, scatter=False): only counts and
+      sums are accumulated; NC1 then needs Sigma_W only along the <= K-1 between-class
+      directions, v^T Sigma_W v, computed in float64 from the cached features in one more
+      pass of 2 N D (K-1) flops instead of 2 N D^2 (reference §4.7). Validation keeps the
+      features anyway (for NC4 and the margins), so it uses this mode.
+    """
+
+    def __init__(self, num_classes, dim, device='cpu', reference=None, scatter=True):
         self.num_classes, self.dim, self.device = num_classes, dim, torch.device(device)
         kw = dict(dtype=torch.float64, device=self.device)
         self.reference = torch.zeros(num_classes, dim, **kw)                  # R (K, D)
@@ -55,8 +65,44 @@ class ClassStatistics:
             self.has_reference[:] = True
         self.counts = torch.zeros(num_classes, dtype=torch.long, device=self.device)  # n (K,)
         self.shifted_sums = torch.zeros(num_classes, dim, **kw)              # S (K, D)
-        self.shifted_scatter = torch.zeros(dim, dim, **kw)                   # Q (D, D)
+        self.shifted_scatter = torch.zeros(dim, dim, **kw) if scatter else None  # Q (D, D)
         self.shifted_sq_norms = torch.zeros(num_classes, **kw)               # q (K,)
+        self.cached = None
+
+    @classmethod
+    def from_features(cls, features, labels, num_classes, batch=4096):
+        """Statistics of an in-memory feature matrix (N, D), keeping it for NC1's projections.
+
+        The features are grouped by class once (free when they already are, as validation
+        delivers them), so every later pass works on contiguous per-class blocks with a
+        broadcast subtraction instead of a per-sample gather. Class sums are taken around the
+        class's first sample (a class without spread has a mean equal to its samples bit for
+        bit); second moments come from the cache when asked for."""
+        stats = cls(num_classes, features.shape[1], scatter=False)
+        labels = torch.as_tensor(labels).long()
+        if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError('labels must lie in 0..%d' % (num_classes - 1))
+        if len(labels) > 1 and bool((labels[1:] < labels[:-1]).any()):
+            order = torch.argsort(labels, stable=True)
+            features, labels = features[order.to(features.device)], labels[order]
+        counts = torch.bincount(labels, minlength=num_classes)
+        stats.counts += counts.to(stats.device)
+        ends = torch.cumsum(counts, 0).tolist()
+        stats.class_slices = [(k, end - int(counts[k]), end) for k, end in enumerate(ends) if counts[k] > 0]
+        stats.cached = (features, labels)
+        for k, first, _ in stats.class_slices:
+            stats.reference[k] = features[first].to(stats.device, torch.float64)
+            stats.has_reference[k] = True
+        for k, x in stats._cached_blocks(batch):
+            stats.shifted_sums[k] += (x - stats.reference[k]).sum(0)
+        return stats
+
+    def _cached_blocks(self, batch=4096):
+        """(class, float64 block of that class's cached features), class by class."""
+        features = self.cached[0]
+        for k, first, end in self.class_slices:
+            for start in range(first, end, batch):
+                yield k, features[start:min(start + batch, end)].to(self.device, torch.float64)
 
     def update(self, features, labels):
         """Add a batch: features (B, D) of any float dtype, labels (B,) in 0..K-1."""
@@ -74,7 +120,8 @@ class ClassStatistics:
         self.counts += batch_counts
         self.shifted_sums.index_add_(0, y, z)
         self.shifted_sq_norms.index_add_(0, y, (z * z).sum(1))
-        self.shifted_scatter.addmm_(z.T, z)                                  # one GEMM per batch
+        if self.shifted_scatter is not None:
+            self.shifted_scatter.addmm_(z.T, z)                              # one GEMM per batch
 
     # ---- finished statistics (present classes only, in label order) ----
     @property
@@ -108,9 +155,32 @@ class ClassStatistics:
             return means.mean(0)
         raise ValueError("global mean convention must be 'sample' or 'classes' (got %r)" % kind)
 
+    def within_class_quadratic(self, directions, batch=8192):
+        """diag(V Sigma_W V^T) for directions V (r, D): the within-class variance along each
+        direction, from the scatter or from the feature cache (float64 either way)."""
+        V = directions.to(torch.float64)
+        if self.shifted_scatter is not None:
+            return ((V @ self.within_class_cov) * V).sum(1)
+        if self.cached is None:
+            raise ValueError('statistics without scatter need the cached features (from_features)')
+        rows = self._mean_rows()
+        total = torch.zeros(len(V), dtype=torch.float64, device=self.device)
+        for k, x in self._cached_blocks(batch):
+            z = (x - rows[k]) @ V.T        # centre first: no cancellation when collapsed (B, r)
+            total += (z * z).sum(0)
+        return total / self.num_samples
+
+    def _mean_rows(self):
+        """Class means at their label's row, zeros for absent classes (K_all, D)."""
+        rows = torch.zeros(self.num_classes, self.dim, dtype=torch.float64, device=self.device)
+        rows[self.present] = self.class_means
+        return rows
+
     @property
     def within_class_cov(self):
         """Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T = (Q - sum_k S_k S_k^T/n_k)/N."""
+        if self.shifted_scatter is None:
+            raise ValueError('this ClassStatistics keeps no scatter; use within_class_quadratic')
         p = self.present
         S, n = self.shifted_sums[p], self.counts[p].double()
         sigma_w = (self.shifted_scatter - (S / n[:, None]).T @ S) / self.num_samples
@@ -121,6 +191,11 @@ class ClassStatistics:
         """v_k = tr Sigma_k = (1/n_k) sum_{y_i=k} ||h_i - mu_k||^2 (biased)."""
         p = self.present
         n = self.counts[p].double()
+        if self.shifted_scatter is None:     # from the cache, around the final means
+            rows, squares = self._mean_rows(), torch.zeros_like(self.shifted_sq_norms)
+            for k, x in self._cached_blocks():
+                squares[k] += ((x - rows[k]) ** 2).sum()
+            return squares[p] / n
         return self.shifted_sq_norms[p] / n - ((self.shifted_sums[p] / n[:, None]) ** 2).sum(1)
 
 
@@ -153,31 +228,46 @@ def nc1(stats, conventions):
     'sb_condition': s_{r-1}/s_0, small values mean the as-coded number is unreliable."""
     K = stats.num_present
     factor = between_class_factor(stats, conventions)                        # (K, D)
-    sigma_w = stats.within_class_cov                                         # (D, D)
     _, s, Vt = torch.linalg.svd(factor, full_matrices=False)                 # s (min(K,D),), Vt (., D)
     r = min(K - 1, stats.dim)
     s, Vt = s[:r], Vt[:r]
     keep = s > s[0] * max(K, stats.dim) * torch.finfo(torch.float64).eps if r > 0 else s > 0
-    projected = ((Vt[keep] @ sigma_w) * Vt[keep]).sum(1)                     # v_i^T Sigma_W v_i
     divisor = K if conventions.nc1_divide_by_K else 1
-    exact = float((projected / s[keep] ** 2).sum()) / divisor
-    sigma_b = factor.T @ factor
-    if conventions.pinv == 'scipy_float32':
-        sw32, sb32 = sigma_w.float().cpu().numpy(), sigma_b.float().cpu().numpy()
-        as_coded = float(np.trace(sw32 @ scipy.linalg.pinv(sb32))) / divisor
-    elif conventions.pinv == 'float64_rcond1e-10':
-        sw, sb = sigma_w.cpu().numpy(), sigma_b.cpu().numpy()
-        as_coded = float(np.trace(sw @ np.linalg.pinv(sb, rcond=1e-10))) / divisor
-    else:
-        raise ValueError("pinv must be 'scipy_float32' or 'float64_rcond1e-10'")
+    as_coded_directions, as_coded_inverse = as_coded_pseudo_inverse(factor, conventions.pinv)
+    quadratic = stats.within_class_quadratic(torch.cat([Vt[keep], as_coded_directions]))
+    exact = float((quadratic[:int(keep.sum())] / s[keep] ** 2).sum()) / divisor
+    # tr(Sigma_W pinv(Sigma_B)) = sum_i u_i^T Sigma_W u_i / sigma_i over pinv's kept eigenpairs
+    as_coded = float((quadratic[int(keep.sum()):] * as_coded_inverse).sum()) / divisor
     condition = float(s[-1] / s[0]) if r > 0 and s[0] > 0 else 0.0
     return {'nc1': exact, 'nc1_as_coded': as_coded, 'sb_condition': condition}
 
 
+def as_coded_pseudo_inverse(factor, pinv):
+    """The eigenpairs the original's pseudo-inverse of Sigma_B = A^T A keeps: (U (r, D), 1/sigma (r,)).
+
+    'scipy_float32': Sigma_B rounded to float32 and scipy.linalg.pinv's rule (singular values
+    below max(D, D) eps32 sigma_max dropped), T/J/D23. 'float64_rcond1e-10': numpy's pinv with
+    rcond 1e-10 in float64 (Hong). The symmetric Sigma_B's SVD is its eigen-decomposition."""
+    sigma_b = (factor.T @ factor).cpu()
+    if pinv == 'scipy_float32':
+        matrix, relative = sigma_b.float().numpy(), max(sigma_b.shape) * np.finfo(np.float32).eps
+    elif pinv == 'float64_rcond1e-10':
+        matrix, relative = sigma_b.numpy(), 1e-10
+    else:
+        raise ValueError("pinv must be 'scipy_float32' or 'float64_rcond1e-10'")
+    # singular values of a symmetric matrix are |eigenvalues|: eigh, in the original's precision
+    eigenvalues, U = scipy.linalg.eigh(matrix)
+    sigma = np.abs(eigenvalues)
+    kept = sigma > relative * sigma.max()
+    directions = torch.from_numpy(np.ascontiguousarray(U[:, kept].T)).double().to(factor.device)
+    return directions, torch.from_numpy(1.0 / sigma[kept].astype(np.float64)).to(factor.device)
+
+
 def nc1_trace_ratio(stats, conventions):
-    """tr(Sigma_W) / tr(Sigma_B) (Tirer, Huang & Niles-Weed 2023)."""
+    """tr(Sigma_W) / tr(Sigma_B) (Tirer, Huang & Niles-Weed 2023); tr Sigma_W = sum_k n_k v_k / N."""
     factor = between_class_factor(stats, conventions)
-    return float(torch.trace(stats.within_class_cov) / (factor ** 2).sum())
+    within = (stats.class_counts * stats.class_variances).sum() / stats.num_samples
+    return float(within / (factor ** 2).sum())
 
 
 # ----------------------------------------------------------------------------------------
@@ -293,15 +383,20 @@ def cosine_margins(features, labels, W, global_mean, conventions, chunk=8192):
     return torch.cat(margins)
 
 
-def nearest_class_mean(features, class_means, chunk=4096):
-    """argmin_k ||h_i - mu_k|| by direct float64 differences (never the expanded form, which
-    cancels when features are collapsed); ties go to the lowest index."""
+def nearest_class_mean(features, class_means, chunk=8192):
+    """argmin_k ||h_i - mu_k||, in float64. Distances are compared through
+    ||h - mu_k||^2 - ||h - m||^2 = ||mu_k - m||^2 - 2 <h - m, mu_k - m> with m the mean of the
+    class means: centring at m first removes the large common offset that makes the expanded
+    form ||h||^2 + ||mu||^2 - 2<h, mu> cancel for features far from the origin, and leaves one
+    (B, D) x (D, K) product per chunk. Ties go to the lowest index."""
     means = _as64(class_means)
+    centre = means.mean(0)
+    offsets = means - centre                                                 # (K, D)
+    sq_norms = (offsets ** 2).sum(1)                                         # (K,)
     decisions = []
     for start in range(0, len(features), chunk):
-        h = _as64(features[start:start + chunk])                             # (B, D)
-        distances = torch.linalg.norm(h[:, None, :] - means[None], dim=2)    # (B, K)
-        decisions.append(distances.argmin(1))
+        h = _as64(features[start:start + chunk]) - centre                    # (B, D)
+        decisions.append((sq_norms - 2 * h @ offsets.T).argmin(1))
     return torch.cat(decisions)
 
 
@@ -425,8 +520,7 @@ def measure(features, labels, W, b, conventions, logits=None, num_classes=None):
     features = torch.as_tensor(features)
     labels = torch.as_tensor(labels).long()
     K = num_classes or int(labels.max()) + 1
-    stats = ClassStatistics(K, features.shape[1])
-    stats.update(features, labels)
+    stats = ClassStatistics.from_features(features, labels, K)
     W64 = _as64(W)
     b64 = _as64(b) if b is not None else torch.zeros(W64.shape[0], dtype=torch.float64)
     global_mean = stats.global_mean(conventions)

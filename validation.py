@@ -43,7 +43,7 @@ class FeaturePass:
 
 
 def feature_pass(model, data, batch_size, device):
-    """Eval-mode forward over an ImageSet in index order (no augmentation)."""
+    """Eval-mode forward over an ImageSet (no augmentation); results grouped by class."""
     model.eval()
     layers = model.head_layers()
     inputs = [[] for _ in layers]
@@ -56,7 +56,10 @@ def feature_pass(model, data, batch_size, device):
                 x = layer(x)
             logits.append(x.float().cpu())
             labels.append(targets.cpu())
-    return FeaturePass([torch.cat(chunks) for chunks in inputs], torch.cat(logits), torch.cat(labels))
+    labels = torch.cat(labels)
+    order = torch.argsort(labels, stable=True)      # grouped by class: the engine's fast path
+    return FeaturePass([torch.cat(chunks)[order] for chunks in inputs], torch.cat(logits)[order],
+                       labels[order])
 
 
 def head_products(model):
@@ -77,9 +80,7 @@ def classifier_bias(model):
 
 
 def statistics(features, labels, num_classes):
-    stats = nc_metrics.ClassStatistics(num_classes, features.shape[1])
-    stats.update(features, labels)
-    return stats
+    return nc_metrics.ClassStatistics.from_features(features, labels, num_classes)
 
 
 # ----------------------------------------------------------------------------------------

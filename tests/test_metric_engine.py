@@ -28,7 +28,11 @@ def simplex_etf_problem(K=4, D=8, r=2.0, sigma=0.0, offset=3.0, seed=0):
     return torch.tensor(np.array(features)[order]), torch.tensor(labels)[order], torch.tensor(means)
 
 
-def accumulate(features, labels, K, batch):
+def accumulate(features, labels, K, batch, cached=False):
+    """Streaming statistics with the full scatter, or (cached=True) counts and sums only with
+    NC1's projections taken from the kept features."""
+    if cached:
+        return nm.ClassStatistics.from_features(features, labels, K, batch=batch)
     stats = nm.ClassStatistics(K, features.shape[1])
     for start in range(0, len(labels), batch):
         stats.update(features[start:start + batch], labels[start:start + batch])
@@ -113,11 +117,12 @@ def random_problem(counts, D=16, seed=0, spread=0.5):
 @pytest.mark.parametrize('counts', [[30, 30, 30, 30, 30], [80, 40, 20, 10, 5]], ids=['balanced', 'imbalanced'])
 @pytest.mark.parametrize('preset', PRESETS)
 @pytest.mark.parametrize('batch', [1, 7, 10 ** 6])
-def test_engine_matches_slow_reference(counts, preset, batch):
+@pytest.mark.parametrize('cached', [False, True], ids=['scatter', 'cache'])
+def test_engine_matches_slow_reference(counts, preset, batch, cached):
     conventions = nm.CONVENTIONS[preset]
     features, labels, W, b = random_problem(counts)
     expected = reference(features, labels, W, b, conventions)
-    stats = accumulate(features, labels, len(counts), batch)
+    stats = accumulate(features, labels, len(counts), batch, cached)
     assert nm.nc1(stats, conventions)['nc1'] == pytest.approx(expected['nc1'], rel=1e-10)
     assert nm.nc2_classifier(W, conventions) == pytest.approx(expected['nc2_classifier'], rel=1e-10)
     assert nm.nc2_means(stats, conventions) == pytest.approx(expected['nc2_means'], rel=1e-10)
@@ -130,6 +135,12 @@ def test_engine_matches_slow_reference(counts, preset, batch):
     variances = [((features[labels == k] - features[labels == k].mean(0)) ** 2).sum(1).mean()
                  for k in range(len(counts))]
     np.testing.assert_allclose(stats.class_variances.numpy(), variances, rtol=1e-10)
+
+
+def test_ncc_decision_is_exact_for_collapsed_features_far_from_origin():
+    centres = torch.tensor([[1e6, 0.0], [1e6, 1e-6], [1e6, 3e-6]], dtype=torch.float64)
+    features = centres[[0, 1, 2, 1]] + torch.tensor([[0, 4e-7], [0, -4e-7], [0, -0.9e-6], [0, 0.4e-6]], dtype=torch.float64)
+    assert nm.nearest_class_mean(features, centres).tolist() == [0, 1, 2, 1]
 
 
 def test_ncc_mismatch_against_loop():
@@ -171,7 +182,9 @@ def test_as_coded_pinv_under_reports_a_small_genuine_direction():
     noise = 0.1 * torch.randn(K * n, D, generator=generator, dtype=torch.float64)
     noise -= noise.view(K, n, D).mean(1).repeat_interleave(n, 0)   # class means exactly the centres
     features = centres[labels] + noise
-    stats = accumulate(features, labels, K, 256)
+    stats = accumulate(features, labels, K, 256, cached=True)
+    assert nm.nc1(stats, nm.CONVENTIONS['zhou2022']) == pytest.approx(
+        nm.nc1(accumulate(features, labels, K, 256), nm.CONVENTIONS['zhou2022']), rel=1e-9)
     result = nm.nc1(stats, nm.CONVENTIONS['zhou2022'])
     expected = reference(features, labels, torch.zeros(K, D), torch.zeros(K), nm.CONVENTIONS['zhou2022'])['nc1']
     assert result['nc1'] == pytest.approx(expected, rel=1e-6)
@@ -185,9 +198,10 @@ def test_shift_keeps_precision_for_collapsed_features_far_from_origin():
     centres = torch.randn(K, D, generator=generator, dtype=torch.float64) + 1e4
     labels = torch.arange(K).repeat_interleave(100)
     features = centres[labels] + 1e-4 * torch.randn(len(labels), D, generator=generator, dtype=torch.float64)
-    stats = accumulate(features, labels, K, 37)
     expected = reference(features, labels, torch.zeros(K, D), torch.zeros(K), nm.CONVENTIONS['dang2023'])['nc1']
-    assert nm.nc1(stats, nm.CONVENTIONS['dang2023'])['nc1'] == pytest.approx(expected, rel=1e-8)
+    for cached in (False, True):
+        stats = accumulate(features, labels, K, 37, cached)
+        assert nm.nc1(stats, nm.CONVENTIONS['dang2023'])['nc1'] == pytest.approx(expected, rel=1e-8)
 
 
 def test_gof_targets_are_zero_at_the_predicted_geometry():
