@@ -18,33 +18,11 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import torch
 
-
-def atomic_write(path, write, mode='wb'):
-    """Write ``path`` through ``write(file)`` into a temporary file in the same folder, then
-    rename it over ``path``: readers see the old file or the whole new one, never a part."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix='.' + os.path.basename(path) + '.',
-                                         suffix='.tmp')
-    try:
-        with os.fdopen(handle, mode) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
-def atomic_write_text(path, text):
-    atomic_write(path, lambda f: f.write(text), mode='w')
+from fileio import atomic_write, atomic_write_text  # noqa: F401  (re-exported)
 
 
 def checkpoint_name(epoch):

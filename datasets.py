@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from args import UsageError
+from fileio import atomic_write
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -224,7 +225,6 @@ def random_labels(root, train, count):
         rng = np.random.RandomState(RANDOM_LABEL_SEED + (0 if train else 1))
         labels = rng.permutation(np.arange(count) % 10).astype(np.int64)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        from checkpoints import atomic_write
         atomic_write(path, lambda f: pickle.dump({'label': labels}, f))
         print('wrote seeded random labels to %s' % path)
     with open(path, 'rb') as f:
@@ -275,7 +275,6 @@ def load_mini_imagenet(root):
 
 
 def build_mini_imagenet_split(root, processed, per_class=600, train_per_class=500):
-    from checkpoints import atomic_write
     blocks = []
     for split in ('train', 'val', 'test'):
         path = os.path.join(root, 'mini-imagenet-cache-%s.pkl' % split)
@@ -438,7 +437,6 @@ def hong_training_set(bundle, counts, cache_path, seed=0):
         train_idx, test_idx = train_then_test_indices(bundle.train.labels, bundle.test.labels,
                                                       counts, torch.Generator().manual_seed(seed))
         cached = {'request': request, 'train_indices': train_idx, 'test_indices': test_idx}
-        from checkpoints import atomic_write
         atomic_write(cache_path, lambda f: torch.save(cached, f))
         print('rendered %s: class counts %s' % (cache_path, request['counts']))
     else:

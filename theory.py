@@ -1,161 +1,330 @@
-"""Closed-form Neural Collapse geometry of the papers, in numpy (no symbolic algebra).
+"""Closed-form Neural Collapse geometry of the papers, in numpy/scipy (no symbolic algebra).
 
 * Dang et al. 2023, bias-free MSE with a deep linear head of depth M on imbalanced data
   (spec D23 §5.3): singular values s_k of the global minimiser and the predicted Gram
   diagonals of W = W_M...W_1 and of the class means.
 * Dang et al. 2024, cross-entropy with unconstrained ReLU features (spec D23 App. B): the
   logit gaps M_k and the targets of NC2_H, NC2_W, NC2_WWT and NC3_WH.
-* Hong & Ling 2023, cross-entropy UFM with imbalanced data (spec Hong §9): the collapse
-  thresholds of the regularisation level l.
+* Hong & Ling 2023, cross-entropy UFM with imbalanced data (spec Hong §8, §9): the collapse
+  thresholds of the nuclear-norm level l and the balanced closed form.
+* Reference frames as vectors (simplex ETF, orthogonal frame); the unit-Frobenius Gram
+  targets that the measures compare against live in nc_metrics.
+
+Every function accepts array-likes and returns numpy floats/arrays in float64.
 """
 import numpy as np
+from scipy.optimize import brentq
+
+_RTOL = 4 * np.finfo(np.float64).eps   # brentq's tightest relative tolerance
+
+
+def _positive(name, value):
+    """value as a float, or a one-line ValueError naming the argument."""
+    value = float(value)
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError('%s must be a positive finite number, got %r' % (name, value))
+    return value
+
+
+def _depth(depth):
+    """depth M as an int >= 1, or a one-line ValueError."""
+    if int(depth) != depth or depth < 1:
+        raise ValueError('depth (the number of linear layers M) must be an integer >= 1, got %r' % (depth,))
+    return int(depth)
+
+
+def _counts(counts):
+    """Class counts as a float64 vector of positive entries, or a one-line ValueError."""
+    counts = np.asarray(counts, dtype=np.float64).reshape(-1)                  # (K,)
+    if len(counts) == 0 or not np.all(np.isfinite(counts)) or np.any(counts <= 0):
+        raise ValueError('class counts must be a non-empty list of positive numbers, got %r' % (counts.tolist(),))
+    return counts
 
 
 # ----------------------------------------------------------------------------------------
-# Dang et al. 2023
+# Dang et al. 2023: bias-free MSE, deep linear head
 
 def d23_b(N, depth, lambda_W, lambda_H):
-    """b = M N (N lambda_W^M lambda_H)^{1/M} (spec D23 §5.3)."""
+    """b = M N (N lambda_W^M lambda_H)^{1/M} (Dang et al. 2023, imbalanced theorem; spec D23 §5.3)."""
     return depth * N * (N * lambda_W ** depth * lambda_H) ** (1.0 / depth)
 
 
 def d23_polynomial(n_k, b, depth):
-    """Coefficients (highest degree first) of b (x^M + 1)^2 - n_k M x^{M-1}, whose real roots
-    are those of b/n_k - M x^{M-1}/(x^M + 1)^2 = 0 (x^M = -1 is never a root of the latter)."""
+    """Coefficients (highest degree first, for np.roots / np.polyval) of
+    b (x^M + 1)^2 - n_k M x^{M-1}, whose real roots are those of
+    b/n_k - M x^{M-1}/(x^M + 1)^2 = 0 (spec D23 §5.3; x^M = -1 is never a root of the latter)."""
     M = depth
-    coefficients = np.zeros(2 * M + 1)
+    coefficients = np.zeros(2 * M + 1)                                         # (2M+1,) degree 2M..0
     coefficients[0] += b                      # b x^{2M}
     coefficients[M] += 2 * b                  # 2b x^M
     coefficients[2 * M] += b                  # b
-    coefficients[2 * M - (M - 1)] -= n_k * M  # - n_k M x^{M-1}
+    coefficients[M + 1] -= n_k * M            # -n_k M x^{M-1}
     return coefficients
 
 
 def d23_largest_root(n_k, N, depth, lambda_W, lambda_H):
-    """The largest real root x of b/n_k - M x^{M-1}/(x^M + 1)^2 = 0 (D23 §5.3; the original
-    solves it with sympy and takes max of the real roots). Companion-matrix roots polished by
-    Newton steps on the polynomial."""
-    b = d23_b(N, depth, lambda_W, lambda_H)
-    coefficients = d23_polynomial(n_k, b, depth)
-    roots = np.roots(coefficients)
-    real = roots[np.abs(roots.imag) <= 1e-7 * np.maximum(1.0, np.abs(roots))].real
-    if len(real) == 0:
-        raise ValueError('no real root for n_k=%s, N=%s, depth=%s, lambda_W=%s, lambda_H=%s'
-                         % (n_k, N, depth, lambda_W, lambda_H))
-    x = real.max()
-    derivative = np.polyder(coefficients)
-    for _ in range(3):
-        slope = np.polyval(derivative, x)
-        if slope != 0:
-            x -= np.polyval(coefficients, x) / slope
-    return float(x)
+    """The largest real root x of b/n_k - M x^{M-1}/(x^M + 1)^2 = 0, b = d23_b(...)
+    (Dang et al. 2023, imbalanced theorem; spec D23 §5.3, where the original asks sympy for
+    every real root and takes the max).
+
+    Solved by bracketing on the shape of g(x) = M x^{M-1}/(x^M + 1)^2:
+    * M = 1: g = 1/(x+1)^2, so x = sqrt(n_k/b) - 1 exactly (negative when n_k < b);
+    * M >= 2 and x > 0: g' has the sign of (M-1) - (M+1) x^M, so g rises to its maximum at
+      x* = ((M-1)/(M+1))^{1/M}, then falls to 0; when g(x*) >= b/n_k the largest root lies in
+      [x*, inf), bounded above by (M n_k/b)^{1/(M+1)} because g(x) < M x^{-M-1};
+    * otherwise there is no positive root. Odd M: exactly one root in (-1, 0) (with y = -x,
+      b/n_k (1 - y^M)^2 - M y^{M-1} falls from b/n_k > 0 at y = 0 to -M at y = 1), the roots
+      below -1 being smaller. Even M: g <= 0 for x <= 0, so no real root at all, which raises
+      ValueError naming the inputs (the original crashes on max of an empty list).
+    """
+    n_k, N = _positive('n_k', n_k), _positive('N', N)
+    lambda_W, lambda_H = _positive('lambda_W', lambda_W), _positive('lambda_H', lambda_H)
+    M = _depth(depth)
+    b = d23_b(N, M, lambda_W, lambda_H)
+    level = b / n_k
+    if M == 1:
+        return float(np.sqrt(n_k / b) - 1)
+
+    def equation(x):
+        return level - M * x ** (M - 1) / (x ** M + 1) ** 2
+
+    peak = ((M - 1) / (M + 1)) ** (1.0 / M)
+    at_peak = equation(peak)
+    if at_peak <= 0:
+        upper = 2 * max(peak, (M * n_k / b) ** (1.0 / (M + 1)))
+        if at_peak == 0:
+            return float(peak)
+        return float(brentq(equation, peak, upper, xtol=1e-300, rtol=_RTOL, maxiter=500))
+    if M % 2 == 1:
+        y = brentq(lambda y: level * (1 - y ** M) ** 2 - M * y ** (M - 1), 0.0, 1.0,
+                   xtol=1e-300, rtol=_RTOL, maxiter=500)
+        return float(-y)
+    raise ValueError('no real root of b/n_k = M x^(M-1)/(x^M+1)^2 for n_k=%g, N=%g, depth=%d, lambda_W=%g, '
+                     'lambda_H=%g (b/n_k=%g exceeds the maximum %g of the right side); lower the decays'
+                     % (n_k, N, M, lambda_W, lambda_H, level, level - at_peak))
 
 
-def d23_singular_values(counts, depth, lambda_W, lambda_H, clamp=True, as_coded_float32=False):
-    """{'b', 'x' (K,), 's' (K,)}: s_k = (N lambda_H x_k^M)^{1/(2M)} with x_k the largest real
-    root, clamped at 0 when clamp (the imbalanced scripts; the balanced synthetic script does
-    not clamp). as_coded_float32 casts x to float32 first, as the original."""
-    counts = np.asarray(counts, dtype=np.float64)
+def _root_or_collapse(n_k, N, depth, lambda_W, lambda_H, no_root):
+    """d23_largest_root, or 0.0 for a class without a real root when no_root == 'collapse'."""
+    try:
+        return d23_largest_root(n_k, N, depth, lambda_W, lambda_H)
+    except ValueError:
+        if no_root == 'collapse' and depth % 2 == 0:
+            return 0.0
+        raise
+
+
+def d23_singular_values(counts, depth, lambda_W, lambda_H, clamp=True, as_coded_float32=False,
+                        no_root='raise'):
+    """{'b': float, 'x': (K,), 's': (K,)} with x_k = d23_largest_root(n_k, ...) and
+    s_k = (N lambda_H x_k^M)^{1/(2M)} (Dang et al. 2023, imbalanced theorem; spec D23 §5.3).
+
+    clamp: x_k < 0 becomes 0, so s_k = 0 (minority collapse), as in validate_NC_unbalanced.py
+    and synthetic_experiment_imbalanced.py; synthetic_experiment_balanced.py does not clamp
+    (an unclamped negative x_k with odd M gives s_k = nan, as the original's fractional power).
+    as_coded_float32: cast x to float32 before computing s, as the original does (the spec's
+    reference table is printed that way).
+    no_root: a class with no real root (even M, b/n_k above the peak of the right side) makes
+    the original crash; 'raise' (default) raises the ValueError of d23_largest_root, 'collapse'
+    gives it x_k = 0 and s_k = 0 (no positive root: the class collapses, as a clamped one).
+    """
+    if no_root not in ('raise', 'collapse'):
+        raise ValueError("no_root must be 'raise' or 'collapse', got %r" % (no_root,))
+    counts = _counts(counts)                                                   # (K,)
+    M = _depth(depth)
+    lambda_W, lambda_H = _positive('lambda_W', lambda_W), _positive('lambda_H', lambda_H)
     N = counts.sum()
-    x = np.array([d23_largest_root(n, N, depth, lambda_W, lambda_H) for n in counts])
+    sizes, index = np.unique(counts, return_inverse=True)
+    roots = np.array([_root_or_collapse(n, N, M, lambda_W, lambda_H, no_root) for n in sizes])
+    x = roots[index.reshape(-1)]                                               # (K,)
     if as_coded_float32:
         x = x.astype(np.float32).astype(np.float64)
     if clamp:
         x = np.maximum(x, 0.0)
     with np.errstate(invalid='ignore'):
-        s = (N * lambda_H * x ** depth) ** (1.0 / (2 * depth))
-    return {'b': d23_b(N, depth, lambda_W, lambda_H), 'x': x, 's': s}
+        s = (N * lambda_H * x ** M) ** (1.0 / (2 * M))                          # (K,)
+    return {'b': float(d23_b(N, M, lambda_W, lambda_H)), 'x': x, 's': s}
 
 
-def d23_geometry(counts, depth, lambda_W, lambda_H, clamp=True, ratio_target='as_coded'):
-    """Predicted geometry of the global minimiser (D23 §5.3), t = s^{2M}, c = t + N lambda_H:
-    'WWT' = diag of W W^T = t, 'HTH' = diag of U^T U = t/c^2, 'WH' = diag of W U = t/c (W h_k =
-    t_k/c_k e_k), off-diagonals 0; 'W_div_H' = ||w_k||^2/||h_k||^2: as coded n_k when M = 1 and
-    c^2 otherwise (ratio_target='as_coded'; n_k equals c^2 only when lambda_W = lambda_H,
-    bug B10), or c^2 always ('exact')."""
-    values = d23_singular_values(counts, depth, lambda_W, lambda_H, clamp)
-    counts = np.asarray(counts, dtype=np.float64)
-    t = values['s'] ** (2 * depth)
-    c = t + counts.sum() * lambda_H
-    if ratio_target == 'as_coded':
-        ratio = counts.copy() if depth == 1 else c ** 2
-    elif ratio_target == 'exact':
-        ratio = c ** 2
-    else:
-        raise ValueError("ratio_target must be 'as_coded' or 'exact'")
+def d23_geometry(counts, depth, lambda_W, lambda_H, clamp=True, ratio_target='as_coded', as_coded_float32=False,
+                 no_root='raise'):
+    """Predicted geometry of the global minimiser (Dang et al. 2023, imbalanced theorem; spec
+    D23 §5.3 and App. A), with t = s^{2M} and c = t + N lambda_H, all (K,) vectors (the
+    off-diagonals of every Gram are 0):
+      'WWT' = diag(W W^T) = t,  'HTH' = diag(U^T U) = t/c^2,  'WH' = diag(W U) = t/c,
+      'W_div_H' = r, the target of ||w_k||^2/||h_k||^2 (NC3_W_div_H),
+    plus 'b', 'x', 's', 't', 'c' (W = W_M...W_1, U = uncentred class means, w_k = c_k h_k).
+    clamp, as_coded_float32 and no_root as in d23_singular_values.
+
+    ratio_target='as_coded' gives r = n_k when M = 1 and c^2 when M > 1, as the original; the
+    exact ratio is c^2 = n_k lambda_H/lambda_W for M = 1 (spec §5.3 closed form), equal to n_k
+    only when lambda_W = lambda_H (spec §8 bug B10), so ratio_target='exact' gives c^2 always.
+    """
+    if ratio_target not in ('as_coded', 'exact'):
+        raise ValueError("ratio_target must be 'as_coded' or 'exact', got %r" % (ratio_target,))
+    values = d23_singular_values(counts, depth, lambda_W, lambda_H, clamp, as_coded_float32, no_root)
+    counts = _counts(counts)                                                   # (K,)
+    t = values['s'] ** (2 * depth)                                             # (K,)
+    c = t + counts.sum() * lambda_H                                            # (K,)
+    ratio = counts.copy() if (ratio_target == 'as_coded' and depth == 1) else c ** 2
     return dict(values, t=t, c=c, WWT=t, HTH=t / c ** 2, WH=t / c, W_div_H=ratio)
 
 
 # ----------------------------------------------------------------------------------------
-# Dang et al. 2024
+# Dang et al. 2024: cross-entropy, unconstrained ReLU features
 
 def d24_logit_gaps(counts, lambda_W, lambda_H):
-    """M_k (the code's M_array; spec D23 App. B): inside_k = (K-1)(sqrt(n_k) / (N sqrt(
-    (lambda_H/2)(lambda_W/2)) sqrt(((K-1)/K) lambda_W/lambda_H)) - 1), M_k = ln(inside_k) when
-    inside_k > 0 and ln(inside_k) > 0, else 0."""
-    counts = np.asarray(counts, dtype=np.float64)
+    """M_k, the code's `M_array` (Dang et al. 2024; spec D23 App. B):
+    inside_k = (K-1) (sqrt(n_k) / (N sqrt((lambda_H/2)(lambda_W/2)) sqrt(((K-1)/K) lambda_W/lambda_H)) - 1),
+    M_k = ln(inside_k) if inside_k > 0 and ln(inside_k) > 0, else 0. Unrelated to the depth M."""
+    counts = _counts(counts)                                                   # (K,)
+    lambda_W, lambda_H = _positive('lambda_W', lambda_W), _positive('lambda_H', lambda_H)
     K, N = len(counts), counts.sum()
     scale = N * np.sqrt((lambda_H / 2) * (lambda_W / 2)) * np.sqrt((K - 1) / K * lambda_W / lambda_H)
-    inside = (K - 1) * (np.sqrt(counts) / scale - 1)
-    gaps = np.zeros(K)
+    inside = (K - 1) * (np.sqrt(counts) / scale - 1)                           # (K,)
+    gaps = np.zeros(K)                                                         # (K,)
     positive = inside > 0
     gaps[positive] = np.log(inside[positive])
     return np.where(gaps > 0, gaps, 0.0)
 
 
 def d24_targets(counts, lambda_W, lambda_H):
-    """The 2024 code's targets: 'M' (K,), 'HTH_diag' d_k = sqrt(((K-1)/K)(lambda_W/lambda_H)/n_k) M_k
-    (NC2_H), 'WWT' T (K, K) (NC2_WWT) and 'WH' Q (K, K), column i = M_i (e_i - 1/K) (NC3_WH)."""
-    counts = np.asarray(counts, dtype=np.float64)
+    """Targets of the 2024 validator (Dang et al. 2024; spec D23 App. B), W = full product,
+    U = uncentred class means:
+      'M' (K,): d24_logit_gaps;
+      'HTH_diag' (K,): d_k = sqrt(((K-1)/K)(lambda_W/lambda_H)/n_k) M_k (NC2_H, diag target);
+      'WWT' (K, K): T_ii = (K-1)^2 sqrt(n_i) M_i + sum_{m != i} sqrt(n_m) M_m,
+                    T_ij = -(K-1)(sqrt(n_i) M_i + sqrt(n_j) M_j) + sum_{m not in {i,j}} sqrt(n_m) M_m (NC2_WWT);
+      'WH' (K, K): Q, column i = M_i (e_i - 1/K) (NC3_WH).
+    NC2_W's target depends on the measured means: d24_classifier_target."""
+    counts = _counts(counts)                                                   # (K,)
     K = len(counts)
-    gaps = d24_logit_gaps(counts, lambda_W, lambda_H)
-    weighted = np.sqrt(counts) * gaps                                   # sqrt(n_m) M_m
+    gaps = d24_logit_gaps(counts, lambda_W, lambda_H)                          # (K,)
+    weighted = np.sqrt(counts) * gaps                                          # (K,) sqrt(n_m) M_m
     total = weighted.sum()
-    T = -(K - 1) * (weighted[:, None] + weighted[None, :]) + (total - weighted[:, None] - weighted[None, :])
+    pair = weighted[:, None] + weighted[None, :]                               # (K, K)
+    T = -(K - 1) * pair + (total - pair)                                       # (K, K)
     np.fill_diagonal(T, (K - 1) ** 2 * weighted + (total - weighted))
-    Q = (np.eye(K) - 1.0 / K) * gaps[None, :]
-    return {'M': gaps, 'HTH_diag': np.sqrt((K - 1) / K * (lambda_W / lambda_H) / counts) * gaps,
-            'WWT': T, 'WH': Q}
+    Q = (np.eye(K) - 1.0 / K) * gaps[None, :]                                  # (K, K)
+    d = np.sqrt((K - 1) / K * (lambda_W / lambda_H) / counts) * gaps           # (K,)
+    return {'M': gaps, 'HTH_diag': d, 'WWT': T, 'WH': Q}
 
 
-def d24_classifier_target(class_means, counts):
-    """S (K, d) of NC2_W: row k = K sqrt(n_k) mu_k - sum_c sqrt(n_c) mu_c; class_means (K, d)."""
+def d24_classifier_target(class_means, counts, means_layout=None):
+    """S (K, d), the NC2_W target of the 2024 validator (Dang et al. 2024; spec D23 App. B):
+    row k = K sqrt(n_k) mu_k - sum_c sqrt(n_c) mu_c.
+
+    class_means: (K, d) rows or (d, K) columns (nc_metrics' U); means_layout 'Kd' or 'dK'
+    says which, and may be omitted when only one axis has length K."""
     means = np.asarray(class_means, dtype=np.float64)
-    roots = np.sqrt(np.asarray(counts, dtype=np.float64))[:, None]
-    return len(roots) * roots * means - (roots * means).sum(0, keepdims=True)
+    counts = _counts(counts)                                                   # (K,)
+    K = len(counts)
+    if means.ndim != 2 or K not in means.shape:
+        raise ValueError('class_means must be (K, d) or (d, K) with K=%d classes, got shape %s' % (K, means.shape))
+    if means_layout is None:
+        if means.shape[0] == means.shape[1]:
+            raise ValueError("class_means is square (%d x %d): pass means_layout='Kd' or 'dK'" % means.shape)
+        means_layout = 'Kd' if means.shape[0] == K else 'dK'
+    if means_layout == 'dK':
+        means = means.T                                                        # (K, d)
+    elif means_layout != 'Kd':
+        raise ValueError("means_layout must be 'Kd', 'dK' or None, got %r" % (means_layout,))
+    if means.shape[0] != K:
+        raise ValueError('class_means has %d classes along the %r layout, counts has %d' % (means.shape[0], means_layout, K))
+    weighted = np.sqrt(counts)[:, None] * means                                # (K, d) sqrt(n_k) mu_k
+    return K * weighted - weighted.sum(0, keepdims=True)                       # (K, d)
 
 
 # ----------------------------------------------------------------------------------------
-# Hong & Ling 2023 (spec Hong §9, derived from the KKT conditions of the convex UFM program
-# with the nuclear-norm level l = 2 sqrt(lambda_W lambda_H))
+# Hong & Ling 2023: CE UFM on imbalanced data, nuclear-norm level l (spec Hong §8, §9;
+# derived from the KKT conditions of the convex program, confirmed with cvxpy)
 
 def hong_within_cluster_threshold(n_c, N):
-    """The columns of a cluster of classes with n_c samples each coincide iff l >= sqrt(n_c)/N."""
-    return float(np.sqrt(n_c) / N)
+    """The logit columns of a cluster of >= 2 classes with n_c samples each coincide iff
+    l >= sqrt(n_c)/N (Hong & Ling 2023; spec Hong §9, 'Collapse within a cluster')."""
+    return float(np.sqrt(_positive('n_c', n_c)) / _positive('N', N))
 
 
 def hong_minority_collapse_lambda(k_A, n_A, k_B, n_B):
-    """lambda_MC = sqrt(n_B) / (k_A n_A + k_B n_B): the minority classes collapse above it."""
-    return hong_within_cluster_threshold(n_B, k_A * n_A + k_B * n_B)
+    """lambda_MC = sqrt(n_B)/(k_A n_A + k_B n_B): k_B >= 2 minority classes of n_B samples
+    collapse for l >= lambda_MC (Hong & Ling 2023; spec Hong §9)."""
+    N = _positive('k_A', k_A) * _positive('n_A', n_A) + _positive('k_B', k_B) * _positive('n_B', n_B)
+    return hong_within_cluster_threshold(n_B, N)
 
 
 def hong_total_collapse_threshold(counts):
-    """Z = 0 (every feature collapsed, the bias carries the prior) iff l >= sqrt(n_max)/N."""
-    counts = np.asarray(counts, dtype=np.float64)
+    """Z = 0 (all features collapsed, the bias carries the log-prior) iff l >= sqrt(n_max)/N
+    (Hong & Ling 2023; spec Hong §9 'Total collapse', sigma_max(G_0) measured = sqrt(n_max)/N)."""
+    counts = _counts(counts)                                                   # (K,)
     return float(np.sqrt(counts.max()) / counts.sum())
 
 
 def hong_minority_n_star(k_A, k_B, n_B, l):
-    """Majority size above which the minority collapses at level l:
-    n_A* = (sqrt(n_B)/l - k_B n_B) / k_A (minority_n experiment)."""
+    """n_A* = (sqrt(n_B)/l - k_B n_B)/k_A: at a fixed level l the minority collapses iff
+    n_A >= n_A* (Hong & Ling 2023; spec Hong §9, minority_n experiment). A value <= n_B
+    means the minority is collapsed for every majority size."""
+    k_A, k_B = _positive('k_A', k_A), _positive('k_B', k_B)
+    n_B, l = _positive('n_B', n_B), _positive('l', l)
     return float((np.sqrt(n_B) / l - k_B * n_B) / k_A)
 
 
 def hong_total_collapse_n_star(k_A, k_B, n_B, l):
-    """Majority size n_A above which everything collapses at level l: the larger root of
-    sqrt(n_A) = l (k_A n_A + k_B n_B), i.e. sqrt(n_A) = (1 + sqrt(1 - 4 l^2 k_A k_B n_B))/(2 l k_A);
-    nan when sqrt(n_A)/N stays below l for every n_A (collapse at any size)."""
+    """Majority size n_A (>= n_B) from which everything collapses at a fixed level l (Hong &
+    Ling 2023; spec Hong §9 table, minority_n rows): l >= sqrt(n_A)/(k_A n_A + k_B n_B) holds
+    for sqrt(n_A) at or above the larger root (1 + sqrt(1 - 4 l^2 k_A k_B n_B))/(2 l k_A);
+    when the discriminant is negative it holds for every n_A, and the result is n_B."""
+    k_A, k_B = _positive('k_A', k_A), _positive('k_B', k_B)
+    n_B, l = _positive('n_B', n_B), _positive('l', l)
     discriminant = 1 - 4 * l ** 2 * k_A * k_B * n_B
     if discriminant < 0:
-        return float('nan')
-    return float(((1 + np.sqrt(discriminant)) / (2 * l * k_A)) ** 2)
+        return n_B
+    return float(max(n_B, ((1 + np.sqrt(discriminant)) / (2 * l * k_A)) ** 2))
+
+
+def hong_balanced_logit_scale(n, K, l):
+    """alpha of the balanced optimum Z = alpha (I - 11^T/K), b = 0 (Hong & Ling 2023; spec
+    Hong §8 'Balanced check'): alpha = ln((1 - (K-1) l sqrt(n))/(l sqrt(n))) when
+    l < 1/(K sqrt(n)) (= sqrt(n)/N, total collapse), else 0."""
+    n, l = _positive('n', n), _positive('l', l)
+    if int(K) != K or K < 2:
+        raise ValueError('K (number of classes) must be an integer >= 2, got %r' % (K,))
+    root = l * np.sqrt(n)
+    if root >= 1.0 / K:
+        return 0.0
+    return float(np.log((1 - (K - 1) * root) / root))
+
+
+# ----------------------------------------------------------------------------------------
+# Reference frames (Papyan et al. 2020, Def. 1; Zhou et al. 2022 / Dang et al. 2023 for the
+# bias-free orthogonal frame). Vectors as columns; nc_metrics holds the normalised Grams.
+
+def simplex_etf(K, d=None):
+    """(d, K) simplex equiangular tight frame: unit columns with pairwise cosine -1/(K-1),
+    sqrt(K/(K-1)) P (I - 11^T/K) with P (d, K) having orthonormal columns (Papyan et al. 2020,
+    Def. 1). d defaults to K (P = I); d must be >= K-1 (d = K-1 uses an orthonormal basis of
+    the complement of 1)."""
+    if int(K) != K or K < 2:
+        raise ValueError('K (number of classes) must be an integer >= 2, got %r' % (K,))
+    K = int(K)
+    d = K if d is None else int(d)
+    if d < K - 1:
+        raise ValueError('a simplex ETF of K=%d vectors needs dimension d >= K-1=%d, got d=%d' % (K, K - 1, d))
+    centred = np.sqrt(K / (K - 1)) * (np.eye(K) - np.ones((K, K)) / K)          # (K, K)
+    if d == K:
+        return centred
+    if d == K - 1:
+        basis = np.linalg.svd(centred)[0][:, :K - 1]                           # (K, K-1) spans 1-complement
+        return basis.T @ centred                                               # (K-1, K)
+    return np.vstack([centred, np.zeros((d - K, K))])                          # (d, K)
+
+
+def orthogonal_frame(K, d=None):
+    """(d, K) orthogonal frame: the first K standard basis vectors, the bias-free MSE
+    geometry of balanced data (Dang et al. 2023, balanced theorem; spec D23 App. A 'OF')."""
+    if int(K) != K or K < 1:
+        raise ValueError('K (number of classes) must be an integer >= 1, got %r' % (K,))
+    K = int(K)
+    d = K if d is None else int(d)
+    if d < K:
+        raise ValueError('an orthogonal frame of K=%d vectors needs dimension d >= K, got d=%d' % (K, d))
+    return np.eye(d, K)                                                        # (d, K)
