@@ -215,7 +215,7 @@ def between_class_factor(stats, conventions):
     return weights.sqrt()[:, None] * centred
 
 
-def nc1(stats, conventions):
+def nc1(stats, conventions, as_coded=True):
     """NC1 = tr(Sigma_W Sigma_B^+) / K (Papyan, Han & Donoho 2020, Eq. in Fig. 6).
 
     'nc1': exact, float64, with Sigma_B's pseudo-inverse taken in its K-1 dimensional range:
@@ -225,7 +225,8 @@ def nc1(stats, conventions):
     'nc1_as_coded': Sigma_W and Sigma_B as the original computed them (float32 with SciPy's
     pinv for T/J/D23, float64 with rcond 1e-10 for Hong), which under-reports NC1 when a
     between-class direction is small (reference §3.4).
-    'sb_condition': s_{r-1}/s_0, small values mean the as-coded number is unreliable."""
+    'sb_condition': s_{r-1}/s_0, small values mean the as-coded number is unreliable.
+    as_coded=False skips the original's D x D pseudo-inverse ('nc1_as_coded' is then None)."""
     K = stats.num_present
     factor = between_class_factor(stats, conventions)                        # (K, D)
     _, s, Vt = torch.linalg.svd(factor, full_matrices=False)                 # s (min(K,D),), Vt (., D)
@@ -233,11 +234,14 @@ def nc1(stats, conventions):
     s, Vt = s[:r], Vt[:r]
     keep = s > s[0] * max(K, stats.dim) * torch.finfo(torch.float64).eps if r > 0 else s > 0
     divisor = K if conventions.nc1_divide_by_K else 1
-    as_coded_directions, as_coded_inverse = as_coded_pseudo_inverse(factor, conventions.pinv)
+    if as_coded:
+        as_coded_directions, as_coded_inverse = as_coded_pseudo_inverse(factor, conventions.pinv)
+    else:
+        as_coded_directions = torch.zeros(0, stats.dim, dtype=torch.float64, device=factor.device)
     quadratic = stats.within_class_quadratic(torch.cat([Vt[keep], as_coded_directions]))
     exact = float((quadratic[:int(keep.sum())] / s[keep] ** 2).sum()) / divisor
     # tr(Sigma_W pinv(Sigma_B)) = sum_i u_i^T Sigma_W u_i / sigma_i over pinv's kept eigenpairs
-    as_coded = float((quadratic[int(keep.sum()):] * as_coded_inverse).sum()) / divisor
+    as_coded = float((quadratic[int(keep.sum()):] * as_coded_inverse).sum()) / divisor if as_coded else None
     condition = float(s[-1] / s[0]) if r > 0 and s[0] > 0 else 0.0
     return {'nc1': exact, 'nc1_as_coded': as_coded, 'sb_condition': condition}
 
@@ -384,19 +388,37 @@ def cosine_margins(features, labels, W, global_mean, conventions, chunk=8192):
 
 
 def nearest_class_mean(features, class_means, chunk=8192):
-    """argmin_k ||h_i - mu_k||, in float64. Distances are compared through
-    ||h - mu_k||^2 - ||h - m||^2 = ||mu_k - m||^2 - 2 <h - m, mu_k - m> with m the mean of the
-    class means: centring at m first removes the large common offset that makes the expanded
-    form ||h||^2 + ||mu||^2 - 2<h, mu> cancel for features far from the origin, and leaves one
-    (B, D) x (D, K) product per chunk. Ties go to the lowest index."""
+    """argmin_k ||h_i - mu_k|| in float64, equal to the decision of the direct differences
+    (Papyan 2020's NCC classifier; reference §4.3: never decide by the expanded form).
+
+    Fast path: scores s_k = ||o_k||^2 - 2 <h - m, o_k> = ||h - mu_k||^2 - ||h - m||^2, with m the
+    mean of the class means and o_k = mu_k - m: centring removes the common offset that makes
+    ||h||^2 + ||mu||^2 - 2<h, mu> cancel far from the origin, and leaves one (B, D) x (D, K)
+    product per chunk. The scores still cancel when two class means nearly coincide while
+    others are far (minority collapse): their rounding error is below
+    tol_i = 8 (D + 2) eps64 (||h_i - m|| + max_k ||o_k||) max_k ||o_k|| (dot-product bound
+    gamma_D, Higham 2002 §3.1), so every sample whose two best scores are closer than tol_i is
+    decided again from the direct differences ||h_i - mu_k||^2. Ties go to the lowest index."""
     means = _as64(class_means)
     centre = means.mean(0)
     offsets = means - centre                                                 # (K, D)
     sq_norms = (offsets ** 2).sum(1)                                         # (K,)
+    largest = sq_norms.max().sqrt()                                          # max_k ||o_k||
+    unit_error = 8 * (means.shape[1] + 2) * torch.finfo(torch.float64).eps
     decisions = []
     for start in range(0, len(features), chunk):
-        h = _as64(features[start:start + chunk]) - centre                    # (B, D)
-        decisions.append((sq_norms - 2 * h @ offsets.T).argmin(1))
+        x = _as64(features[start:start + chunk])                             # (B, D)
+        h = x - centre                                                       # (B, D)
+        scores = sq_norms - 2 * h @ offsets.T                                # (B, K)
+        choice = scores.argmin(1)                                            # (B,)
+        if len(means) > 1:
+            best_two = scores.topk(2, dim=1, largest=False).values           # (B, 2)
+            tolerance = unit_error * (torch.linalg.norm(h, dim=1) + largest) * largest  # (B,)
+            close = best_two[:, 1] - best_two[:, 0] <= tolerance             # (B,)
+            if close.any():
+                direct = ((x[close, None, :] - means[None]) ** 2).sum(2)     # (b, K)
+                choice[close] = direct.argmin(1)
+        decisions.append(choice)
     return torch.cat(decisions)
 
 

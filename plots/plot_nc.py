@@ -8,12 +8,14 @@ runs, NC3_ETF_WH). Writes <out_dir>/<name>.png and .pdf.
 """
 import argparse
 import os
+import sys
 
 import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
-import plot_utils  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from plots import plot_utils  # noqa: E402
 
 # panel title -> candidate info keys, first present wins
 PANELS = [

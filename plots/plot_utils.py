@@ -1,4 +1,8 @@
-"""Helpers every figure script shares: read info files, write figures atomically as PNG+PDF."""
+"""Helpers every figure script shares: read info files, write figures atomically as PNG+PDF.
+
+Figure scripts run as ``python plots/<script>.py`` (sys.path[0] is plots/); importing this module
+puts the project root on sys.path too, so ``checkpoints`` and the other top-level modules import.
+"""
 import argparse
 import io
 import os
@@ -8,33 +12,45 @@ import sys
 import matplotlib
 matplotlib.use('Agg')
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from checkpoints import atomic_write  # noqa: E402
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if PROJECT_ROOT not in sys.path:
+    sys.path.append(PROJECT_ROOT)
+from fileio import atomic_write  # noqa: E402  (scripts put the project root on sys.path)
 
 
 class FigureInputError(SystemExit):
-    pass
+    """Exit status 2 after a one-line message on stderr (raised by ``load_info``)."""
 
 
-def load_info(path):
-    """info.pkl as a dict; a missing or unreadable file is one line naming it (exit 2)."""
+def read_info(path):
+    """info.pkl (or any pickled dict of per-epoch lists) as a dict.
+
+    Raises ValueError with a one-line message naming the file when it is missing, unreadable
+    or not a dict."""
     try:
         with open(path, 'rb') as f:
             info = pickle.load(f)
     except FileNotFoundError:
-        sys.stderr.write('error: %s does not exist; run the validator for that run first\n' % path)
-        raise FigureInputError(2)
-    except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as error:
-        sys.stderr.write('error: %s cannot be read (%s); re-run its validator\n' % (path, type(error).__name__))
-        raise FigureInputError(2)
+        raise ValueError('%s does not exist; run the validator for that run first' % path) from None
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, ValueError) as error:
+        raise ValueError('%s cannot be read (%s); re-run its validator' % (path, type(error).__name__)) from None
     if not isinstance(info, dict):
-        sys.stderr.write('error: %s is not an info dict\n' % path)
-        raise FigureInputError(2)
+        raise ValueError('%s holds a %s, not an info dict' % (path, type(info).__name__))
     return info
 
 
+def load_info(path):
+    """``read_info`` for scripts: a bad file is one line on stderr and exit status 2."""
+    try:
+        return read_info(path)
+    except ValueError as error:
+        sys.stderr.write('error: %s\n' % error)
+        raise FigureInputError(2) from None
+
+
 def save_figure(fig, out_dir, name, formats=('png', 'pdf')):
-    """Write <out_dir>/<name>.png and .pdf (temporary file + rename); returns the paths."""
+    """Write <out_dir>/<name>.png and .pdf (temporary file + rename); closes ``fig`` and
+    returns the paths."""
     import matplotlib.pyplot as plt
     paths = []
     for fmt in formats:
@@ -48,6 +64,7 @@ def save_figure(fig, out_dir, name, formats=('png', 'pdf')):
 
 
 def out_dir_parser(default='figures'):
+    """argparse parent holding ``--out_dir``."""
     parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument('--out_dir', default=default, help='folder for the PNG and PDF files')
+    parser.add_argument('--out_dir', default=default, help='folder for the PNG and PDF files (default: %(default)s)')
     return parser
