@@ -202,6 +202,9 @@ def get_eval_parser(description=None):
                         help='validate only these epochs')
     parser.add_argument('--every', type=int, default=1,
                         help='validate every N-th saved checkpoint (the last one always)')
+    parser.add_argument('--wait', type=float, default=0,
+                        help='wait up to this many seconds for checkpoints that training has not '
+                             'written yet (all epochs 1..--epochs, or --epoch_list)')
     return parser
 
 
@@ -287,6 +290,8 @@ def check(args):
             raise UsageError('--%s must be at least 1 (got %s)' % (dest, value))
     if args.sample_size is not None and args.sample_size < 1:
         raise UsageError('--sample_size must be at least 1 (got %s)' % args.sample_size)
+    if getattr(args, 'wait', 0) < 0 or getattr(args, 'every', 1) < 1:
+        raise UsageError('--wait must be >= 0 and --every >= 1')
     if args.save_every is not None and args.save_every < 1:
         raise UsageError('--save_every must be at least 1 (got %s)' % args.save_every)
     for dest in ('lr', 'weight_decay', 'feature_decay_rate', 'gamma', 'M', 'k'):

@@ -215,10 +215,25 @@ def write_info(run_dir, info):
 # ----------------------------------------------------------------------------------------
 # the loop over checkpoints
 
-def select_epochs(run_dir, args):
+def select_epochs(run_dir, args, poll_seconds=5.0):
     """Epochs to validate: --epoch_list, else the epochs 1..--epochs that the run saved (the
     recipe's cadence), thinned by --every (the last one always kept). A missing file is
-    reported by name."""
+    reported by name. With --wait S, every epoch 1..--epochs (or of --epoch_list) is awaited
+    for at most S seconds, for a validator started beside its training run."""
+    deadline = time.time() + getattr(args, 'wait', 0)
+    while True:
+        try:
+            return _select_epochs(run_dir, args)
+        except UsageError as error:
+            remaining = deadline - time.time()
+            if remaining <= 0:
+                if getattr(args, 'wait', 0):
+                    raise UsageError('%s (after waiting %gs)' % (error, args.wait))
+                raise
+            time.sleep(min(poll_seconds, remaining))
+
+
+def _select_epochs(run_dir, args):
     if not os.path.isdir(run_dir):
         raise UsageError('run folder %s does not exist; check the flags that name it (%s)'
                          % (run_dir, '--load_path' if args.paper == 'zhou2022' else
@@ -227,6 +242,8 @@ def select_epochs(run_dir, args):
     saved = checkpoints.saved_epochs(run_dir)
     if args.epoch_list:
         wanted = args.epoch_list
+    elif getattr(args, 'wait', 0):
+        wanted = list(range(1, args.epochs + 1))
     else:
         wanted = [e for e in saved if e <= args.epochs]
         if not wanted:

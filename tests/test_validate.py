@@ -123,3 +123,26 @@ def test_truncated_checkpoint_and_corrupt_info_are_survived(dang_run, tmp_path):
     info = pickle.load(open(os.path.join(run_copy, 'info.pkl'), 'rb'))
     assert info['epoch'] == [e for e in range(1, 16) if e != 5]
     assert len(info['NC1_collapse_metric']) == 14
+
+
+def test_wait_is_bounded_and_picks_up_late_checkpoints(dang_run, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    import time
+    from conftest import ROOT
+    folder, run_dir = dang_run
+    copy = tmp_path / 'late'
+    shutil.copytree(folder, copy)
+    run_copy = os.path.join(copy, os.path.relpath(run_dir, folder))
+    hidden = os.path.join(copy, 'epoch_015.pth')
+    os.rename(os.path.join(run_copy, 'epoch_015.pth'), hidden)
+    result = run_script('validate_NC.py', *DANG, '--wait', '1', cwd=copy, check=False)
+    assert result.returncode == 2 and 'epoch_015.pth is missing' in result.stderr and 'after waiting 1s' in result.stderr
+    process = subprocess.Popen([sys.executable, os.path.join(ROOT, 'validate_NC.py')] + DANG + ['--wait', '120'],
+                               cwd=copy, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    assert process.poll() is None                     # still waiting for epoch 15
+    os.rename(hidden, os.path.join(run_copy, 'epoch_015.pth'))
+    assert process.wait(timeout=200) == 0
+    assert pickle.load(open(os.path.join(run_copy, 'info.pkl'), 'rb'))['epoch'] == list(range(1, 16))
