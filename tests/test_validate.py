@@ -146,3 +146,31 @@ def test_wait_is_bounded_and_picks_up_late_checkpoints(dang_run, tmp_path):
     os.rename(hidden, os.path.join(run_copy, 'epoch_015.pth'))
     assert process.wait(timeout=200) == 0
     assert pickle.load(open(os.path.join(run_copy, 'info.pkl'), 'rb'))['epoch'] == list(range(1, 16))
+
+
+def test_same_run_validated_twice_gives_identical_info(dang_run, tmp_path):
+    import shutil
+    folder, run_dir = dang_run
+    results = []
+    for name in ('first', 'second'):
+        copy = tmp_path / name
+        shutil.copytree(folder, copy)
+        run_script('validate_NC.py', *DANG, '--epoch_list', '1', '15', cwd=copy)
+        results.append(pickle.load(open(os.path.join(copy, os.path.relpath(run_dir, folder), 'info.pkl'), 'rb')))
+    first, second = results
+    assert first.keys() == second.keys()
+    for key in validation.INFO_KEYS['dang2023']:
+        for a, b in zip(first[key], second[key]):
+            assert np.array_equal(np.asarray(a), np.asarray(b)), key
+
+
+def test_disk_space_warning(tmp_path, monkeypatch, capsys):
+    import shutil
+    import checkpoints
+    model = torch.nn.Linear(1000, 1000)                      # 4 MB per checkpoint
+    monkeypatch.setattr(shutil, 'disk_usage', lambda path: shutil._ntuple_diskusage(10 ** 9, 0, 10 ** 7))
+    needed, free = checkpoints.warn_if_disk_too_small(str(tmp_path), model, 200)
+    assert needed == 200 * 1001000 * 4 and free == 10 ** 7
+    assert 'use --save_every' in capsys.readouterr().out
+    checkpoints.warn_if_disk_too_small(str(tmp_path), model, 2)
+    assert capsys.readouterr().out == ''
