@@ -28,6 +28,18 @@ import nc_metrics  # noqa: E402
 import validation  # noqa: E402
 
 
+def classic_measures(sigma_w, means, mu_G, W, b, K):
+    """The originals' finishing arithmetic: float32 scipy pinv NC1, ETF errors of the centred
+    W and of W Hbar, ||W mu_G + b||."""
+    sigma_b = sum(torch.outer(m - mu_G, m - mu_G) for m in means) / K
+    nc1 = np.trace(sigma_w.numpy() @ scipy.linalg.pinv(sigma_b.numpy())) / K
+    H = torch.stack([m - mu_G for m in means], 1)
+    P = (torch.eye(K) - 1 / K) / (K - 1) ** 0.5
+    Wc = W - W.mean(0)
+    G, A = Wc @ Wc.T, Wc @ H
+    return nc1, float((G / G.norm() - P).norm()), float((A / A.norm() - P).norm()), float((W @ mu_G + b).norm())
+
+
 def classic_zhou(features, labels, W, b, K, chunk=1024):
     """J's validate_NC.py compute_info + compute_Sigma_W (spec J §7.1-7.2, §12.2 items 5-6):
     a Python loop over samples copying each feature to the host into per-class lists and
@@ -47,14 +59,7 @@ def classic_zhou(features, labels, W, b, K, chunk=1024):
         for start in range(0, len(rows), chunk):
             diff = rows[start:start + chunk] - means[k]                    # (B, D)
             sigma_w += (diff[:, :, None] * diff[:, None, :]).sum(0)        # (B, D, D) summed
-    sigma_w /= N
-    sigma_b = sum(torch.outer(m - mu_G, m - mu_G) for m in means) / K
-    nc1 = np.trace(sigma_w.numpy() @ scipy.linalg.pinv(sigma_b.numpy())) / K
-    H = torch.stack([m - mu_G for m in means], 1)
-    P = (torch.eye(K) - 1 / K) / (K - 1) ** 0.5
-    Wc = W - W.mean(0)
-    G, A = Wc @ Wc.T, Wc @ H
-    return nc1, float((G / G.norm() - P).norm()), float((A / A.norm() - P).norm()), float((W @ mu_G + b).norm())
+    return classic_measures(sigma_w / N, means, mu_G, W, b, K)
 
 
 def classic(features, labels, W, b, K):
@@ -74,14 +79,7 @@ def classic(features, labels, W, b, K):
     for i in range(N):
         diff = (features[i] - means[int(labels[i].item())])[:, None]
         sigma_w += diff @ diff.T
-    sigma_w /= N
-    sigma_b = sum(torch.outer(m - mu_G, m - mu_G) for m in means) / K
-    nc1 = np.trace(sigma_w.numpy() @ scipy.linalg.pinv(sigma_b.numpy())) / K
-    H = torch.stack([m - mu_G for m in means], 1)
-    P = (torch.eye(K) - 1 / K) / (K - 1) ** 0.5
-    Wc = W - W.mean(0)
-    G, A = Wc @ Wc.T, Wc @ H
-    return nc1, float((G / G.norm() - P).norm()), float((A / A.norm() - P).norm()), float((W @ mu_G + b).norm())
+    return classic_measures(sigma_w / N, means, mu_G, W, b, K)
 
 
 def engine(features, labels, W, b, K, streaming=False, batch=1024):
