@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 import checkpoints
 import nc_metrics
+import theory
 from args import UsageError
 from datasets import BatchLoader
 from training import topk_correct
@@ -166,6 +167,63 @@ def dang_balanced_metrics(model, train, test, num_classes, conventions):
     return metrics
 
 
+def dang_imbalanced_metrics(model, train, test, num_classes, conventions, geometry):
+    """D23 validate_NC_unbalanced.py (spec D23 §5.2) against the closed-form targets of
+    theory.d23_geometry (t = s^{2M}, c = t + N lambda_H, r): NC1, NC2_W, NC2_H, NC3_WH,
+    NC3_W_sub_H, NC3_W_div_H with W the full product and U the uncentred class means of the
+    backbone features; the same measures of every head layer's input under per_layer."""
+    t, c, r = (torch.from_numpy(geometry[key]) for key in ('t', 'c', 'W_div_H'))
+    products = head_products(model)
+    per_layer, top = {}, None
+    for index, (features, product) in enumerate(zip(train.layer_inputs, products)):
+        stats = statistics(features, train.labels, num_classes)
+        U = stats.class_means.T                                                  # (d, K)
+        layer = {'NC1_collapse_metric': nc_metrics.nc1(stats, conventions)['nc1'],
+                 'NC2_W': nc_metrics.nc2_w_gof(product, t),
+                 'NC2_H': nc_metrics.nc2_h_gof(U, t, c),
+                 'NC3_WH': nc_metrics.nc3_wh_gof(product, U, t, c),
+                 'NC3_W_sub_H': nc_metrics.nc3_w_sub_h_gof(product, U, c),
+                 'NC3_W_div_H': nc_metrics.nc3_w_div_h(product, U, r)}
+        if index == 0:
+            top = dict(layer, class_mean_norms=torch.linalg.norm(U, dim=0).numpy(),
+                       classifier_row_norms=torch.linalg.norm(product, dim=1).numpy())
+        for key, value in layer.items():
+            per_layer.setdefault(key, []).append(value)
+    train_acc1, train_acc5 = train.accuracy()
+    test_acc1, test_acc5 = test.accuracy()
+    return dict(top, train_acc1=train_acc1, train_acc5=train_acc5, test_acc1=test_acc1,
+                test_acc5=test_acc5, per_layer=per_layer)
+
+
+def dang2024_metrics(model, train, test, num_classes, conventions, targets, counts, run_dir):
+    """The 2024 validator (spec D23 App. B): NC1, and with U the uncentred class means of the
+    (ReLU) features and W the full product: NC2_H (ReLU(U)^T ReLU(U) vs diag(d)), NC2_W (W vs
+    S), NC2_WWT (W W^T vs T), NC3_WH (W U vs Q). Also writes its CSV matrices (HTH, ReLU_HTH,
+    W, ReLU_H, WTW = W W^T, WH), overwritten at every checkpoint as the original."""
+    W = head_products(model)[0]                                                  # (K, d)
+    stats = statistics(train.layer_inputs[0], train.labels, num_classes)
+    U = stats.class_means.T                                                      # (d, K)
+    relu = torch.relu(U)
+    S = torch.from_numpy(theory.d24_classifier_target(stats.class_means.numpy(), counts))
+    matrices = {'HTH': U.T @ U, 'ReLU_HTH': relu.T @ relu, 'W': W, 'ReLU_H': relu,
+                'WTW': W @ W.T, 'WH': W @ U}
+    for name, matrix in matrices.items():
+        checkpoints.atomic_write_text(os.path.join(run_dir, name + '.csv'),
+                                      '\n'.join(','.join(repr(float(x)) for x in row)
+                                                for row in matrix.numpy()) + '\n')
+    train_acc1, train_acc5 = train.accuracy()
+    test_acc1, test_acc5 = test.accuracy()
+    return {'NC1': nc_metrics.nc1(stats, conventions)['nc1'],
+            'NC2_W': nc_metrics.nc2_w_d24(W, S),
+            'NC2_WWT': nc_metrics.nc2_wwt_d24(W, torch.from_numpy(targets['WWT'])),
+            'NC2_H': nc_metrics.nc2_h_relu(U, torch.from_numpy(targets['HTH_diag'])),
+            'NC3_WH': nc_metrics.nc3_wh_d24(W, U, torch.from_numpy(targets['WH'])),
+            'class_mean_norms': torch.linalg.norm(U, dim=0).numpy(),
+            'classifier_row_norms': torch.linalg.norm(W, dim=1).numpy(),
+            'train_acc1': train_acc1, 'train_acc5': train_acc5,
+            'test_acc1': test_acc1, 'test_acc5': test_acc5}
+
+
 RECIPES = {'zhou2022': zhou_metrics, 'dang2023': dang_balanced_metrics}
 
 # The originals' key order; J's nuclear_metric is never filled (spec J §7.4) and stays [].
@@ -175,6 +233,10 @@ INFO_KEYS = {
                  'mu_G_test', 'train_acc1', 'train_acc5', 'test_acc1', 'test_acc5'],
     'dang2023': ['NC1_collapse_metric', 'NC2_ETF_W', 'NC2_Identity_W', 'NC2_ETF_H', 'NC3_ETF_WH',
                  'NC3_W_sub_H', 'W', 'b', 'H', 'mu_G_train', 'train_acc1', 'train_acc5',
+                 'test_acc1', 'test_acc5'],
+    'dang2023_imbalanced': ['NC1_collapse_metric', 'NC2_W', 'NC2_H', 'NC3_WH', 'NC3_W_sub_H',
+                            'NC3_W_div_H', 'train_acc1', 'train_acc5', 'test_acc1', 'test_acc5'],
+    'dang2024': ['NC1', 'NC2_W', 'NC2_WWT', 'NC2_H', 'NC3_WH', 'train_acc1', 'train_acc5',
                  'test_acc1', 'test_acc5'],
 }
 

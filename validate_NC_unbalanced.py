@@ -1,0 +1,65 @@
+"""Measure Neural Collapse on an imbalanced run against the papers' closed-form geometry.
+
+Dang et al. 2023 (recipe dang2023, --loss MSE): the general-orthogonal-frame targets of
+theory.d23_geometry, from --weight_decay (lambda_W), --feature_decay_rate (lambda_H),
+--depth_linear and the class counts:
+  CUDA_VISIBLE_DEVICES=0 python validate_NC_unbalanced.py --model MLP --dataset cifar10 --depth_relu 6 --depth_linear 1 --width 2048 --seed 1 --no-bias --loss MSE --lr 0.0001 --weight_decay 0.00001 --optimizer Adam --sep_decay --epochs 12000 --patience 6000
+Dang et al. 2024 (recipe dang2024, --loss CrossEntropy): the CE/ReLU targets of
+theory.d24_targets, plus the original's CSV matrices:
+  CUDA_VISIBLE_DEVICES=0 python validate_NC_unbalanced.py --model MLP --dataset cifar10 --depth_relu 6 --depth_linear 1 --width 2048 --seed 1 --no-bias --loss CrossEntropy --lr 0.0001 --optimizer Adam --sep_decay --batch_size 256 --feature_decay_rate 0.00001 --weight_decay 0.0001 --epochs 4000 --patience 2000
+
+Writes into the run folder: info.pkl / info.json (per saved epoch: NC1, the theory metrics,
+train and test accuracy, per-class class-mean and classifier-row norms; dang2023 also every
+head layer under per_layer), theory.json (the predicted geometry), test_log.txt, and for
+dang2024 HTH.csv, ReLU_HTH.csv, W.csv, ReLU_H.csv, WTW.csv, WH.csv. As in the originals,
+the theory takes lambda from the flags although the trainer's data term is the MSE mean
+halved (spec D23 §5.3 scaling caveat); --lr defaults to 0.1 here, as the originals' imbalanced
+validators (pass the training --lr).
+"""
+import functools
+import json
+import os
+
+import args as cli
+import checkpoints
+import datasets
+import models
+import nc_metrics
+import theory
+import training
+import validation
+
+
+def get_args_parser():
+    return cli.get_eval_parser('Validate NC metrics of an imbalanced run against the theory.')
+
+
+def main(args):
+    device = training.select_device(args)
+    training.set_seed(args.seed)
+    counts = datasets.imbalanced_counts(args.paper, args.dataset)
+    data = datasets.training_data(args, counts)
+    model = models.build_model(args, data.num_classes, data.input_shape, unbalanced=True).to(device)
+    run_dir = checkpoints.run_dir(args, unbalanced=True)
+    lambdas = (args.weight_decay, args.feature_decay_rate)
+    if args.paper == 'dang2023':
+        geometry = theory.d23_geometry(counts, args.depth_linear, *lambdas)
+        metrics = functools.partial(validation.dang_imbalanced_metrics, geometry=geometry)
+        keys = validation.INFO_KEYS['dang2023_imbalanced']
+    else:
+        geometry = theory.d24_targets(counts, *lambdas)
+        metrics = functools.partial(validation.dang2024_metrics, targets=geometry, counts=counts,
+                                    run_dir=run_dir)
+        keys = validation.INFO_KEYS['dang2024']
+    validation.validate_run(args, model, data, run_dir, device, metrics,
+                            nc_metrics.CONVENTIONS[args.paper], keys)
+    record = {'counts': counts, 'lambda_W': lambdas[0], 'lambda_H': lambdas[1],
+              'depth_linear': args.depth_linear, **{k: v.tolist() if hasattr(v, 'tolist') else v
+                                                    for k, v in geometry.items()}}
+    checkpoints.atomic_write_text(os.path.join(run_dir, 'theory.json'), json.dumps(record, indent=1) + '\n')
+    print('info: %s' % os.path.join(run_dir, 'info.pkl'))
+
+
+if __name__ == '__main__':
+    args = cli.parse(get_args_parser(), unbalanced=True, evaluation=True, allowed=('dang2023', 'dang2024'))
+    cli.run(main, args)
