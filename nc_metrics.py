@@ -69,6 +69,10 @@ class ClassStatistics:
         self.shifted_sq_norms = torch.zeros(num_classes, **kw)               # q (K,)
         self.cached = None
 
+    def _check_labels(self, labels):
+        if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError('labels must lie in 0..%d' % (self.num_classes - 1))
+
     @classmethod
     def from_features(cls, features, labels, num_classes, batch=4096):
         """Statistics of an in-memory feature matrix (N, D), keeping it for NC1's projections.
@@ -80,8 +84,7 @@ class ClassStatistics:
         bit); second moments come from the cache when asked for."""
         stats = cls(num_classes, features.shape[1], scatter=False)
         labels = torch.as_tensor(labels).long()
-        if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-            raise ValueError('labels must lie in 0..%d' % (num_classes - 1))
+        stats._check_labels(labels)
         if len(labels) > 1 and bool((labels[1:] < labels[:-1]).any()):
             order = torch.argsort(labels, stable=True)
             features, labels = features[order.to(features.device)], labels[order]
@@ -108,8 +111,7 @@ class ClassStatistics:
         """Add a batch: features (B, D) of any float dtype, labels (B,) in 0..K-1."""
         x = features.detach().to(self.device, torch.float64)                 # (B, D)
         y = labels.detach().to(self.device, torch.long)                      # (B,)
-        if len(y) and (y.min() < 0 or y.max() >= self.num_classes):
-            raise ValueError('labels must lie in 0..%d' % (self.num_classes - 1))
+        self._check_labels(y)
         batch_counts = torch.bincount(y, minlength=self.num_classes)
         new = (batch_counts > 0) & ~self.has_reference
         if new.any():      # reference = this batch's mean of each newly seen class

@@ -11,8 +11,19 @@ The head is applied as the product P = W_M ... W_1 accumulated from the classifi
 (K x d at every step), then Z = H P^T: the same function, but O(K d^2) per layer instead of
 O(N d^2), which is what makes d = 2048 with M = 6 feasible on a CPU.
 """
+import json
+import os
+import pickle
+import time
+
+import numpy as np
 import torch
 import torch.nn as nn
+from tqdm import tqdm
+
+import checkpoints
+import nc_metrics
+import theory
 
 
 class DeepLinearUFM(nn.Module):
@@ -80,18 +91,6 @@ def make_labels(counts):
 
 # ----------------------------------------------------------------------------------------
 # the synthetic experiments of D23 §6: run, measure, save, compare with the closed form
-
-import json  # noqa: E402
-import os  # noqa: E402
-import pickle  # noqa: E402
-import time  # noqa: E402
-
-import numpy as np  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-import checkpoints  # noqa: E402
-import nc_metrics  # noqa: E402
-import theory  # noqa: E402
 
 BALANCED_COUNTS = 100
 IMBALANCED_COUNTS = (200, 100, 50, 50)

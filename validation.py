@@ -63,6 +63,13 @@ def feature_pass(model, data, batch_size, device):
                        labels[order])
 
 
+def accuracies(train, test):
+    """train_acc1/5 and test_acc1/5 in percent (the originals' keys)."""
+    (train_acc1, train_acc5), (test_acc1, test_acc5) = train.accuracy(), test.accuracy()
+    return {'train_acc1': train_acc1, 'train_acc5': train_acc5,
+            'test_acc1': test_acc1, 'test_acc5': test_acc5}
+
+
 def head_products(model):
     """[P_0, ..., P_{M-1}] in float64 on the CPU (see module docstring)."""
     weights = [layer.weight.detach().double().cpu() for layer in model.head_layers()]
@@ -98,8 +105,6 @@ def zhou_metrics(model, train, test, num_classes, conventions):
     nc1 = nc_metrics.nc1(stats, conventions)
     margins = nc_metrics.cosine_margins(h, train.labels, W, mu_G, conventions)
     test_mu_G = test.layer_inputs[0].double().mean(0)
-    train_acc1, train_acc5 = train.accuracy()
-    test_acc1, test_acc5 = test.accuracy()
     return {
         'collapse_metric': nc1['nc1'],
         'collapse_metric_as_coded': nc1['nc1_as_coded'],
@@ -110,17 +115,29 @@ def zhou_metrics(model, train, test, num_classes, conventions):
         'all_cos_margin': np.sort(margins.float().numpy()),
         'W': W.float().numpy(), 'b': b.float().numpy(),
         'mu_G_train': mu_G.float().numpy(), 'mu_G_test': test_mu_G.float().numpy(),
-        'train_acc1': train_acc1, 'train_acc5': train_acc5,
-        'test_acc1': test_acc1, 'test_acc5': test_acc5,
+        **accuracies(train, test),
         'NC2_means_ETF': nc_metrics.nc2_means(stats, conventions),
         'NC4_ncc_mismatch': nc_metrics.ncc_mismatch_count(
             h, train.logits.argmax(1), stats.class_means) / len(train.labels),
     }
 
 
-def dang_layer_metrics(features, labels, product, num_classes, conventions):
+def over_head_layers(model, train, num_classes, layer_measures):
+    """Apply ``layer_measures(stats, product)`` to the input of every head layer (layer 0 = the
+    backbone features) against its product P_l. Returns (per_layer: {key: [value per layer]},
+    the backbone's measures, the backbone's ClassStatistics)."""
+    per_layer, backbone = {}, None
+    for features, product in zip(train.layer_inputs, head_products(model)):
+        stats = statistics(features, train.labels, num_classes)
+        layer = layer_measures(stats, product)
+        backbone = backbone or (layer, stats)
+        for key, value in layer.items():
+            per_layer.setdefault(key, []).append(value)
+    return per_layer, backbone[0], backbone[1]
+
+
+def dang_layer_measures(stats, product, conventions):
     """D23's metrics of one head layer's input x_l against P_l (spec D23 §5.1 step 6)."""
-    stats = statistics(features, labels, num_classes)
     means = stats.class_means.T                                               # U (d, K)
     centred = (stats.class_means - stats.global_mean(conventions)).T          # C (d, K)
     return {
@@ -133,24 +150,16 @@ def dang_layer_metrics(features, labels, product, num_classes, conventions):
         'NC3_Identity_WH': nc_metrics.nc3_identity_wh(product, means),
         'NC3_W_sub_H': nc_metrics.nc3_w_sub_h(product, means),
         'NC3_W_sub_H_centered': nc_metrics.nc3_w_sub_h(product, centred),
-    }, stats
+    }
 
 
 def dang_balanced_metrics(model, train, test, num_classes, conventions):
     """D23 validate_NC.py's info_dict keys (spec D23 §5.1) at the backbone, plus the same
     metrics at every head layer under ``per_layer`` (the original computed and dropped them).
     Both NC2 variants are filled every epoch (the original filled one of them per --no-bias)."""
-    products = head_products(model)
-    per_layer, backbone_stats = {}, None
-    for index, (features, product) in enumerate(zip(train.layer_inputs, products)):
-        layer, stats = dang_layer_metrics(features, train.labels, product, num_classes, conventions)
-        if index == 0:
-            backbone, backbone_stats = layer, stats
-        for key, value in layer.items():
-            per_layer.setdefault(key, []).append(value)
+    per_layer, backbone, backbone_stats = over_head_layers(
+        model, train, num_classes, lambda stats, product: dang_layer_measures(stats, product, conventions))
     mu_G = backbone_stats.global_mean(conventions)
-    train_acc1, train_acc5 = train.accuracy()
-    test_acc1, test_acc5 = test.accuracy()
     metrics = {key: backbone[key] for key in ('NC1_collapse_metric', 'NC2_ETF_W', 'NC2_Identity_W',
                                               'NC2_ETF_H', 'NC3_ETF_WH', 'NC3_W_sub_H')}
     metrics.update({
@@ -158,8 +167,7 @@ def dang_balanced_metrics(model, train, test, num_classes, conventions):
         'b': classifier_bias(model).float().numpy(),
         'H': (backbone_stats.class_means - mu_G).T.float().numpy(),
         'mu_G_train': mu_G.float().numpy(),
-        'train_acc1': train_acc1, 'train_acc5': train_acc5,
-        'test_acc1': test_acc1, 'test_acc5': test_acc5,
+        **accuracies(train, test),
         'NC4_ncc_mismatch': nc_metrics.ncc_mismatch_count(
             train.layer_inputs[0], train.logits.argmax(1), backbone_stats.class_means) / len(train.labels),
         'per_layer': per_layer,
@@ -173,26 +181,21 @@ def dang_imbalanced_metrics(model, train, test, num_classes, conventions, geomet
     NC3_W_sub_H, NC3_W_div_H with W the full product and U the uncentred class means of the
     backbone features; the same measures of every head layer's input under per_layer."""
     t, c, r = (torch.from_numpy(geometry[key]) for key in ('t', 'c', 'W_div_H'))
-    products = head_products(model)
-    per_layer, top = {}, None
-    for index, (features, product) in enumerate(zip(train.layer_inputs, products)):
-        stats = statistics(features, train.labels, num_classes)
+
+    def measures(stats, product):
         U = stats.class_means.T                                                  # (d, K)
-        layer = {'NC1_collapse_metric': nc_metrics.nc1(stats, conventions)['nc1'],
-                 'NC2_W': nc_metrics.nc2_w_gof(product, t),
-                 'NC2_H': nc_metrics.nc2_h_gof(U, t, c),
-                 'NC3_WH': nc_metrics.nc3_wh_gof(product, U, t, c),
-                 'NC3_W_sub_H': nc_metrics.nc3_w_sub_h_gof(product, U, c),
-                 'NC3_W_div_H': nc_metrics.nc3_w_div_h(product, U, r)}
-        if index == 0:
-            top = dict(layer, class_mean_norms=torch.linalg.norm(U, dim=0).numpy(),
-                       classifier_row_norms=torch.linalg.norm(product, dim=1).numpy())
-        for key, value in layer.items():
-            per_layer.setdefault(key, []).append(value)
-    train_acc1, train_acc5 = train.accuracy()
-    test_acc1, test_acc5 = test.accuracy()
-    return dict(top, train_acc1=train_acc1, train_acc5=train_acc5, test_acc1=test_acc1,
-                test_acc5=test_acc5, per_layer=per_layer)
+        return {'NC1_collapse_metric': nc_metrics.nc1(stats, conventions)['nc1'],
+                'NC2_W': nc_metrics.nc2_w_gof(product, t),
+                'NC2_H': nc_metrics.nc2_h_gof(U, t, c),
+                'NC3_WH': nc_metrics.nc3_wh_gof(product, U, t, c),
+                'NC3_W_sub_H': nc_metrics.nc3_w_sub_h_gof(product, U, c),
+                'NC3_W_div_H': nc_metrics.nc3_w_div_h(product, U, r)}
+
+    per_layer, backbone, stats = over_head_layers(model, train, num_classes, measures)
+    W = head_products(model)[0]
+    return dict(backbone, class_mean_norms=torch.linalg.norm(stats.class_means, dim=1).numpy(),
+                classifier_row_norms=torch.linalg.norm(W, dim=1).numpy(),
+                **accuracies(train, test), per_layer=per_layer)
 
 
 def dang2024_metrics(model, train, test, num_classes, conventions, targets, counts, run_dir):
@@ -211,8 +214,6 @@ def dang2024_metrics(model, train, test, num_classes, conventions, targets, coun
         checkpoints.atomic_write_text(os.path.join(run_dir, name + '.csv'),
                                       '\n'.join(','.join(repr(float(x)) for x in row)
                                                 for row in matrix.numpy()) + '\n')
-    train_acc1, train_acc5 = train.accuracy()
-    test_acc1, test_acc5 = test.accuracy()
     return {'NC1': nc_metrics.nc1(stats, conventions)['nc1'],
             'NC2_W': nc_metrics.nc2_w_d24(W, S),
             'NC2_WWT': nc_metrics.nc2_wwt_d24(W, torch.from_numpy(targets['WWT'])),
@@ -220,8 +221,7 @@ def dang2024_metrics(model, train, test, num_classes, conventions, targets, coun
             'NC3_WH': nc_metrics.nc3_wh_d24(W, U, torch.from_numpy(targets['WH'])),
             'class_mean_norms': torch.linalg.norm(U, dim=0).numpy(),
             'classifier_row_norms': torch.linalg.norm(W, dim=1).numpy(),
-            'train_acc1': train_acc1, 'train_acc5': train_acc5,
-            'test_acc1': test_acc1, 'test_acc5': test_acc5}
+            **accuracies(train, test)}
 
 
 RECIPES = {'zhou2022': zhou_metrics, 'dang2023': dang_balanced_metrics}
