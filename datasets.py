@@ -87,14 +87,22 @@ class BatchLoader:
     state can be saved for resuming); otherwise index order (D23's imbalanced sampler).
     augment: 'crop_flip' = RandomCrop(size, padding=4) + RandomHorizontalFlip(0.5), applied to
     the raw pixels before normalisation, as torchvision does on PIL images (padding is black).
+    merge_single: a last batch of one sample joins the batch before it (BatchNorm cannot train
+    on one sample; Hong bug 13).
     """
 
-    def __init__(self, data, batch_size, shuffle=False, generator=None, augment=None):
+    def __init__(self, data, batch_size, shuffle=False, generator=None, augment=None, merge_single=False):
         self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
-        self.generator, self.augment = generator, augment
+        self.generator, self.augment, self.merge_single = generator, augment, merge_single
+
+    def batch_starts(self):
+        starts = list(range(0, len(self.data), self.batch_size))
+        if self.merge_single and len(starts) > 1 and len(self.data) - starts[-1] == 1:
+            starts.pop()
+        return starts + [len(self.data)]
 
     def __len__(self):
-        return (len(self.data) + self.batch_size - 1) // self.batch_size
+        return len(self.batch_starts()) - 1
 
     def __iter__(self):
         n = len(self.data)
@@ -102,8 +110,9 @@ class BatchLoader:
             order = torch.randperm(n, generator=self.generator).to(self.data.labels.device)
         else:
             order = torch.arange(n, device=self.data.labels.device)
-        for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size]
+        bounds = self.batch_starts()
+        for start, stop in zip(bounds[:-1], bounds[1:]):
+            idx = order[start:stop]
             images = self.data.images[idx]
             if self.augment == 'crop_flip':
                 images = random_crop_flip(images, 4, self.generator)

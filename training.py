@@ -132,7 +132,7 @@ def is_saved_epoch(epoch, epochs, save_every):
 
 
 def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_every=1,
-        log_name='train_log.txt', header_lr=True, resume=False, save_rule=None):
+        log_name='train_log.txt', header_lr=True, resume=False, save_rule=None, checkpoint_file=None):
     """Train for ``epochs`` epochs, saving checkpoints into run_dir. Returns per-epoch stats.
 
     Beside each saved epoch_XXX.pth the full training state goes to resume.pth; with
@@ -140,8 +140,10 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
     with the same weights as an uninterrupted one. Stops with TrainingDiverged (naming the
     epoch and the last good checkpoint) as soon as an epoch's loss is not finite.
     save_rule(epoch, epochs) -> bool overrides the every-``save_every`` cadence; an objective
-    with ``start_epoch(epoch_index)`` is told each epoch's 0-based index (warm phases)."""
+    with ``start_epoch(epoch_index)`` is told each epoch's 0-based index (warm phases);
+    checkpoint_file(run_dir, epoch) overrides the epoch_XXX.pth file names (Hong's layout)."""
     save_rule = save_rule or (lambda epoch, total: is_saved_epoch(epoch, total, save_every))
+    checkpoint_file = checkpoint_file or checkpoints.checkpoint_path
     state = checkpoints.load_resume_state(run_dir) if resume else None
     start_epoch = 1
     if state is not None:
@@ -170,7 +172,7 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
         log('# of model parameters: %d' % parameters, echo=True)
         log('-' * 21 + ' Training ' + '-' * 31)
     history = []
-    last_saved = checkpoints.checkpoint_path(run_dir, state['epoch']) if state else None
+    last_saved = checkpoint_file(run_dir, state['epoch']) if state else None
     bar = tqdm(range(start_epoch, epochs + 1), initial=start_epoch - 1, total=epochs, desc='train', unit='epoch', dynamic_ncols=True)
     try:
         for epoch in bar:
@@ -185,17 +187,19 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
                     'loss is %s at epoch %d; last good checkpoint: %s' % (
                         stats['loss'], epoch, last_saved or 'none (no epoch finished)'))
             scheduler.step()
-            if save_rule(epoch, epochs):
-                last_saved = checkpoints.checkpoint_path(run_dir, epoch)
-                checkpoints.save_state_dict(model, last_saved)
-                checkpoints.save_resume_state(run_dir, epoch, model, optimizer, scheduler,
-                                              loader.generator)
             stats.update(epoch=epoch, lr=lr, seconds=round(time.time() - start, 3))
             history.append(stats)
             log('[epoch: %d] | loss: %.6f | train top1: %.4f | lr: %g | seconds: %.2f' % (
                 epoch, stats['loss'], stats['train_acc1'], lr, stats['seconds']))
+            # the epoch's log line goes first: a kill between the two writes then only repeats
+            # the epoch on --resume, it never loses its line
             with open(jsonl_path, 'a') as jsonl:
                 jsonl.write(json.dumps(stats) + '\n')
+            if save_rule(epoch, epochs):
+                last_saved = checkpoint_file(run_dir, epoch)
+                checkpoints.save_state_dict(model, last_saved)
+                checkpoints.save_resume_state(run_dir, epoch, model, optimizer, scheduler,
+                                              loader.generator)
             bar.set_postfix(loss='%.4g' % stats['loss'], acc='%.1f' % stats['train_acc1'], lr='%.2g' % lr)
     finally:
         log_file.close()

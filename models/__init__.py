@@ -27,13 +27,14 @@ def model_names(paper):
     return {'zhou2022': ZHOU_NAMES, 'hong2023': HONG_NAMES}.get(paper, DANG_NAMES)
 
 
-def build_hong_model(name, in_channels, num_classes=10):
-    """Hong & Ling's build_model names (ResNet18_bf = bias-free classifier)."""
+def build_hong_model(name, in_channels, num_classes=10, width=64):
+    """Hong & Ling's build_model names (ResNet18_bf = bias-free classifier); ``width`` is the
+    ResNet's base width (64 in the paper; VGG ignores it)."""
     if name not in HONG_NAMES:
         raise UsageError('--network %s is not known; choose one of: %s' % (name, ', '.join(HONG_NAMES)))
     if name.startswith('VGG'):
         return vgg.HongVGG(name, num_classes, in_channels)
-    return resnet.HongResNet18(num_classes, in_channels, bias=name != 'ResNet18_bf')
+    return resnet.HongResNet18(num_classes, in_channels, bias=name != 'ResNet18_bf', width=width)
 
 
 def is_mlp(name):

@@ -255,11 +255,12 @@ class ResNet18_adapt(NCModel):
 
 class HongResNet18(NCModel):
     """Hong & Ling 2023 (spec Hong §5): CIFAR ResNet18 whose feature is the 512-d pooled output
-    after the last ReLU (non-negative), classifier ``classifier`` = Linear(512, 10)."""
+    after the last ReLU (non-negative), classifier ``classifier`` = Linear(512, 10). ``width``
+    (not in the reference) is the base width k, features 8k; the paper's network is k = 64."""
 
-    def __init__(self, num_classes=10, in_channels=3, bias=True):
+    def __init__(self, num_classes=10, in_channels=3, bias=True, width=64):
         super().__init__()
-        self.body = CifarResNetBody(CifarBasicBlock, [2, 2, 2, 2], in_channels=in_channels)
+        self.body = CifarResNetBody(CifarBasicBlock, [2, 2, 2, 2], width, in_channels)
         self.classifier = nn.Linear(self.body.out_features, num_classes, bias=bias)
 
     def features(self, x):

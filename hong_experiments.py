@@ -1,0 +1,399 @@
+"""What the Hong & Ling 2023 training scripts share (block_main, minority_l_main,
+minority_n_main, limit_main): flags, the rendered imbalanced data, one trained model per
+setting through the project's training loop, and the analysis of spec Hong §7.
+
+Training as the code does it (spec Hong §6): SGD(lr 0.01, momentum 0.9, weight decay 5e-4 for
+block_main and limit_main, 0 for the minority scripts), batch 128 reshuffled every epoch, loss
+CE + lambda_W ||W||^2 + lambda_b ||b||^2 + lambda_H (N/|B|) sum_B ||h||^2 (losses.HongObjective).
+The loops are passed lr 0.1 while the optimiser starts at 0.01, so the printed "divide the
+learning rate by 10" changes nothing the first time: the effective lr is 0.01, then 0.001 from
+the second milestone on (``effective_lr_factor``). The minority scripts' warm phase divides
+lambda_H and lambda_W by 10 for the first int(E/6) epochs (it prints "larger").
+
+Offline stand-in (not in the reference): ``--dataset_t digits`` has at most about 175 images per
+class (train and test together), so every class count of a script is multiplied by
+s = 100 / (largest count of the script), and the nuclear-norm level l by 1/sqrt(s). Every
+threshold of spec §9 is sqrt(n)/N up to constants, so it moves by the same 1/sqrt(s): the
+transitions stay at the same place relative to the sweep. ``--quick`` = digits, a ResNet18 of
+base width 8 and 40 epochs.
+"""
+import json
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+import convex_ufm
+import datasets
+import losses
+import models
+import nc_metrics
+import theory
+import training
+from args import Parser, UsageError
+from fileio import atomic_write, atomic_write_text
+from plots import plot_hong
+
+NUM_CLASSES = 10
+BATCH_SIZE = 128
+LEARNING_RATE = 0.01          # what build_model gives SGD; the loops' "lr = 0.1" never takes effect
+MOMENTUM = 0.9
+DIGITS_MAX_COUNT = 100
+QUICK_EPOCHS, QUICK_WIDTH = 40, 8
+SWEEP_SEED = 666
+
+
+def get_common_parser(description, paper_epochs):
+    parser = Parser(description=description)
+    parser.add_argument('--dataset_t', type=str, default='cifar10', help='cifar10 or fashion_mnist (digits: offline)')
+    parser.add_argument('--network', type=str, default='ResNet18', help='ResNet18, VGG11, VGG13 or ResNet18_bf')
+    parser.add_argument('--reg_b', type=float, default=0.01, help='lambda_b, the ridge on the classifier bias')
+    parser.add_argument('--epoch', type=int, default=None, help='epochs per model (default %d)' % paper_epochs)
+    parser.set_defaults(paper_epochs=paper_epochs)
+    extra = parser.add_argument_group('not in the reference')
+    extra.add_argument('--data_dir', type=str, default='data/', help='torchvision root (default data/, as the original)')
+    extra.add_argument('--device', type=str, default='auto', help='auto (CUDA when present), cpu, cuda:1, ...')
+    extra.add_argument('--gpu_id', type=int, default=0)
+    extra.add_argument('--width', type=int, default=None,
+                       help='ResNet18 base width (default 64 = the paper; %d with --quick)' % QUICK_WIDTH)
+    extra.add_argument('--quick', action='store_true',
+                       help='offline check: digits, ResNet18 width %d, %d epochs' % (QUICK_WIDTH, QUICK_EPOCHS))
+    return parser
+
+
+def parse(parser, argv=None):
+    """Flags, with --quick applied, checked up front (one-line errors)."""
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.dataset_t = 'digits'
+    if args.width is None:
+        args.width = QUICK_WIDTH if args.quick else 64
+    if args.epoch is None:
+        args.epoch = QUICK_EPOCHS if args.quick else args.paper_epochs
+    if args.epoch < 1:
+        parser.error('--epoch must be at least 1 (got %d)' % args.epoch)
+    if args.dataset_t not in datasets.HONG_DATASETS:
+        parser.error('--dataset_t %s is not known; choose cifar10, fashion_mnist or digits (offline)' % args.dataset_t)
+    if args.network not in models.HONG_NAMES:
+        parser.error('--network %s is not known; choose one of %s' % (args.network, ', '.join(models.HONG_NAMES)))
+    if args.width < 1:
+        parser.error('--width must be at least 1 (got %d)' % args.width)
+    if not 0 <= args.reg_b < math.inf:
+        parser.error('--reg_b must be zero or positive (got %s)' % args.reg_b)
+    return args
+
+
+def check_counts(flag, values, minimum=1):
+    for value in values:
+        if not minimum <= value < math.inf:
+            raise UsageError('%s values must be at least %s (got %s)' % (flag, minimum, value))
+
+
+def check_two_clusters(ka):
+    """Majority classes 0..ka-1 and at least two minority classes (the minority block)."""
+    if not 1 <= ka <= NUM_CLASSES - 2:
+        raise UsageError('--ka must be between 1 and %d so that at least two minority classes remain '
+                         '(got %d)' % (NUM_CLASSES - 2, ka))
+
+
+def check_levels(flag, values):
+    for value in values:
+        if not 0 < value < math.inf:
+            raise UsageError('%s values must be positive (got %s)' % (flag, value))
+
+
+# ----------------------------------------------------------------------------------------
+# class counts, names and the offline rescaling
+
+def two_cluster_counts(ka, na, nb):
+    """minority_l / minority_n / limit (spec Hong §4.2): classes 0..ka-1 get na, the rest nb."""
+    return [na] * ka + [nb] * (NUM_CLASSES - ka)
+
+
+def offline_scale(args, all_counts):
+    """s = DIGITS_MAX_COUNT / (largest count the script asks for) on digits, else 1."""
+    if args.dataset_t != 'digits':
+        return 1.0
+    return min(1.0, DIGITS_MAX_COUNT / max(max(counts) for counts in all_counts))
+
+
+def scaled_counts(counts, scale):
+    """Counts times s, rounded, at least 2 per class (a class of one sample breaks the class
+    mean in the original, bug 14)."""
+    if scale == 1.0:
+        return [int(round(c)) for c in counts]
+    return [max(2, int(round(c * scale))) for c in counts]
+
+
+def announce_scale(scale):
+    if scale != 1.0:
+        print('digits (offline): class counts x %.4g and l / sqrt(%.4g) = l x %.4g, so every '
+              'threshold keeps its place relative to the sweep' % (scale, scale, 1 / math.sqrt(scale)))
+
+
+def dataset_suffix(args):
+    """'' for cifar10 (the original folder names), else '_<dataset>' (the original's folders and
+    caches did not name the dataset, bug 8), plus '_width=<k>' for a non-paper ResNet width."""
+    suffix = '' if args.dataset_t == 'cifar10' else '_' + args.dataset_t
+    if args.width != 64 and args.network.startswith('ResNet'):
+        suffix += '_width=%d' % args.width
+    return suffix
+
+
+def name_number(value):
+    """Numbers in folder names as the original's str(): 0.0030 -> 0.003, 2.0 -> 2.0, 2 -> 2."""
+    return str(value)
+
+
+def ensure_dir(path):
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+# ----------------------------------------------------------------------------------------
+# data and training
+
+def rendered_data(args, counts, cache_stem, device):
+    """The imbalanced training set (train split first, test split to top up; spec §4.3) on the
+    device. Indices are cached in data/<stem>_<dataset>.pt and reused only for the same request."""
+    bundle = datasets.hong_dataset(args.dataset_t, args.data_dir)
+    cache = os.path.join(ensure_dir('data'), '%s_%s.pt' % (cache_stem, args.dataset_t))
+    data = datasets.hong_training_set(bundle, counts, cache)
+    found = torch.bincount(data.labels, minlength=NUM_CLASSES).tolist()
+    print('class counts: %s (N = %d)' % (found, sum(found)))
+    return data.to(device)
+
+
+def effective_lr_factor(loop, epochs):
+    """epoch index (0-based) -> lr / 0.01, as the original loops set it (spec Hong §6.3).
+
+    'batch' (simple_train_batch, block_main) and 'batch_2' (limit_main) set lr/10 at epoch
+    int(E/6) and, in an elif, lr/100 at int(E/3); 'warm' (minority scripts) at int(E/3) and
+    int(2E/3). lr/10 = 0.01 is the starting value, so only the second milestone matters, and
+    it never fires when both milestones coincide (E < 3, or E < 2 for 'warm')."""
+    first, second = (int(epochs / 3), int(2 * epochs / 3)) if loop == 'warm' else (int(epochs / 6), int(epochs / 3))
+    return lambda epoch: 0.1 if epoch >= second and second != first else 1.0
+
+
+def build_network(args, in_channels, device):
+    return models.build_hong_model(args.network, in_channels, NUM_CLASSES, args.width).to(device)
+
+
+def train_model(args, data, lambdas, weight_decay, loop, save_dir, save_rule, checkpoint_file, device):
+    """One model for one setting through training.fit, or the one already trained there.
+
+    The model is built first, as the original does, so a skipped setting still draws its
+    initialisation from the RNG and later settings get the same weights as in a full run.
+    A folder trained with other settings is an error rather than silently reused (the original
+    reused anything with the right file name); an interrupted run with the same settings resumes."""
+    model = build_network(args, data.images.shape[1], device)
+    loader_seed = int(torch.randint(0, 2 ** 62, (1,)))       # from the global RNG, as the shuffles were
+    settings = {'dataset_t': args.dataset_t, 'network': args.network, 'width': args.width,
+                'epoch': args.epoch, 'counts': torch.bincount(data.labels.cpu(), minlength=NUM_CLASSES).tolist(),
+                'lambda_H': lambdas[0], 'lambda_W': lambdas[1], 'lambda_b': lambdas[2],
+                'weight_decay': weight_decay, 'loop': loop}
+    settings_path = os.path.join(save_dir, 'settings.json')
+    final = checkpoint_file(save_dir, args.epoch)
+    if os.path.exists(settings_path):
+        with open(settings_path) as f:
+            previous = json.load(f)
+        if previous != settings:
+            changed = sorted(key for key in settings if previous.get(key) != settings[key])
+            raise UsageError('%s holds a model trained with other settings (%s differ); delete the '
+                             'folder or run elsewhere' % (save_dir, ', '.join(changed)))
+    if os.path.exists(final):
+        model.load_state_dict(torch.load(final, map_location=device, weights_only=True))
+        print('trained model found: %s' % final)
+        return model
+    ensure_dir(save_dir)
+    atomic_write_text(settings_path, json.dumps(settings, indent=1) + '\n')
+    print('lambda_H = %.4g, lambda_W = %.4g, lambda_b = %.4g, weight decay %g -> %s'
+          % (lambdas + (weight_decay, save_dir)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=MOMENTUM,
+                                weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, effective_lr_factor(loop, args.epoch))
+    objective = losses.HongObjective(*lambdas, num_train=len(data),
+                                     warm_epochs=int(args.epoch / 6) if loop == 'warm' else 0)
+    loader = datasets.BatchLoader(data, BATCH_SIZE, shuffle=True, merge_single=True,
+                                  generator=torch.Generator().manual_seed(loader_seed))
+    training.fit(model, loader, objective, optimizer, scheduler, save_dir, args.epoch,
+                 save_rule=save_rule, checkpoint_file=checkpoint_file,
+                 resume=os.path.exists(os.path.join(save_dir, 'resume.pth')))
+    return model
+
+
+def final_weights_file(save_dir, epoch):
+    """The sweep loops save once, at the end, to <save_dir>/network_weight (spec §6.5)."""
+    return os.path.join(save_dir, 'network_weight')
+
+
+def only_final(epoch, epochs):
+    return epoch == epochs
+
+
+def lambdas_for_level(level, reg_b):
+    """(lambda_H, lambda_W, lambda_b) = (l/20, 5 l, reg_b), so 2 sqrt(lambda_W lambda_H) = l
+    (spec Hong §6.2)."""
+    return (level / 20, 5 * level, reg_b)
+
+
+# ----------------------------------------------------------------------------------------
+# analysis (spec Hong §7)
+
+def class_statistics(model, data, device):
+    """Eval-mode features of the rendered training set -> nc_metrics.ClassStatistics."""
+    from validation import feature_pass
+    features = feature_pass(model, data, BATCH_SIZE, device)
+    return nc_metrics.ClassStatistics.from_features(features.layer_inputs[0], features.labels, NUM_CLASSES)
+
+
+def hong_nc1(stats):
+    """NC1 = tr(Sigma_W pinv(Sigma_B, rcond=1e-10)) / K with Sigma_B weighted by n_k/N (spec
+    Hong §7.2), as coded; computed in the span of the class means (nc_metrics.nc1)."""
+    return nc_metrics.nc1(stats, nc_metrics.CONVENTIONS['hong2023'])['nc1_as_coded']
+
+
+def logit_matrix(model, stats):
+    """pre = M W^T (K x K, no bias; row k = true class, column j = logit; spec Hong §7.3)."""
+    W = model.head_layers()[-1].weight.detach().double().cpu()
+    return (stats.class_means.cpu() @ W.T).numpy()
+
+
+def classifier_bias(model):
+    """b (K,), zeros for the bias-free ResNet18_bf (the original crashed there, bug 11)."""
+    bias = model.head_layers()[-1].bias
+    return np.zeros(NUM_CLASSES, np.float32) if bias is None else bias.detach().cpu().numpy()
+
+
+def save_logits(save_dir, pre, bias):
+    """z_data.npy (pre, float64) and b_data.npy (b, float32), as the sweep scripts save them."""
+    for name, array in (('z_data.npy', pre), ('b_data.npy', bias)):
+        atomic_write(os.path.join(save_dir, name), lambda f, array=array: np.save(f, array))
+    print('pre = M W^T (rows: class, columns: logit):\n%s\nb = %s' % (np.array2string(pre, precision=4),
+                                                                      np.array2string(bias, precision=4)))
+
+
+def minority_collapse_score(pre, ka, zero=convex_ufm.STRUCTURE_TOL):
+    """Not in the reference: the largest distance of a minority class's logit vector (column k
+    of pre^T) from the minority mean, relative to the largest logit-vector norm. 0 = the
+    minority classes share one logit vector (minority collapse); also 0 when every logit vector
+    is below ``zero`` (total collapse, Z = 0), where the ratio would be solver noise."""
+    minority = pre[ka:]
+    spread = np.linalg.norm(minority - minority.mean(0), axis=1).max()
+    largest = np.linalg.norm(pre, axis=1).max()
+    return 0.0 if largest < zero else float(spread / largest)
+
+
+def pairwise_cosines(rows):
+    """compute_pairwise_angle: cosines between the rows of a matrix (spec Hong §7.5)."""
+    unit = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-300)
+    return unit @ unit.T
+
+
+def cosine_statistics(pre, ka, faithful_b=True):
+    """limit_main's A, B, AB (spec Hong §7.5), cosines between the rows of pre^T (= Z_cvx).
+    A: mean over the strict upper triangle of the majority block; AB: mean of the majority x
+    minority block; B: the minority block at the strict-upper-triangle indices of size ka, as
+    the original (right only for ka = 5, bug 6; entries outside the block are left out instead of
+    raising), or with faithful_b=False over the minority block's own triangle."""
+    cosines = pairwise_cosines(pre.T)
+    A = cosines[:ka, :ka][np.triu_indices(ka, 1)].mean()
+    minority = cosines[ka:, ka:]
+    rows, cols = np.triu_indices(ka if faithful_b else NUM_CLASSES - ka, 1)
+    inside = (rows < len(minority)) & (cols < len(minority))
+    B = minority[rows[inside], cols[inside]].mean()
+    AB = cosines[:ka, ka:].mean()
+    return float(A), float(B), float(AB)
+
+
+# ----------------------------------------------------------------------------------------
+# thresholds (theory.py, spec Hong §9)
+
+def collapse_prediction(counts, level):
+    """What spec §9 predicts at nuclear-norm level l for these class counts, in one line."""
+    N = sum(counts)
+    sizes = sorted({c for c in counts if counts.count(c) >= 2})
+    levels = ', '.join('%.4g (n=%d)' % (theory.hong_within_cluster_threshold(n, N), n) for n in sizes)
+    total = theory.hong_total_collapse_threshold(counts)
+    collapsed = [n for n in sizes if level >= theory.hong_within_cluster_threshold(n, N)]
+    state = ('total collapse (Z = 0)' if level >= total else
+             'clusters of size %s collapse' % collapsed if collapsed else 'no cluster collapses')
+    return 'l = %.4g: within-cluster collapse at l >= %s; total collapse at l >= %.4g -> %s' % (
+        level, levels or 'none (no two classes share a count)', total, state)
+
+
+# ----------------------------------------------------------------------------------------
+# the sweep scripts (minority_l, minority_n, limit)
+
+@dataclass
+class Setting:
+    """One point of a sweep: the swept flag value as given, the class counts and nuclear-norm
+    level actually used (after the offline rescaling), and where its model and data go."""
+    value: float
+    counts: list
+    level: float
+    save_dir: str
+    cache_stem: str
+
+
+def add_sweep_flags(parser):
+    extra = parser.add_argument_group('not in the reference (sweeps)')
+    extra.add_argument('--seed', type=int, default=SWEEP_SEED, help='set once before the sweep (default 666, as the original)')
+    extra.add_argument('--solver', type=str, default=convex_ufm.FAITHFUL_SOLVER,
+                       help='cvxpy solver for the convex-program reference values (default SCS)')
+    extra.add_argument('--no_convex', action='store_true', help='skip the convex-program reference values')
+    return parser
+
+
+def run_sweep(args, settings, loop, weight_decay, device):
+    """Train (or reload) one network per setting, in the order given, after seeding the global
+    RNG once (spec Hong §4.5): each model's initialisation depends on the settings before it.
+    Saves z_data.npy / b_data.npy per setting; returns the pre = M W^T matrices."""
+    training.set_seed(args.seed)
+    matrices = []
+    for setting in settings:
+        print('\n== %s: %s' % (setting.save_dir, collapse_prediction(setting.counts, setting.level)))
+        data = rendered_data(args, setting.counts, setting.cache_stem, device)
+        model = train_model(args, data, lambdas_for_level(setting.level, args.reg_b), weight_decay, loop,
+                            setting.save_dir, only_final, final_weights_file, device)
+        pre = logit_matrix(model, class_statistics(model, data, device))
+        save_logits(setting.save_dir, pre, classifier_bias(model))
+        matrices.append(pre)
+    return matrices
+
+
+def convex_reference(args, settings):
+    """The convex UFM program (spec Hong §8) solved for each setting's counts and level, in the
+    pre orientation (rows = classes, = Z_cvx^T), or None with --no_convex."""
+    if args.no_convex:
+        return None
+    solutions = []
+    for setting in settings:
+        solution = convex_ufm.solve_ufm_program(setting.counts, setting.level, args.reg_b, solver=args.solver)
+        solutions.append(solution['Z'].T)
+    return solutions
+
+
+def minority_figures(args, settings, matrices, ka, title, stem, xlabel, thresholds, log_x=False):
+    """The 2 x 5 heatmaps (spec Hong §7.4) and the collapse-score curve with the thresholds."""
+    minority = [minority_collapse_threshold(s.counts, ka) for s in settings]
+    collapsed = [s.level >= threshold for s, threshold in zip(settings, minority)]
+    note = 'red frame: theory predicts minority collapse (spec Hong §9)'
+    paths = plot_hong.sweep_heatmaps(matrices, [s.value for s in settings], ka, title,
+                                     stem + '_z_comparison_plot', collapsed, note)
+    convex = convex_reference(args, settings)
+    scores = [minority_collapse_score(pre, ka) for pre in matrices]
+    convex_scores = None if convex is None else [minority_collapse_score(pre, ka) for pre in convex]
+    for setting, score, reference in zip(settings, scores, convex_scores or [None] * len(settings)):
+        print('%s: minority spread %.4g%s' % (setting.value, score,
+                                              '' if reference is None else ' (convex program: %.4g)' % reference))
+    paths += plot_hong.collapse_score_curve([s.value for s in settings], scores, xlabel, stem + '_collapse_score',
+                                            thresholds, convex_scores, log_x)
+    print('figures: %s' % ', '.join(paths))
+
+
+def minority_collapse_threshold(counts, ka):
+    """lambda_MC for a two-cluster count vector (classes ka.. are the minority)."""
+    return theory.hong_within_cluster_threshold(counts[ka], sum(counts))

@@ -1,0 +1,75 @@
+"""Hong & Ling 2023, Figure 9: as n_A grows with l N held fixed, the imbalance fades and the
+cosines between the classifiers' logit rows tend to the simplex-ETF value -1/(K-1) (spec Hong
+§3.4, §7.5).
+
+  python limit_main.py --nalist 500 1000 1500 2000 2500 3000 3500 4000 4500 5000 5500
+
+One network per n_A with nb = na // ratio, l = ln_pro / N and (lambda_H, lambda_W, lambda_b) =
+(l/20, 5 l, reg_b). Writes models/004_<network>_ka=<ka>_na=<na>_r=<ratio>/{network_weight,
+z_data.npy, b_data.npy}, plots/limit.png (A, B, AB and the ETF line; the convex program's values
+as crosses, not in the reference) and plots/limit.json with the numbers.
+"""
+import json
+import math
+import os
+
+import args as cli
+import hong_experiments as hong
+import training
+from fileio import atomic_write_text
+from plots import plot_hong
+
+DEFAULT_NALIST = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000]
+
+
+def get_args_parser():
+    parser = hong.get_common_parser('Hong & Ling 2023: cosines as n_A grows (limit_main).', 2000)
+    parser.add_argument('--ln_pro', type=float, default=0.1, help='l N, held fixed (l = ln_pro / N)')
+    parser.add_argument('--ka', type=int, default=5, help='number of majority classes (classes 0..ka-1)')
+    parser.add_argument('--nalist', type=int, nargs='+', default=DEFAULT_NALIST, help='the majority sizes n_A')
+    # type=float with an int default: omitted -> the int 2 (names r=2, nb=250); given -> a float
+    # (r=2.0, nb=250.0), exactly as the original's argparse behaves (spec Hong §3.4, bug 7).
+    parser.add_argument('--ratio', type=float, default=2, help='nb = na // ratio')
+    extra = hong.add_sweep_flags(parser)
+    extra.add_argument('--faithful_b', type=int, default=1, choices=[0, 1],
+                       help='1: B over the strict upper triangle of size ka, as the original (right '
+                            'for ka = 5 only, bug 6); 0: over the minority block itself')
+    return parser
+
+
+def main(args):
+    hong.check_two_clusters(args.ka)
+    if args.ka < 2:
+        raise cli.UsageError('--ka must be at least 2 for the majority cosine A (got %d)' % args.ka)
+    if not 0 < args.ratio < math.inf or not 0 < args.ln_pro < math.inf:
+        raise cli.UsageError('--ratio and --ln_pro must be positive (got %s and %s)' % (args.ratio, args.ln_pro))
+    all_counts = [hong.two_cluster_counts(args.ka, na, na // args.ratio) for na in args.nalist]
+    hong.check_counts('--nalist (nb = na // ratio)', [c for counts in all_counts for c in counts], minimum=2)
+    device = training.select_device(args)
+    scale = hong.offline_scale(args, all_counts)
+    hong.announce_scale(scale)
+    suffix = hong.dataset_suffix(args)
+    settings = [hong.Setting(na, hong.scaled_counts(counts, scale), args.ln_pro / sum(counts) / math.sqrt(scale),
+                             os.path.join('models', '004_%s_ka=%d_na=%d_r=%s%s' % (
+                                 args.network, args.ka, na, args.ratio, suffix)),
+                             '234_data_ka=%d_na=%d_nb=%s' % (args.ka, na, na // args.ratio))
+                for na, counts in zip(args.nalist, all_counts)]
+    matrices = hong.run_sweep(args, settings, 'batch_2', 5e-4, device)
+    faithful = bool(args.faithful_b)
+    cosines = [hong.cosine_statistics(pre, args.ka, faithful) for pre in matrices]
+    convex = hong.convex_reference(args, settings)
+    convex_cosines = None if convex is None else [hong.cosine_statistics(pre, args.ka, faithful) for pre in convex]
+    for index, setting in enumerate(settings):
+        print('n_A = %s: A %.4f, B %.4f, AB %.4f%s' % ((setting.value,) + cosines[index] + (
+            '' if convex is None else ' (convex program: %.4f, %.4f, %.4f)' % convex_cosines[index],)))
+    stem = os.path.join('plots', 'limit' + suffix)
+    paths = plot_hong.limit_cosines(args.nalist, *zip(*cosines), stem,
+                                    convex=None if convex is None else list(zip(*convex_cosines)))
+    record = {'nalist': args.nalist, 'A_B_AB': cosines, 'convex_A_B_AB': convex_cosines,
+              'etf_cosine': -1 / (hong.NUM_CLASSES - 1), 'faithful_b': faithful}
+    atomic_write_text(stem + '.json', json.dumps(record, indent=1) + '\n')
+    print('figures: %s, %s.json' % (', '.join(paths), stem))
+
+
+if __name__ == '__main__':
+    cli.run(main, hong.parse(get_args_parser()))

@@ -1,0 +1,58 @@
+"""Hong & Ling 2023, Figures 5 & 6: minority collapse as the regularisation level l grows
+(spec Hong §3.2, §7.4). ka majority classes of na samples, 10 - ka minority classes of nb.
+
+  python minority_l_main.py --ka 5 --reg_z_l 0.0027 0.0030 0.0033 0.0039 0.0045 0.0051 0.0057 0.0063 0.0069 0.0075
+
+One network per l with (lambda_H, lambda_W, lambda_b) = (l/20, 5 l, reg_b), so 2 sqrt(lambda_W
+lambda_H) = l. Writes models/003_<network>_ka=<ka>_na=<na>_nb=<nb>_l=<l>/{network_weight,
+z_data.npy, b_data.npy} and plots/003_<network>_ka=<ka>_nb=<nb>_na=<na>_z_comparison_plot.png
+(the original crashed before writing it, bug 1), plus a collapse-score figure with the
+minority-collapse level sqrt(n_B)/N and the total-collapse level drawn (not in the reference).
+"""
+import math
+import os
+
+import args as cli
+import hong_experiments as hong
+import training
+
+DEFAULT_LEVELS = [0.0027, 0.0030, 0.0033, 0.0039, 0.0045, 0.0051, 0.0057, 0.0063, 0.0069, 0.0075]
+
+
+def get_args_parser():
+    parser = hong.get_common_parser('Hong & Ling 2023: minority collapse versus l (minority_l_main).', 2000)
+    parser.add_argument('--na', type=int, default=500, help='samples per majority class')
+    parser.add_argument('--nb', type=int, default=100, help='samples per minority class')
+    parser.add_argument('--ka', type=int, default=5, help='number of majority classes (classes 0..ka-1)')
+    parser.add_argument('--reg_z_l', type=float, nargs='+', default=DEFAULT_LEVELS, help='the levels l to sweep')
+    parser.add_argument('--no_gpu', action='store_true', help='parsed and unused, as in the original')
+    return hong.add_sweep_flags(parser)
+
+
+def main(args):
+    hong.check_two_clusters(args.ka)
+    hong.check_counts('--na/--nb', [args.na, args.nb], minimum=2)
+    hong.check_levels('--reg_z_l', args.reg_z_l)
+    device = training.select_device(args)
+    counts = hong.two_cluster_counts(args.ka, args.na, args.nb)
+    scale = hong.offline_scale(args, [counts])
+    hong.announce_scale(scale)
+    counts = hong.scaled_counts(counts, scale)
+    suffix = hong.dataset_suffix(args)
+    base = '%s_ka=%d_na=%d_nb=%d' % (args.network, args.ka, args.na, args.nb)
+    settings = [hong.Setting(l, counts, l / math.sqrt(scale), os.path.join('models', '003_%s_l=%s%s' % (base, l, suffix)),
+                             '234_data_ka=%d_na=%d_nb=%d' % (args.ka, args.na, args.nb))
+                for l in args.reg_z_l]
+    matrices = hong.run_sweep(args, settings, 'warm', 0.0, device)
+    N = sum(counts)
+    to_flag_units = math.sqrt(scale)            # thresholds in the units of --reg_z_l
+    thresholds = [(hong.minority_collapse_threshold(counts, args.ka) * to_flag_units, 'minority collapse $\\sqrt{n_B}/N$'),
+                  (hong.theory.hong_total_collapse_threshold(counts) * to_flag_units, 'total collapse $\\sqrt{n_A}/N$')]
+    print('N = %d; minority collapse at l >= %.4g, total collapse at l >= %.4g (in --reg_z_l units)'
+          % (N, thresholds[0][0], thresholds[1][0]))
+    stem = os.path.join('plots', '003_%s_ka=%d_nb=%d_na=%d%s' % (args.network, args.ka, args.nb, args.na, suffix))
+    hong.minority_figures(args, settings, matrices, args.ka, lambda l: '$l=%s$' % l, stem, '$l$', thresholds)
+
+
+if __name__ == '__main__':
+    cli.run(main, hong.parse(get_args_parser()))

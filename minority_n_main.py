@@ -1,0 +1,58 @@
+"""Hong & Ling 2023, Figures 7 & 8: minority collapse as the majority size n_A grows at a fixed
+level l (spec Hong §3.3, §7.4).
+
+  python minority_n_main.py --ka 5 --nalist 100 200 300 400 600 800 1000 1100 1200 1400
+
+One network per n_A with (lambda_H, lambda_W, lambda_b) = (l/20, 5 l, reg_b). Writes
+models/002_<network>_ka=<ka>_na=<na>_nb=<nb>_l=<reg_l>/{network_weight, z_data.npy, b_data.npy}
+and plots/002_<network>_ka=<ka>_nb=<nb>_l=<reg_l>_z_comparison_plot.png, plus a collapse-score
+figure with n_A* = (sqrt(n_B)/l - k_B n_B)/k_A and the total-collapse size drawn (not in the
+reference).
+"""
+import math
+import os
+
+import args as cli
+import hong_experiments as hong
+import training
+
+DEFAULT_NALIST = [100, 200, 300, 400, 600, 800, 1000, 1100, 1200, 1400]
+
+
+def get_args_parser():
+    parser = hong.get_common_parser('Hong & Ling 2023: minority collapse versus n_A (minority_n_main).', 2000)
+    parser.add_argument('--nb', type=int, default=100, help='samples per minority class')
+    parser.add_argument('--ka', type=int, default=5, help='number of majority classes (classes 0..ka-1)')
+    parser.add_argument('--nalist', type=int, nargs='+', default=DEFAULT_NALIST, help='the majority sizes n_A to sweep')
+    parser.add_argument('--reg_l', type=float, default=0.005, help='l, held fixed')
+    parser.add_argument('--no_gpu', action='store_true', help='parsed and unused, as in the original')
+    return hong.add_sweep_flags(parser)
+
+
+def main(args):
+    hong.check_two_clusters(args.ka)
+    hong.check_counts('--nalist/--nb', args.nalist + [args.nb], minimum=2)
+    hong.check_levels('--reg_l', [args.reg_l])
+    device = training.select_device(args)
+    all_counts = [hong.two_cluster_counts(args.ka, na, args.nb) for na in args.nalist]
+    scale = hong.offline_scale(args, all_counts)
+    hong.announce_scale(scale)
+    level = args.reg_l / math.sqrt(scale)
+    suffix = hong.dataset_suffix(args)
+    settings = [hong.Setting(na, hong.scaled_counts(counts, scale), level,
+                             os.path.join('models', '002_%s_ka=%d_na=%d_nb=%d_l=%s%s' % (
+                                 args.network, args.ka, na, args.nb, args.reg_l, suffix)),
+                             '234_data_ka=%d_na=%d_nb=%d' % (args.ka, na, args.nb))
+                for na, counts in zip(args.nalist, all_counts)]
+    matrices = hong.run_sweep(args, settings, 'warm', 0.0, device)
+    k_B, n_B = hong.NUM_CLASSES - args.ka, settings[0].counts[-1]
+    thresholds = [(hong.theory.hong_minority_n_star(args.ka, k_B, n_B, level) / scale, 'minority collapse $n_A^*$'),
+                  (hong.theory.hong_total_collapse_n_star(args.ka, k_B, n_B, level) / scale, 'total collapse')]
+    print('minority collapse for n_A >= %.1f, total collapse for n_A >= %.1f (in --nalist units)'
+          % (thresholds[0][0], thresholds[1][0]))
+    stem = os.path.join('plots', '002_%s_ka=%d_nb=%d_l=%s%s' % (args.network, args.ka, args.nb, args.reg_l, suffix))
+    hong.minority_figures(args, settings, matrices, args.ka, lambda na: '$n_A=%s$' % na, stem, '$n_A$', thresholds)
+
+
+if __name__ == '__main__':
+    cli.run(main, hong.parse(get_args_parser()))

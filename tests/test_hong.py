@@ -1,0 +1,176 @@
+"""Hong & Ling 2023 scripts: schedule, class patterns, the analysis formulas of spec Hong §7 against
+slow references, and each script end to end on digits (tiny width, two epochs)."""
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import block_main
+import hong_experiments as hong
+import limit_main
+import nc_metrics
+import theory
+from conftest import run_script
+
+
+# ---------------------------------------------------------------------------------------
+# schedule and class patterns (spec Hong §3, §4.2, §6.3)
+
+@pytest.mark.parametrize('loop, epochs, switch', [('batch', 1000, 333), ('batch_2', 2000, 666),
+                                                  ('warm', 2000, 1333), ('batch', 40, 13), ('warm', 40, 26)])
+def test_effective_lr_drops_to_a_tenth_at_the_second_milestone(loop, epochs, switch):
+    factor = hong.effective_lr_factor(loop, epochs)
+    assert factor(0) == factor(switch - 1) == 1.0
+    assert factor(switch) == factor(epochs - 1) == 0.1
+
+
+def test_coinciding_milestones_never_switch_as_the_elif_does():
+    factor = hong.effective_lr_factor('batch', 2)        # int(2/6) == int(2/3) == 0
+    assert factor(0) == factor(1) == 1.0
+
+
+def test_class_patterns():
+    assert block_main.structure_counts(1) == [5000] * 4 + [4000] * 3 + [3000] * 3
+    assert block_main.structure_counts(7) == [5000] * 4 + [3000] * 2 + [1000] * 4
+    assert hong.two_cluster_counts(3, 500, 100) == [500] * 3 + [100] * 7
+    assert hong.scaled_counts([5000, 1000, 7], 0.02) == [100, 20, 2]
+    assert hong.lambdas_for_level(0.004, 0.01) == (0.0002, 0.02, 0.01)
+    l_H, l_W, _ = hong.lambdas_for_level(0.0037, 0.01)
+    assert 2 * np.sqrt(l_H * l_W) == pytest.approx(0.0037, rel=1e-12)
+
+
+def test_limit_ratio_is_an_int_when_omitted_and_a_float_when_given():
+    omitted = hong.parse(limit_main.get_args_parser(), [])
+    given = hong.parse(limit_main.get_args_parser(), ['--ratio', '2'])
+    assert 500 // omitted.ratio == 250 and isinstance(500 // omitted.ratio, int)
+    assert str(500 // given.ratio) == '250.0' and str(given.ratio) == '2.0'
+
+
+def test_quick_mode_and_bad_flags(tmp_path):
+    args = hong.parse(block_main.get_args_parser(), ['--quick'])
+    assert (args.dataset_t, args.width, args.epoch) == ('digits', hong.QUICK_WIDTH, hong.QUICK_EPOCHS)
+    assert hong.parse(block_main.get_args_parser(), []).epoch == 1000
+    for script, flags, needle in [('block_main.py', ['--network', 'VGG19'], '--network VGG19'),
+                                  ('minority_l_main.py', ['--ka', '9'], '--ka'),
+                                  ('minority_n_main.py', ['--epoch', '0'], '--epoch'),
+                                  ('limit_main.py', ['--dataset_t', 'mnist'], '--dataset_t mnist')]:
+        result = run_script(script, *flags, cwd=tmp_path, check=False)
+        assert result.returncode == 2 and needle in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and 'Traceback' not in result.stderr
+    assert not os.path.exists(tmp_path / 'models')
+
+
+# ---------------------------------------------------------------------------------------
+# analysis (spec Hong §7) against slow references
+
+def test_nc1_agrees_with_the_pinv_formula():
+    generator = torch.Generator().manual_seed(0)
+    counts = [30, 30, 20, 20, 20, 10, 10, 10, 10, 10]
+    labels = torch.repeat_interleave(torch.arange(10), torch.tensor(counts))
+    features = torch.randn(len(labels), 24, generator=generator, dtype=torch.float64) + 3 * torch.randn(
+        10, 24, generator=generator, dtype=torch.float64)[labels]
+    H, y = features.numpy(), labels.numpy()
+    N = len(y)
+    global_mean = H.mean(0)
+    means = np.stack([H[y == k].mean(0) for k in range(10)])
+    within = sum((H[y == k] - means[k]).T @ (H[y == k] - means[k]) for k in range(10)) / N
+    between = sum(counts[k] / N * np.outer(means[k] - global_mean, means[k] - global_mean) for k in range(10))
+    reference = np.trace(within @ np.linalg.pinv(between, rcond=1e-10)) / 10
+    stats = nc_metrics.ClassStatistics.from_features(features.float(), labels, 10)
+    assert hong.hong_nc1(stats) == pytest.approx(reference, rel=1e-5)
+
+
+def test_cosines_of_a_simplex_etf_are_minus_one_ninth():
+    pre = 3.0 * (np.eye(10) - np.ones((10, 10)) / 10)
+    assert hong.cosine_statistics(pre, 5) == pytest.approx((-1 / 9,) * 3, abs=1e-12)
+    assert hong.cosine_statistics(pre, 3, faithful_b=False) == pytest.approx((-1 / 9,) * 3, abs=1e-12)
+
+
+def test_cosine_statistics_use_rows_of_pre_transposed_and_the_faithful_b_indices():
+    rng = np.random.default_rng(1)
+    pre = rng.normal(size=(10, 10))
+    C = np.array([[a @ b / np.linalg.norm(a) / np.linalg.norm(b) for b in pre.T] for a in pre.T])
+    ka = 3
+    A = np.mean([C[i, j] for i in range(ka) for j in range(i + 1, ka)])
+    B_block = np.mean([C[i, j] for i in range(ka, 10) for j in range(i + 1, 10)])
+    B_faithful = np.mean([C[ka + i, ka + j] for i in range(ka) for j in range(i + 1, ka)])
+    AB = C[:ka, ka:].mean()
+    assert hong.cosine_statistics(pre, ka) == pytest.approx((A, B_faithful, AB), rel=1e-12)
+    assert hong.cosine_statistics(pre, ka, faithful_b=False) == pytest.approx((A, B_block, AB), rel=1e-12)
+
+
+def test_minority_collapse_score():
+    pre = np.diag(np.arange(1.0, 11.0))
+    assert hong.minority_collapse_score(pre, 5) > 0.5
+    pre[5:] = pre[5:].mean(0)                     # minority logit vectors identical
+    assert hong.minority_collapse_score(pre, 5) == 0.0
+    assert hong.minority_collapse_score(np.full((10, 10), 1e-7), 5) == 0.0      # Z = 0
+
+
+def test_collapse_prediction_follows_the_thresholds():
+    counts = hong.two_cluster_counts(5, 500, 100)
+    below, between, above = 0.003, 0.004, 0.008       # lambda_MC = 0.00333, total = 0.00745
+    assert 'no cluster collapses' in hong.collapse_prediction(counts, below)
+    assert 'size [100] collapse' in hong.collapse_prediction(counts, between)
+    assert 'total collapse (Z = 0)' in hong.collapse_prediction(counts, above)
+    assert theory.hong_total_collapse_threshold(counts) == pytest.approx(np.sqrt(500) / 3000)
+
+
+# ---------------------------------------------------------------------------------------
+# the scripts end to end on digits (width 4, 2 epochs)
+
+TINY = ['--dataset_t', 'digits', '--epoch', '2', '--width', '4']
+
+
+def test_block_main_writes_checkpoints_nc1_and_figures_and_reruns(tmp_path):
+    run_script('block_main.py', '--structure', '2', *TINY, cwd=tmp_path)
+    save_dir = tmp_path / 'models' / '001_ResNet18_digits_train_02_width=4'
+    assert sorted(p.name for p in save_dir.glob('model_epoch=*')) == ['model_epoch=1', 'model_epoch=2']
+    with open(save_dir / 'within_class_vari.pickle', 'rb') as f:
+        nc1 = pickle.load(f)
+    assert sorted(nc1) == [1, 2] and all(np.isfinite(v) and v > 0 for v in nc1.values())
+    for kind in ('NC1', 'Z'):
+        for ext in ('png', 'pdf'):
+            assert (tmp_path / 'plots' / ('001_ResNet18_digits_2_%s_plot.%s' % (kind, ext))).stat().st_size > 1000
+    assert (tmp_path / 'data' / '001_data_2_digits.pt').exists()        # the dataset is in the cache name
+    again = run_script('block_main.py', '--structure', '2', *TINY, cwd=tmp_path)
+    assert 'trained model found' in again.stdout
+    changed = run_script('block_main.py', '--structure', '2', *TINY[:-3], '3', '--width', '4', cwd=tmp_path, check=False)
+    assert changed.returncode == 2 and 'other settings (epoch differ)' in changed.stderr
+
+
+@pytest.mark.parametrize('script, flags, folders, figure', [
+    ('minority_l_main.py', ['--ka', '5', '--reg_z_l', '0.0045', '0.0027'],
+     ['003_ResNet18_ka=5_na=500_nb=100_l=0.0027_digits_width=4', '003_ResNet18_ka=5_na=500_nb=100_l=0.0045_digits_width=4'],
+     '003_ResNet18_ka=5_nb=100_na=500_digits_width=4'),
+    ('minority_n_main.py', ['--ka', '3', '--nalist', '100', '500'],
+     ['002_ResNet18_ka=3_na=100_nb=100_l=0.005_digits_width=4', '002_ResNet18_ka=3_na=500_nb=100_l=0.005_digits_width=4'],
+     '002_ResNet18_ka=3_nb=100_l=0.005_digits_width=4'),
+])
+def test_minority_scripts_write_logits_and_both_figures(tmp_path, script, flags, folders, figure):
+    result = run_script(script, *flags, *TINY, cwd=tmp_path)
+    for folder in folders:
+        assert (tmp_path / 'models' / folder / 'network_weight').exists()
+        assert np.load(tmp_path / 'models' / folder / 'z_data.npy').shape == (10, 10)
+        assert np.load(tmp_path / 'models' / folder / 'b_data.npy').shape == (10,)
+    for suffix in ('_z_comparison_plot', '_collapse_score'):
+        assert (tmp_path / 'plots' / (figure + suffix + '.png')).stat().st_size > 1000
+    assert 'convex program' in result.stdout and 'collapse' in result.stdout
+
+
+def test_limit_main_writes_cosines_and_the_figure(tmp_path):
+    run_script('limit_main.py', '--nalist', '500', '1000', *TINY, cwd=tmp_path)
+    assert (tmp_path / 'models' / '004_ResNet18_ka=5_na=1000_r=2_digits_width=4' / 'z_data.npy').exists()
+    with open(tmp_path / 'plots' / 'limit_digits_width=4.json') as f:
+        record = json.load(f)
+    assert record['nalist'] == [500, 1000] and len(record['A_B_AB']) == 2
+    assert record['etf_cosine'] == pytest.approx(-1 / 9)
+    for A, B, AB in record['convex_A_B_AB']:       # l N fixed at 0.1: the convex optimum is near the ETF
+        assert abs(A + 1 / 9) < 0.05 and abs(B + 1 / 9) < 0.05 and abs(AB + 1 / 9) < 0.05
+    z = np.load(tmp_path / 'models' / '004_ResNet18_ka=5_na=500_r=2_digits_width=4' / 'z_data.npy')
+    expected = hong.cosine_statistics(z, 5)
+    assert record['A_B_AB'][0] == pytest.approx(list(expected), rel=1e-9)
+    assert (tmp_path / 'plots' / 'limit_digits_width=4.png').stat().st_size > 1000
