@@ -53,7 +53,7 @@ def main(args):
         keys = validation.INFO_KEYS['dang2024']
     validation.validate_run(args, model, data, run_dir, device, metrics,
                             nc_metrics.CONVENTIONS[args.paper], keys)
-    record = {'counts': counts, 'lambda_W': lambdas[0], 'lambda_H': lambdas[1],
+    record = {'paper': args.paper, 'counts': counts, 'lambda_W': lambdas[0], 'lambda_H': lambdas[1],
               'depth_linear': args.depth_linear, **{k: v.tolist() if hasattr(v, 'tolist') else v
                                                     for k, v in geometry.items()}}
     checkpoints.atomic_write_text(os.path.join(run_dir, 'theory.json'), json.dumps(record, indent=1) + '\n')

@@ -50,7 +50,8 @@ def build_model(args, num_classes, input_shape, unbalanced=False):
     in_features = math.prod(input_shape)
     if args.paper == 'zhou2022':
         if args.model == 'MLP':
-            return MLP(in_features, args.width, args.depth, args.bias, num_classes)
+            return MLP(in_features, args.width, args.depth, args.bias, num_classes,
+                       ETF_fc=args.ETF_fc, fixdim=args.fixdim)
         if args.model == 'ResNet18_adapt':
             return resnet.ResNet18_adapt(args.width, num_classes, args.bias)
         return ZHOU_RESNETS[args.model](num_classes=num_classes, fc_bias=args.bias,

@@ -4,22 +4,29 @@ import math
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import NCModel, deep_linear_head
+from .base import NCModel, deep_linear_head, simplex_etf_weight
 
 
 class MLP(NCModel):
     """T's MLP (spec J §3.6): [Linear-BN-ReLU] x depth, then fc. forward returns
-    (fc(h), normalize(h))."""
+    (fc(h), normalize(h)).
+
+    Extension for the quick grids on digits (the original MLP took neither): fixdim > 0 makes
+    the last hidden layer fixdim wide (the feature dimension d, as J's ResNet --fixdim), and
+    ETF_fc freezes the classifier weight to the simplex ETF of J §3.3 (trainable bias)."""
     normalize_returned_features = True
 
-    def __init__(self, in_features, hidden, depth=6, fc_bias=True, num_classes=10):
+    def __init__(self, in_features, hidden, depth=6, fc_bias=True, num_classes=10, ETF_fc=False, fixdim=0):
         super().__init__()
         layers, width = [], in_features
-        for _ in range(depth):
-            layers += [nn.Linear(width, hidden), nn.BatchNorm1d(hidden), nn.ReLU()]
-            width = hidden
+        for index in range(depth):
+            out = fixdim if (fixdim and index == depth - 1) else hidden
+            layers += [nn.Linear(width, out), nn.BatchNorm1d(out), nn.ReLU()]
+            width = out
         self.layers = nn.Sequential(*layers)
-        self.fc = nn.Linear(hidden, num_classes, bias=fc_bias)
+        self.fc = nn.Linear(width, num_classes, bias=fc_bias)
+        if ETF_fc:
+            self.fc.weight = nn.Parameter(simplex_etf_weight(num_classes, width), requires_grad=False)
 
     def features(self, x):
         return self.layers(x.flatten(1))

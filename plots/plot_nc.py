@@ -45,9 +45,9 @@ def draw(infos, labels):
             key, values = series(info, keys, bias_free)
             if values is None:
                 continue
-            ax.plot(epochs, values, marker='o', ms=3, label=label)
+            line, = ax.plot(epochs, values, marker='o', ms=3, label=label)
             if key == 'train_acc1' and info.get('test_acc1'):
-                ax.plot(epochs, info['test_acc1'], ls='--', label=label + ' (test)')
+                ax.plot(epochs, info['test_acc1'], ls='--', color=line.get_color(), label=label + ' (test)')
             if log_scale and min(values) > 0:
                 ax.set_yscale('log')
     for ax, (title, _, _) in zip(axes, PANELS):

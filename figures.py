@@ -1,0 +1,49 @@
+"""Draw every figure of an experiment grid from its finished runs, naming the missing ones.
+
+  python figures.py grids/d23_mlp_depth.yaml [--quick] [--work_dir sweeps/d23_mlp_depth]
+
+Runs the grid's figure commands from the work folder (where sweep.py ran the jobs); the
+figures go where each plot script writes them (figures/ under the work folder by default).
+"""
+import argparse
+import os
+import subprocess
+import sys
+
+import grids
+from args import UsageError
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description="Draw a grid's figures from its finished runs.")
+    parser.add_argument('grid', help='grid file (grids/<name>.yaml, or just <name>)')
+    parser.add_argument('--quick', action='store_true', help="the grid's quick variant")
+    parser.add_argument('--work_dir', default=None, help='folder the jobs ran in (default sweeps/<grid name>)')
+    return parser
+
+
+def main(args):
+    grid = grids.load_grid(args.grid)
+    jobs = grids.expand(grid, args.quick)
+    work_dir = os.path.abspath(args.work_dir or os.path.join('sweeps', grid['name']))
+    commands, missing = grids.figure_commands(grid, jobs, work_dir, args.quick)
+    for name in missing:
+        print('missing run %s (not finished; run: python sweep.py %s%s)' % (name, args.grid, ' --quick' if args.quick else ''))
+    if len(missing) == len(jobs):
+        raise UsageError('no run of grid %s has finished in %s' % (grid['name'], work_dir))
+    failed = 0
+    for argv in commands:
+        command = [sys.executable, os.path.join(grids.ROOT, argv[0])] + argv[1:]
+        print('$ %s' % ' '.join(argv), flush=True)
+        failed += subprocess.call(command, cwd=work_dir) != 0
+    print('figures of grid %s drawn from %d runs, under %s' % (grid['name'], len(jobs) - len(missing), work_dir))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    arguments = get_args_parser().parse_args()
+    try:
+        sys.exit(main(arguments))
+    except UsageError as error:
+        sys.stderr.write('error: %s\n' % error)
+        sys.exit(2)

@@ -1,0 +1,180 @@
+"""Run every job of an experiment grid through submitit: on this machine in parallel, on a
+SLURM cluster, or in-process.
+
+  python sweep.py grids/d23_mlp_depth.yaml --quick                   # local, one job at a time
+  python sweep.py d23_mlp_depth --executor local --max_parallel 2
+  python sweep.py d23_mlp_depth --executor slurm --slurm_partition gpu --gpus_per_job 1 --timeout_min 2880
+  python sweep.py d23_mlp_depth --executor slurm --dry_run           # print sbatch parameters and commands
+  python sweep.py d23_mlp_depth --status                             # done / running / failed table
+
+Each job runs the grid's trainer with --resume, then its validator, from the work folder
+(--work_dir, default sweeps/<grid name>); output goes to <work_dir>/logs/<job>.log. A job whose
+info.pkl already holds the last epoch is skipped, so running a sweep again only runs what is
+missing or failed. Then `python figures.py GRID` draws the grid's figures.
+"""
+import argparse
+import os
+import sys
+import time
+
+from tqdm import tqdm
+
+import grids
+from args import UsageError
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description='Run an experiment grid through submitit.')
+    parser.add_argument('grid', help='grid file (grids/<name>.yaml, or just <name>)')
+    parser.add_argument('--quick', action='store_true', help="the grid's quick variant on digits")
+    parser.add_argument('--executor', choices=('local', 'slurm', 'debug'), default='local',
+                        help='local: parallel processes here; slurm: sbatch; debug: in this process')
+    parser.add_argument('--max_parallel', type=int, default=1, help='jobs running at once (SLURM array parallelism)')
+    parser.add_argument('--work_dir', default=None, help='folder the jobs run in (default sweeps/<grid name>)')
+    parser.add_argument('--status', action='store_true', help='print the state of every job and exit')
+    parser.add_argument('--dry_run', action='store_true', help='print what would be submitted, submit nothing')
+    slurm = parser.add_argument_group('SLURM (--executor slurm)')
+    slurm.add_argument('--slurm_partition', default=None)
+    slurm.add_argument('--slurm_account', default=None)
+    slurm.add_argument('--gpus_per_job', type=int, default=1)
+    slurm.add_argument('--cpus_per_job', type=int, default=4)
+    slurm.add_argument('--mem_gb', type=int, default=32)
+    slurm.add_argument('--timeout_min', type=int, default=2880, help='per job (also the local executor)')
+    slurm.add_argument('--slurm_setup', nargs='*', default=[],
+                       help='shell lines run before each job, e.g. "source .venv/bin/activate"')
+    return parser
+
+
+def make_executor(args, work_dir, dry_run=False):
+    import submitit
+    folder = os.path.join(work_dir, '.submitit', '%j')
+    # the job function lives in grids.py: let every job process import the project
+    os.environ['PYTHONPATH'] = os.pathsep.join([grids.ROOT] + [p for p in [os.environ.get('PYTHONPATH')] if p])
+    if args.executor == 'debug':
+        return submitit.DebugExecutor(folder)
+    if args.executor == 'local':
+        executor = submitit.LocalExecutor(folder)
+        executor.update_parameters(timeout_min=args.timeout_min, gpus_per_node=0)
+        return executor
+    try:
+        executor = submitit.SlurmExecutor(folder)
+    except RuntimeError as error:
+        raise UsageError('--executor slurm: %s; use --executor local here, or --dry_run to see the sbatch '
+                         'parameters' % error) from None
+    executor.update_parameters(**slurm_parameters(args, work_dir))
+    return executor
+
+
+def slurm_parameters(args, work_dir):
+    """submitit SlurmExecutor parameters from the flags (one GPU job per grid point)."""
+    parameters = dict(gpus_per_node=args.gpus_per_job, cpus_per_task=args.cpus_per_job, ntasks_per_node=1,
+                      mem='%dGB' % args.mem_gb, time=args.timeout_min, array_parallelism=args.max_parallel,
+                      setup=args.slurm_setup, job_name='nc-' + os.path.basename(os.path.normpath(work_dir)))
+    parameters.update({k: v for k, v in (('partition', args.slurm_partition), ('account', args.slurm_account)) if v})
+    return parameters
+
+
+def print_status(jobs, work_dir):
+    rows = [(job.name, grids.status(work_dir, job), grids.read_note(work_dir, job).get('log', '')) for job in jobs]
+    width = max(len(name) for name, _, _ in rows)
+    print('%-*s  %-8s  %s' % (width, 'job', 'state', 'log'))
+    for name, state, log in rows:
+        print('%-*s  %-8s  %s' % (width, name, state, log if state in ('failed', 'running', 'stopped') else ''))
+    counts = {state: sum(row[1] == state for row in rows) for state in ('done', 'running', 'failed', 'stopped', 'pending')}
+    print(', '.join('%d %s' % (n, state) for state, n in counts.items() if n))
+
+
+def dry_run(args, jobs, work_dir):
+    if args.executor == 'slurm':
+        from submitit.slurm.slurm import _make_sbatch_string
+        print('sbatch parameters (one array, %d tasks, %d at a time):' % (len(jobs), args.max_parallel))
+        header = _make_sbatch_string(command='<job>', folder=os.path.join(work_dir, '.submitit', '%j'),
+                                     map_count=len(jobs), **slurm_parameters(args, work_dir))
+        print('\n'.join(line for line in header.splitlines() if line.startswith('#SBATCH')))
+    print('commands (from %s):' % work_dir)
+    for job in jobs:
+        for argv in (job.train, job.validate):
+            if argv:
+                print('  [%s] python %s' % (job.name, ' '.join(argv)))
+
+
+def run_local(executor, jobs, work_dir, max_parallel):
+    """Keep at most max_parallel jobs running; returns {job name: error} of the failed ones."""
+    pending, running, failed = list(jobs), [], {}
+    with tqdm(total=len(jobs), desc='sweep', unit='job', dynamic_ncols=True) as progress:
+        while pending or running:
+            while pending and len(running) < max_parallel:
+                job = pending.pop(0)
+                running.append((job, executor.submit(grids.run_job, job, work_dir, sys.executable)))
+            time.sleep(0.5)
+            for job, handle in list(running):
+                if handle.done():
+                    running.remove((job, handle))
+                    try:
+                        handle.result()
+                    except Exception:               # noqa: BLE001 - reported with its log below
+                        failed[job.name] = failure(work_dir, job, handle)
+                    progress.update(1)
+    return failed
+
+
+def run_debug(executor, jobs, work_dir):
+    failed = {}
+    for job in tqdm(jobs, desc='sweep', unit='job', dynamic_ncols=True):
+        handle = executor.submit(grids.run_job, job, work_dir, sys.executable)
+        try:
+            handle.result()
+        except Exception:                           # noqa: BLE001
+            failed[job.name] = failure(work_dir, job, handle)
+    return failed
+
+
+def failure(work_dir, job, handle):
+    """One line: the failing script, its exit code and log, or submitit's own log."""
+    note = grids.read_note(work_dir, job)
+    if note.get('status') == 'failed':
+        return 'exit %s in %s; log: %s' % (note['returncode'], note['command'].split()[0], note['log'])
+    return 'the job process failed; submitit log: %s' % handle.paths.stderr
+
+
+def main(args):
+    if args.max_parallel < 1:
+        raise UsageError('--max_parallel must be at least 1 (got %d)' % args.max_parallel)
+    grid = grids.load_grid(args.grid)
+    jobs = grids.expand(grid, args.quick)
+    work_dir = os.path.abspath(args.work_dir or os.path.join('sweeps', grid['name']))
+    if args.status:
+        print_status(jobs, work_dir)
+        return 0
+    todo = [job for job in jobs if not grids.is_complete(work_dir, job)]
+    print('grid %s%s: %d jobs, %d complete, %d to run in %s'
+          % (grid['name'], ' (quick)' if args.quick else '', len(jobs), len(jobs) - len(todo), len(todo), work_dir))
+    if args.dry_run:
+        dry_run(args, todo, work_dir)
+        return 0
+    if not todo:
+        return 0
+    executor = make_executor(args, work_dir)
+    os.makedirs(work_dir, exist_ok=True)
+    if args.executor == 'slurm':
+        handles = executor.map_array(grids.run_job, todo, [work_dir] * len(todo), [sys.executable] * len(todo))
+        print('submitted %d jobs (%s); follow them with: python sweep.py %s --status'
+              % (len(handles), handles[0].job_id.split('_')[0], args.grid))
+        return 0
+    failed = (run_debug(executor, todo, work_dir) if args.executor == 'debug'
+              else run_local(executor, todo, work_dir, args.max_parallel))
+    for name, error in failed.items():
+        print('FAILED %s: %s' % (name, error))
+    print('%d of %d jobs finished; %s' % (len(todo) - len(failed), len(todo),
+                                          'figures: python figures.py %s%s' % (args.grid, ' --quick' if args.quick else '')
+                                          if not failed else 'fix and run the same command again'))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    arguments = get_args_parser().parse_args()
+    try:
+        sys.exit(main(arguments))
+    except UsageError as error:
+        sys.stderr.write('error: %s\n' % error)
+        sys.exit(2)
