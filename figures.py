@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import args as cli
 import grids
 from args import UsageError
 
@@ -22,13 +23,14 @@ def get_args_parser():
     return parser
 
 
-def main(args):
-    grid = grids.load_grid(args.grid)
-    jobs = grids.expand(grid, args.quick)
-    work_dir = os.path.abspath(args.work_dir or os.path.join('sweeps', grid['name']))
-    commands, missing = grids.figure_commands(grid, jobs, work_dir, args.quick)
+def draw_grid(grid, jobs, work_dir, quick=False, rerun_hint=None):
+    """Run the grid's figure commands over its finished jobs; returns the number that failed.
+    Missing runs are named; no finished run at all is a UsageError."""
+    commands, missing = grids.figure_commands(grid, jobs, work_dir, quick)
+    if not commands:                    # the grid's scripts draw their own figures
+        return 0
     for name in missing:
-        print('missing run %s (not finished; run: python sweep.py %s%s)' % (name, args.grid, ' --quick' if args.quick else ''))
+        print('missing run %s (not finished%s)' % (name, '; run: ' + rerun_hint if rerun_hint else ''))
     if len(missing) == len(jobs):
         raise UsageError('no run of grid %s has finished in %s' % (grid['name'], work_dir))
     failed = 0
@@ -37,13 +39,16 @@ def main(args):
         print('$ %s' % ' '.join(argv), flush=True)
         failed += subprocess.call(command, cwd=work_dir) != 0
     print('figures of grid %s drawn from %d runs, under %s' % (grid['name'], len(jobs) - len(missing), work_dir))
-    return 1 if failed else 0
+    return failed
+
+
+def main(args):
+    grid = grids.load_grid(args.grid)
+    jobs = grids.expand(grid, args.quick)
+    work_dir = grids.work_folder(grid, args.work_dir)
+    hint = 'python sweep.py %s%s' % (args.grid, ' --quick' if args.quick else '')
+    return 1 if draw_grid(grid, jobs, work_dir, args.quick, hint) else 0
 
 
 if __name__ == '__main__':
-    arguments = get_args_parser().parse_args()
-    try:
-        sys.exit(main(arguments))
-    except UsageError as error:
-        sys.stderr.write('error: %s\n' % error)
-        sys.exit(2)
+    sys.exit(cli.run(main, get_args_parser().parse_args()))

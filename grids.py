@@ -76,6 +76,11 @@ def load_grid(path):
     return grid
 
 
+def work_folder(grid, work_dir=None):
+    """Absolute folder a grid's jobs run in: --work_dir, else sweeps/<grid name>."""
+    return os.path.abspath(work_dir or os.path.join('sweeps', grid['name']))
+
+
 def to_argv(flags):
     """{'lr': 0.1, 'sep_decay': True, 'no-bias': True, 'nalist': [1, 2]} -> command-line options."""
     argv = []

@@ -10,7 +10,9 @@ SLURM cluster, or in-process.
 Each job runs the grid's trainer with --resume, then its validator, from the work folder
 (--work_dir, default sweeps/<grid name>); output goes to <work_dir>/logs/<job>.log. A job whose
 info.pkl already holds the last epoch is skipped, so running a sweep again only runs what is
-missing or failed. Then `python figures.py GRID` draws the grid's figures.
+missing or failed. With the local and debug executors the grid's figures are drawn at the end
+(from every finished run, naming the missing ones); `python figures.py GRID` redraws them, e.g.
+after a SLURM sweep.
 """
 import argparse
 import os
@@ -19,6 +21,8 @@ import time
 
 from tqdm import tqdm
 
+import args as cli
+import figures
 import grids
 from args import UsageError
 
@@ -33,6 +37,8 @@ def get_args_parser():
     parser.add_argument('--work_dir', default=None, help='folder the jobs run in (default sweeps/<grid name>)')
     parser.add_argument('--status', action='store_true', help='print the state of every job and exit')
     parser.add_argument('--dry_run', action='store_true', help='print what would be submitted, submit nothing')
+    parser.add_argument('--no_figures', action='store_true',
+                        help="local/debug executors: do not draw the grid's figures after the jobs")
     slurm = parser.add_argument_group('SLURM (--executor slurm)')
     slurm.add_argument('--slurm_partition', default=None)
     slurm.add_argument('--slurm_account', default=None)
@@ -142,7 +148,7 @@ def main(args):
         raise UsageError('--max_parallel must be at least 1 (got %d)' % args.max_parallel)
     grid = grids.load_grid(args.grid)
     jobs = grids.expand(grid, args.quick)
-    work_dir = os.path.abspath(args.work_dir or os.path.join('sweeps', grid['name']))
+    work_dir = grids.work_folder(grid, args.work_dir)
     if args.status:
         print_status(jobs, work_dir)
         return 0
@@ -153,28 +159,26 @@ def main(args):
         dry_run(args, todo, work_dir)
         return 0
     if not todo:
+        print('nothing to run; redraw the figures with: python figures.py %s%s' % (args.grid, ' --quick' if args.quick else ''))
         return 0
     executor = make_executor(args, work_dir)
     os.makedirs(work_dir, exist_ok=True)
     if args.executor == 'slurm':
         handles = executor.map_array(grids.run_job, todo, [work_dir] * len(todo), [sys.executable] * len(todo))
-        print('submitted %d jobs (%s); follow them with: python sweep.py %s --status'
-              % (len(handles), handles[0].job_id.split('_')[0], args.grid))
+        print('submitted %d jobs (%s); follow them with: python sweep.py %s --status, then draw the '
+              'figures with: python figures.py %s' % (len(handles), handles[0].job_id.split('_')[0], args.grid, args.grid))
         return 0
     failed = (run_debug(executor, todo, work_dir) if args.executor == 'debug'
               else run_local(executor, todo, work_dir, args.max_parallel))
     for name, error in failed.items():
         print('FAILED %s: %s' % (name, error))
-    print('%d of %d jobs finished; %s' % (len(todo) - len(failed), len(todo),
-                                          'figures: python figures.py %s%s' % (args.grid, ' --quick' if args.quick else '')
-                                          if not failed else 'fix and run the same command again'))
-    return 1 if failed else 0
+    print('%d of %d jobs finished%s' % (len(todo) - len(failed), len(todo),
+                                       '; fix and run the same command again' if failed else ''))
+    figures_failed = 0
+    if not args.no_figures and len(failed) < len(jobs):
+        figures_failed = figures.draw_grid(grid, jobs, work_dir, args.quick)
+    return 1 if failed or figures_failed else 0
 
 
 if __name__ == '__main__':
-    arguments = get_args_parser().parse_args()
-    try:
-        sys.exit(main(arguments))
-    except UsageError as error:
-        sys.stderr.write('error: %s\n' % error)
-        sys.exit(2)
+    sys.exit(cli.run(main, get_args_parser().parse_args()))

@@ -258,10 +258,17 @@ def plot_epoch_metric(panel, axis, runs, last_epoch, free_y=False):
     plot_WH_relation, plot_residual, plot_train_acc, plot_test_acc, plot_nuclear, plot_avg_cos_margin)."""
     fig, ax = plt.subplots(figsize=FIGSIZE)
     ax.grid(True)
+    drawn = 0
     for series, info in runs:
         epochs, values = epoch_series(info, panel.info_key, last_epoch)
+        drawn += len(values)
+        if not values:
+            continue
         ax.plot(epochs, values, color=series.color, marker=series.marker, ms=MARKER_SIZE,
                 markevery=marker_spacing(len(values), 8), linewidth=LINE_WIDTH, alpha=ALPHA, label=series.label)
+    if not drawn:                           # J's nuclear figure: blank, as the original, but said why
+        ax.text(0.5, 0.5, '%s is empty in every info.pkl\n(J computes it and never stores it)' % panel.info_key,
+                transform=ax.transAxes, ha='center', va='center', fontsize=TICK_FONTSIZE * 0.8, color='0.35')
     ax.set_xlabel('Epoch', fontsize=LABEL_FONTSIZE)
     ax.set_xticks(even_ticks(last_epoch, 4))
     ax.set_xlim(0, last_epoch)

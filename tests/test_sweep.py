@@ -60,20 +60,20 @@ def test_debug_executor_runs_skips_and_reruns_only_a_deleted_run(tmp_path):
     first = run_script('sweep.py', grid, '--executor', 'debug', '--work_dir', work, cwd=tmp_path)
     assert '4 jobs, 0 complete, 4 to run' in first.stdout
     assert len(info_files(work)) == 4 and commands_run(work) == dict.fromkeys(NAMES, 1)
+    assert 'figures of grid tiny drawn from 4 runs' in first.stdout      # the sweep draws them itself
+    assert (work / 'figures' / 'tiny.png').stat().st_size > 5000 and (work / 'figures' / 'tiny.pdf').exists()
     for path in info_files(work):
         with open(path, 'rb') as f:
             assert pickle.load(f)['epoch'] == [1, 2]
     again = run_script('sweep.py', grid, '--executor', 'debug', '--work_dir', work, cwd=tmp_path)
     assert '4 complete, 0 to run' in again.stdout and commands_run(work) == dict.fromkeys(NAMES, 1)
+    assert 'python figures.py' in again.stdout
     deleted = [p for p in info_files(work) if 'depth_linear_2' in p and 'width_16' in p][0]
     os.remove(deleted)
     third = run_script('sweep.py', grid, '--executor', 'debug', '--work_dir', work, cwd=tmp_path)
     assert '3 complete, 1 to run' in third.stdout
     assert commands_run(work) == dict(dict.fromkeys(NAMES, 1), **{'depth_linear=2-width=16': 2})
     assert os.path.exists(deleted)
-    drawn = run_script('figures.py', grid, '--work_dir', work, cwd=tmp_path)
-    assert 'drawn from 4 runs' in drawn.stdout
-    assert (work / 'figures' / 'tiny.png').stat().st_size > 5000 and (work / 'figures' / 'tiny.pdf').exists()
     status = run_script('sweep.py', grid, '--status', '--work_dir', work, cwd=tmp_path)
     assert status.stdout.strip().splitlines()[-1] == '4 done'
 
@@ -81,8 +81,9 @@ def test_debug_executor_runs_skips_and_reruns_only_a_deleted_run(tmp_path):
 def test_local_executor_runs_the_grid_in_parallel_and_figures_name_missing_runs(tmp_path):
     grid = write_grid(tmp_path)
     work = tmp_path / 'work'
-    run_script('sweep.py', grid, '--quick', '--executor', 'local', '--max_parallel', '2', '--work_dir', work,
-               cwd=tmp_path)
+    run_script('sweep.py', grid, '--quick', '--executor', 'local', '--max_parallel', '2', '--no_figures',
+               '--work_dir', work, cwd=tmp_path)
+    assert not (work / 'figures').exists()
     assert len(info_files(work)) == 4 and commands_run(work) == dict.fromkeys(NAMES, 1)
     assert len(glob.glob(str(work / '.submitit' / '*'))) >= 4          # one submitit folder per job
     os.remove(info_files(work)[0])

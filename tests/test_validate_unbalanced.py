@@ -1,5 +1,8 @@
-"""validate_NC_unbalanced.py after train_1st_order_unbalanced.py, both recipes, on digits."""
+"""validate_NC_unbalanced.py after train_1st_order_unbalanced.py, both recipes, on digits and on
+CIFAR-10 files written by the test."""
 import csv
+import functools
+import glob
 import json
 import os
 import pickle
@@ -51,3 +54,60 @@ def test_missing_run_is_one_line(tmp_path):
     result = run_script('validate_NC_unbalanced.py', *BASE, '--loss', 'MSE', cwd=tmp_path, check=False)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert 'does not exist' in result.stderr
+
+
+def write_balanced_cifar10(root, per_class):
+    """CIFAR-10 python pickles (genuine format) with per_class training images of every class,
+    spread over the five data batches, and 100 test images."""
+    rng = np.random.RandomState(0)
+    folder = os.path.join(root, 'cifar-10-batches-py')
+    os.makedirs(folder)
+    per_batch = 10 * per_class // 5
+    for name, n in [('data_batch_%d' % i, per_batch) for i in range(1, 6)] + [('test_batch', 100)]:
+        batch = {'data': rng.randint(0, 256, (n, 3072)).astype(np.uint8), 'labels': list(np.arange(n) % 10),
+                 'batch_label': name}
+        with open(os.path.join(folder, name), 'wb') as f:
+            pickle.dump(batch, f)
+    with open(os.path.join(folder, 'batches.meta'), 'wb') as f:
+        pickle.dump({'label_names': ['class%d' % k for k in range(10)]}, f)
+
+
+@pytest.mark.parametrize('loss,per_class,counts', [
+    ('MSE', 500, [100, 100, 200, 200, 300, 300, 400, 400, 500, 500]),
+    ('CrossEntropy', 5000, [1000, 1000, 2000, 2000, 3000, 3000, 4000, 4000, 5000, 5000]),
+])
+def test_both_validators_on_written_cifar10_files(loss, per_class, counts, tmp_path, monkeypatch, capsys):
+    """The README's imbalanced CIFAR-10 recipes (D23 counts 100..500, D24 1000..5000) read through
+    torchvision's CIFAR10 class from files in the real format (only the md5 check is patched),
+    then validated in-process; a flag that changes the model is a one-line error."""
+    import torchvision
+    import args as cli
+    import train_1st_order_unbalanced
+    import validate_NC_unbalanced
+    monkeypatch.setattr(torchvision.datasets.cifar, 'check_integrity', lambda *a, **k: True)
+    write_balanced_cifar10(str(tmp_path), per_class)
+    monkeypatch.chdir(tmp_path)
+    flags = ['--model', 'MLP', '--dataset', 'cifar10', '--data_dir', str(tmp_path), '--depth_relu', '1',
+             '--depth_linear', '1', '--width', '16', '--seed', '1', '--no-bias', '--loss', loss, '--lr', '0.001',
+             '--optimizer', 'Adam', '--epochs', '2', '--batch_size', '10000']
+    parse = functools.partial(cli.parse, unbalanced=True, allowed=('dang2023', 'dang2024'))
+    train_1st_order_unbalanced.main(parse(train_1st_order_unbalanced.get_args_parser(), flags))
+    validate_NC_unbalanced.main(parse(validate_NC_unbalanced.get_args_parser(), flags, evaluation=True))
+    run_dir, = glob.glob(os.path.join(tmp_path, 'model_weights', '*'))
+    with open(os.path.join(run_dir, 'info.pkl'), 'rb') as f:
+        info = pickle.load(f)
+    assert info['epoch'] == [1, 2] and len(info['NC2_W']) == 2 and np.isfinite(info['NC2_W']).all()
+    with open(os.path.join(run_dir, 'theory.json')) as f:
+        assert json.load(f)['counts'] == counts
+    if loss == 'CrossEntropy':
+        assert os.path.exists(os.path.join(run_dir, 'WH.csv'))
+    # same folder name, a head of another width: named, one line, exit 2, info.pkl untouched
+    before = os.path.getmtime(os.path.join(run_dir, 'info.pkl'))
+    os.rename(run_dir, run_dir.replace('width_16', 'width_24'))
+    wider = [v if v != '16' else '24' for v in flags]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:
+        cli.run(validate_NC_unbalanced.main, parse(validate_NC_unbalanced.get_args_parser(), wider, evaluation=True))
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(errors) == 1 and 'does not fit' in errors[0], errors
+    assert os.path.getmtime(os.path.join(run_dir.replace('width_16', 'width_24'), 'info.pkl')) == before

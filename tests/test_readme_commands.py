@@ -1,0 +1,132 @@
+"""Every paper command printed in README.md runs verbatim, with only the offline flags the
+README itself names appended (--dataset digits and a few epochs, --sample_size 20 for the
+ResNets; --dataset_t digits --epoch 2 --width 4 for Hong & Ling; fewer iterations for the
+synthetic runs), and each validator then writes its info.pkl. The commands are read from the README, so the README cannot drift from the code.
+
+cifar10_random is run in-process on CIFAR-10 python pickles written by the test (torchvision's
+md5 check is the only thing patched), since digits has no random-label variant."""
+import glob
+import os
+import pickle
+import re
+import shlex
+
+import numpy as np
+import pytest
+import torchvision
+
+import args as cli
+import train_1st_order
+from conftest import ROOT, run_script
+from test_datasets import write_cifar10
+
+PREFIX = re.compile(r'^(CUDA_VISIBLE_DEVICES=0 )?python (\S+\.py)(.*)$')
+# Commands whose full-size network takes minutes even on digits: make test-all.
+SLOW = re.compile(r'_unbalanced.py --model ResNet18|block_main|minority_[ln]_main|limit_main')
+# The README's balanced ResNet commands also get --sample_size 20 (200 digits images).
+RESNET = re.compile(r'--model (?!MLP)|--uid')
+
+
+def readme_commands():
+    """[(script, argv)] of every command line inside the README's code blocks, in order."""
+    with open(os.path.join(ROOT, 'README.md')) as f:
+        blocks = re.findall(r'^```\n(.*?)^```', f.read(), flags=re.S | re.M)
+    commands = []
+    for block in blocks:
+        for line in block.splitlines():
+            match = PREFIX.match(line.split('#')[0].strip())
+            if match and not match.group(2).startswith('plots/'):
+                commands.append((match.group(2), shlex.split(match.group(3).replace('<name>', 'readme'))))
+    return commands
+
+
+COMMANDS = readme_commands()
+TRAINERS = ('train_1st_order.py', 'train_2nd_order.py', 'train_1st_order_unbalanced.py')
+
+
+def offline(script, argv):
+    """The flags appended to run a README command offline and briefly."""
+    if 'unbalanced' in script:
+        return argv + ['--dataset', 'digits', '--epochs', '3']
+    if script in TRAINERS or script.startswith('validate'):
+        subset = ['--sample_size', '20'] if RESNET.search(' '.join(argv)) or '--model' not in argv else []
+        return argv + ['--dataset', 'digits', '--epochs', '2'] + subset
+    if script.startswith('synthetic'):
+        return argv + ['--num_iteration', '100']
+    if script == 'opt_main.py':
+        return argv
+    return argv + ['--dataset_t', 'digits', '--epoch', '2', '--width', '4']
+
+
+def case(script, argv):
+    name = '%s %s' % (script, ' '.join(argv))
+    marks = [pytest.mark.slow] if SLOW.search(name) else []
+    return pytest.param(script, argv, id=name[:90], marks=marks)
+
+
+def validator_for(script, argv):
+    """(validator, argv) the README prints for this training command, or None: the imbalanced
+    and D23 validators take the trainer's flags; Zhou's validates the LBFGS run's folder."""
+    if script == 'train_1st_order_unbalanced.py':
+        return 'validate_NC_unbalanced.py', argv
+    for other, other_argv in COMMANDS:
+        if other == 'validate_NC.py' and (other_argv == argv or
+                                          (script == 'train_2nd_order.py' and '--load_path' in other_argv)):
+            return other, other_argv
+    return None
+
+
+def test_the_readme_prints_every_papers_commands():
+    scripts = [script for script, _ in COMMANDS]
+    for expected, count in (('train_1st_order.py', 8), ('train_1st_order_unbalanced.py', 3), ('validate_NC.py', 2),
+                            ('validate_NC_unbalanced.py', 1), ('synthetic_experiment_imbalanced.py', 3),
+                            ('minority_l_main.py', 2), ('opt_main.py', 1)):
+        assert scripts.count(expected) >= count, expected
+    assert sum('cifar10_random' in argv for _, argv in COMMANDS) == 1
+
+
+@pytest.mark.parametrize('script,argv', [case(s, a) for s, a in COMMANDS
+                                         if s in TRAINERS and 'cifar10_random' not in a])
+def test_training_command_then_its_validator(script, argv, tmp_path):
+    run_script(script, *offline(script, argv), cwd=tmp_path)
+    assert glob.glob(str(tmp_path / 'model_weights' / '*' / 'epoch_*.pth'))
+    validator = validator_for(script, argv)
+    if validator is None:
+        return
+    run_script(validator[0], *offline(*validator), cwd=tmp_path)
+    info_path, = glob.glob(str(tmp_path / 'model_weights' / '*' / 'info.pkl'))
+    with open(info_path, 'rb') as f:
+        info = pickle.load(f)
+    assert info['epoch'][-1] == (3 if 'unbalanced' in script else 2)
+    nc1 = info.get('collapse_metric') or info.get('NC1_collapse_metric') or info.get('NC1')
+    assert len(nc1) == len(info['epoch']) and np.isfinite(nc1).all()
+    if 'unbalanced' in script:
+        assert os.path.exists(os.path.join(os.path.dirname(info_path), 'theory.json'))
+        assert len(info['NC2_W']) == len(info['epoch'])
+
+
+@pytest.mark.parametrize('script,argv', [case(s, a) for s, a in COMMANDS
+                                         if s not in TRAINERS and not s.startswith('validate')])
+def test_experiment_command(script, argv, tmp_path):
+    result = run_script(script, *offline(script, argv), cwd=tmp_path, timeout=1800)
+    written = [p for p in glob.glob(str(tmp_path / '**' / '*'), recursive=True) if os.path.isfile(p)]
+    assert written, result.stdout[-2000:]
+    if script.startswith(('block', 'minority', 'limit')):
+        assert glob.glob(str(tmp_path / 'plots' / '*.png')), result.stdout[-2000:]
+    if script == 'opt_main.py':
+        assert len(glob.glob(str(tmp_path / 'opt_results' / '*.npy'))) == 2
+
+
+def test_cifar10_random_command_on_written_cifar10_files(tmp_path, monkeypatch):
+    (script, argv), = [(s, a) for s, a in COMMANDS if 'cifar10_random' in a]
+    monkeypatch.setattr(torchvision.datasets.cifar, 'check_integrity', lambda *a, **k: True)
+    write_cifar10(str(tmp_path), per_batch=20, n_test=20)
+    monkeypatch.chdir(tmp_path)
+    args = cli.parse(train_1st_order.get_args_parser(),
+                     argv + ['--data_dir', str(tmp_path), '--sample_size', '5', '--epochs', '2'])
+    train_1st_order.main(args)
+    run_dir, = glob.glob(str(tmp_path / 'model_weights' / '*'))
+    assert os.path.exists(os.path.join(run_dir, 'epoch_002.pth'))
+    with open(tmp_path / 'cifar10_random_label' / 'train_label.pkl', 'rb') as f:
+        labels = np.asarray(pickle.load(f)['label'])
+    assert np.bincount(labels, minlength=10).tolist() == [10] * 10
