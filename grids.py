@@ -33,6 +33,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+import submitit.helpers
 import yaml
 
 from args import UsageError
@@ -245,6 +246,15 @@ def run_job(job, work_dir, python=None):
     if job.info_path is None:
         atomic_write(os.path.join(state_dir(work_dir), job.name + '.done'), lambda f: f.write(b'done\n'))
     return job.name
+
+
+class GridJob(submitit.helpers.Checkpointable):
+    """What sweep.py submits: ``GridJob()(job, work_dir, python)`` runs ``run_job``. On a SLURM
+    timeout or preemption submitit calls ``checkpoint`` and requeues the same call, and the
+    trainer's --resume continues from the last resume.pth (MAE's submitit launcher pattern)."""
+
+    def __call__(self, job, work_dir, python=None):
+        return run_job(job, work_dir, python)
 
 
 # ----------------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ SLURM cluster, or in-process.
 Each job runs the grid's trainer with --resume, then its validator, from the work folder
 (--work_dir, default sweeps/<grid name>); output goes to <work_dir>/logs/<job>.log. A job whose
 info.pkl already holds the last epoch is skipped, so running a sweep again only runs what is
-missing or failed. With the local and debug executors the grid's figures are drawn at the end
+missing or failed; a SLURM job that times out or is preempted is requeued by submitit and its
+trainer resumes (grids.GridJob). With the local and debug executors the grid's figures are drawn at the end
 (from every finished run, naming the missing ones); `python figures.py GRID` redraws them, e.g.
 after a SLURM sweep.
 """
@@ -111,7 +112,7 @@ def run_local(executor, jobs, work_dir, max_parallel):
         while pending or running:
             while pending and len(running) < max_parallel:
                 job = pending.pop(0)
-                running.append((job, executor.submit(grids.run_job, job, work_dir, sys.executable)))
+                running.append((job, executor.submit(grids.GridJob(), job, work_dir, sys.executable)))
             time.sleep(0.5)
             for job, handle in list(running):
                 if handle.done():
@@ -127,7 +128,7 @@ def run_local(executor, jobs, work_dir, max_parallel):
 def run_debug(executor, jobs, work_dir):
     failed = {}
     for job in tqdm(jobs, desc='sweep', unit='job', dynamic_ncols=True):
-        handle = executor.submit(grids.run_job, job, work_dir, sys.executable)
+        handle = executor.submit(grids.GridJob(), job, work_dir, sys.executable)
         try:
             handle.result()
         except Exception:                           # noqa: BLE001
@@ -164,7 +165,7 @@ def main(args):
     executor = make_executor(args, work_dir)
     os.makedirs(work_dir, exist_ok=True)
     if args.executor == 'slurm':
-        handles = executor.map_array(grids.run_job, todo, [work_dir] * len(todo), [sys.executable] * len(todo))
+        handles = executor.map_array(grids.GridJob(), todo, [work_dir] * len(todo), [sys.executable] * len(todo))
         print('submitted %d jobs (%s); follow them with: python sweep.py %s --status, then draw the '
               'figures with: python figures.py %s' % (len(handles), handles[0].job_id.split('_')[0], args.grid, args.grid))
         return 0

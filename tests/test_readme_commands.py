@@ -1,7 +1,8 @@
 """Every paper command printed in README.md runs verbatim, with only the offline flags the
-README itself names appended (--dataset digits and a few epochs, --sample_size 20 for the
+README itself names appended (--dataset digits and a few epochs, --sample_size 5 for the
 ResNets; --dataset_t digits --epoch 2 --width 4 for Hong & Ling; fewer iterations for the
-synthetic runs), and each validator then writes its info.pkl. The commands are read from the README, so the README cannot drift from the code.
+synthetic runs), and each validator then writes its info.pkl. The commands are read from the
+README, so the README cannot drift from the code.
 
 cifar10_random is run in-process on CIFAR-10 python pickles written by the test (torchvision's
 md5 check is the only thing patched), since digits has no random-label variant."""
@@ -23,7 +24,7 @@ from test_datasets import write_cifar10
 PREFIX = re.compile(r'^(CUDA_VISIBLE_DEVICES=0 )?python (\S+\.py)(.*)$')
 # Commands whose full-size network takes minutes even on digits: make test-all.
 SLOW = re.compile(r'_unbalanced.py --model ResNet18|block_main|minority_[ln]_main|limit_main')
-# The README's balanced ResNet commands also get --sample_size 20 (200 digits images).
+# The README's balanced ResNet commands also get --sample_size 5 (50 digits images).
 RESNET = re.compile(r'--model (?!MLP)|--uid')
 
 
@@ -49,7 +50,7 @@ def offline(script, argv):
     if 'unbalanced' in script:
         return argv + ['--dataset', 'digits', '--epochs', '3']
     if script in TRAINERS or script.startswith('validate'):
-        subset = ['--sample_size', '20'] if RESNET.search(' '.join(argv)) or '--model' not in argv else []
+        subset = ['--sample_size', '5'] if RESNET.search(' '.join(argv)) or '--model' not in argv else []
         return argv + ['--dataset', 'digits', '--epochs', '2'] + subset
     if script.startswith('synthetic'):
         return argv + ['--num_iteration', '100']

@@ -141,3 +141,14 @@ def test_every_shipped_grid_expands_in_both_modes():
             if quick:
                 assert all('digits' in ' '.join(job.train) or '--quick' in job.train or 'synthetic' in job.train[0]
                            or 'opt_main' in job.train[0] for job in jobs), path
+
+
+def test_a_timed_out_job_is_requeued_with_the_same_call(tmp_path):
+    """On a SLURM timeout submitit calls checkpoint() and resubmits what it returns: the same
+    job, whose trainer then continues from resume.pth (--resume is in its argv)."""
+    import cloudpickle
+    job = grids.expand(grids.load_grid(write_grid(tmp_path)))[0]
+    requeued = grids.GridJob().checkpoint(job, str(tmp_path), 'python')
+    function, arguments = cloudpickle.loads(cloudpickle.dumps((requeued.function, requeued.args)))
+    assert isinstance(function, grids.GridJob) and arguments == (job, str(tmp_path), 'python')
+    assert arguments[0].train[-1] == '--resume'
