@@ -5,6 +5,10 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Under pytest-xdist every worker already keeps a core busy: one math thread per process
+# (and per script it starts) instead of each oversubscribing the machine.
+THREADS = {'OMP_NUM_THREADS': '1', 'MKL_NUM_THREADS': '1'} if os.environ.get('PYTEST_XDIST_WORKER') else {}
+os.environ.update(THREADS)
 
 
 def run_script(script, *flags, cwd, timeout=600, check=True):

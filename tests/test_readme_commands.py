@@ -1,5 +1,5 @@
 """Every paper command printed in README.md runs verbatim, with only the offline flags the
-README itself names appended (--dataset digits and a few epochs, --sample_size 5 for the
+README itself names appended (--dataset digits and a few epochs, --sample_size 2 for the
 ResNets; --dataset_t digits --epoch 2 --width 4 for Hong & Ling; fewer iterations for the
 synthetic runs), and each validator then writes its info.pkl. The commands are read from the
 README, so the README cannot drift from the code.
@@ -23,9 +23,11 @@ from test_datasets import write_cifar10
 
 PREFIX = re.compile(r'^(CUDA_VISIBLE_DEVICES=0 )?python (\S+\.py)(.*)$')
 # Commands whose full-size network takes minutes even on digits: make test-all.
-SLOW = re.compile(r'_unbalanced.py --model ResNet18|block_main|minority_[ln]_main|limit_main')
-# The README's balanced ResNet commands also get --sample_size 5 (50 digits images).
+SLOW = re.compile(r'_unbalanced.py --model ResNet18|minority_[ln]_main|limit_main')
+# The README's balanced ResNet commands also get --sample_size 2 (20 digits images).
 RESNET = re.compile(r'--model (?!MLP)|--uid')
+# Grid launchers, not paper commands (tests/test_sweep.py runs them).
+LAUNCHERS = ('sweep.py', 'figures.py')
 
 
 def readme_commands():
@@ -36,7 +38,7 @@ def readme_commands():
     for block in blocks:
         for line in block.splitlines():
             match = PREFIX.match(line.split('#')[0].strip())
-            if match and not match.group(2).startswith('plots/'):
+            if match and not match.group(2).startswith('plots/') and match.group(2) not in LAUNCHERS:
                 commands.append((match.group(2), shlex.split(match.group(3).replace('<name>', 'readme'))))
     return commands
 
@@ -50,10 +52,10 @@ def offline(script, argv):
     if 'unbalanced' in script:
         return argv + ['--dataset', 'digits', '--epochs', '3']
     if script in TRAINERS or script.startswith('validate'):
-        subset = ['--sample_size', '5'] if RESNET.search(' '.join(argv)) or '--model' not in argv else []
+        subset = ['--sample_size', '2'] if RESNET.search(' '.join(argv)) or '--model' not in argv else []
         return argv + ['--dataset', 'digits', '--epochs', '2'] + subset
     if script.startswith('synthetic'):
-        return argv + ['--num_iteration', '100']
+        return argv + ['--num_iteration', '20', '--log_every', '10']
     if script == 'opt_main.py':
         return argv
     return argv + ['--dataset_t', 'digits', '--epoch', '2', '--width', '4']
