@@ -42,6 +42,12 @@ def simplex_etf_weight(num_classes, dim):
     return etf @ torch.eye(K, dim)                                   # (K, D)
 
 
+def freeze_to_simplex_etf(fc):
+    """--ETF_fc (J §3.3): replace fc's weight by the frozen simplex ETF of its shape; the bias
+    stays trainable. Saved in the state dict as fc.weight, as J."""
+    fc.weight = nn.Parameter(simplex_etf_weight(fc.out_features, fc.in_features), requires_grad=False)
+
+
 def deep_linear_head(in_features, hidden, depth_linear, num_classes, bias):
     """D23 §3: (M-1) bias-free Linear layers then the classifier (bias only there); M = 1 is a
     plain linear classifier."""

@@ -4,7 +4,7 @@ import math
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import NCModel, deep_linear_head, simplex_etf_weight
+from .base import NCModel, deep_linear_head, freeze_to_simplex_etf
 
 
 class MLP(NCModel):
@@ -26,7 +26,7 @@ class MLP(NCModel):
         self.layers = nn.Sequential(*layers)
         self.fc = nn.Linear(width, num_classes, bias=fc_bias)
         if ETF_fc:
-            self.fc.weight = nn.Parameter(simplex_etf_weight(num_classes, width), requires_grad=False)
+            freeze_to_simplex_etf(self.fc)
 
     def features(self, x):
         return self.layers(x.flatten(1))

@@ -10,7 +10,7 @@
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import NCModel, deep_linear_head, simplex_etf_weight
+from .base import NCModel, deep_linear_head, freeze_to_simplex_etf
 
 
 def conv3x3(in_planes, out_planes, stride=1, groups=1):
@@ -90,8 +90,7 @@ class ResNet(NCModel):
                 nn.init.constant_(m.weight, 1)
                 nn.init.constant_(m.bias, 0)
         if ETF_fc:
-            # frozen weight, trainable bias; saved in the state dict as fc.weight (J §3.3)
-            self.fc.weight = nn.Parameter(simplex_etf_weight(num_classes, dim), requires_grad=False)
+            freeze_to_simplex_etf(self.fc)
 
     def _make_layer(self, block, planes, blocks, stride=1, outdim=None):
         """J's construction: first block, blocks-2 plain blocks, then a final block built

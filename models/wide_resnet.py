@@ -6,7 +6,7 @@ pre-activation blocks each, 8x8 average pool, fc(64w -> K)."""
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .base import NCModel, simplex_etf_weight
+from .base import NCModel, freeze_to_simplex_etf
 
 
 class WideBlock(nn.Module):
@@ -48,7 +48,7 @@ class WideResNet(NCModel):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
         if ETF_fc:
-            self.fc.weight = nn.Parameter(simplex_etf_weight(num_classes, in_planes), requires_grad=False)
+            freeze_to_simplex_etf(self.fc)
 
     def features(self, x):
         out = F.relu(self.bn(self.layers(self.conv1(x))))
