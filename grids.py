@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 import submitit.helpers
 import yaml
 
+import args as cli
+import checkpoints
 from args import UsageError
 from fileio import atomic_write
 
@@ -121,8 +123,6 @@ def run_settings(grid, quick=False):
 def expected_info(validate_script, validate_argv):
     """(info.pkl path, last epoch) that the validator writes for these flags, from the
     project's own parser and run-folder rule (nothing is run)."""
-    import args as cli
-    import checkpoints
     options = VALIDATORS.get(os.path.basename(validate_script))
     if options is None:
         raise UsageError('validate: %s is not a validator (%s)' % (validate_script, ', '.join(VALIDATORS)))

@@ -117,10 +117,7 @@ def run_local(executor, jobs, work_dir, max_parallel):
             for job, handle in list(running):
                 if handle.done():
                     running.remove((job, handle))
-                    try:
-                        handle.result()
-                    except Exception:               # noqa: BLE001 - reported with its log below
-                        failed[job.name] = failure(work_dir, job, handle)
+                    record_failure(failed, work_dir, job, handle)
                     progress.update(1)
     return failed
 
@@ -128,20 +125,21 @@ def run_local(executor, jobs, work_dir, max_parallel):
 def run_debug(executor, jobs, work_dir):
     failed = {}
     for job in tqdm(jobs, desc='sweep', unit='job', dynamic_ncols=True):
-        handle = executor.submit(grids.GridJob(), job, work_dir, sys.executable)
-        try:
-            handle.result()
-        except Exception:                           # noqa: BLE001
-            failed[job.name] = failure(work_dir, job, handle)
+        record_failure(failed, work_dir, job, executor.submit(grids.GridJob(), job, work_dir, sys.executable))
     return failed
 
 
-def failure(work_dir, job, handle):
-    """One line: the failing script, its exit code and log, or submitit's own log."""
-    note = grids.read_note(work_dir, job)
-    if note.get('status') == 'failed':
-        return 'exit %s in %s; log: %s' % (note['returncode'], note['command'].split()[0], note['log'])
-    return 'the job process failed; submitit log: %s' % handle.paths.stderr
+def record_failure(failed, work_dir, job, handle):
+    """Wait for the job's result; if it raised, failed[job.name] = one line naming the failing
+    script, its exit code and log, or submitit's own log."""
+    try:
+        handle.result()
+    except Exception:                               # noqa: BLE001 - reported with its log
+        note = grids.read_note(work_dir, job)
+        if note.get('status') == 'failed':
+            failed[job.name] = 'exit %s in %s; log: %s' % (note['returncode'], note['command'].split()[0], note['log'])
+        else:
+            failed[job.name] = 'the job process failed; submitit log: %s' % handle.paths.stderr
 
 
 def main(args):
