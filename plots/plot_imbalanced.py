@@ -38,9 +38,7 @@ METRICS = {
 }
 
 
-def recipe_of(record):
-    """'dang2023' or 'dang2024' from a theory.json record."""
-    return record.get('paper') or ('dang2023' if 's' in record else 'dang2024')
+recipe_of, predicted_lengths, fitted_scale = theory.recipe_of, theory.predicted_lengths, theory.fitted_scale
 
 
 def load_run(run_dir):
@@ -54,25 +52,6 @@ def load_run(run_dir):
         sys.stderr.write('error: %s is missing or unreadable; run validate_NC_unbalanced.py for that run\n' % path)
         raise plot_utils.FigureInputError(2) from None
     return info, record
-
-
-def predicted_lengths(record, scaling='flags'):
-    """(||h_k||, ||w_k||, absolute) predicted per class: absolute=False when only the shape is
-    known (dang2024), see the module docstring."""
-    counts = record['counts']
-    if recipe_of(record) == 'dang2023':
-        factor = len(counts) if scaling == 'objective' else 1.0
-        geometry = theory.d23_geometry(counts, record['depth_linear'], factor * record['lambda_W'],
-                                       factor * record['lambda_H'], no_root='collapse')
-        return np.sqrt(geometry['HTH']), np.sqrt(geometry['WWT']), True
-    targets = theory.d24_targets(counts, record['lambda_W'], record['lambda_H'])
-    return np.sqrt(targets['HTH_diag']), np.sqrt(np.clip(np.diag(targets['WWT']), 0, None)), False
-
-
-def fitted_scale(predicted, measured):
-    """argmin_a ||a predicted - measured||^2 (1 when the prediction is all zeros)."""
-    norm = float(predicted @ predicted)
-    return float(predicted @ measured) / norm if norm > 0 else 1.0
 
 
 def draw_metrics(runs, labels):

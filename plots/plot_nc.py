@@ -1,4 +1,5 @@
-"""NC1 (log scale), NC2, NC3, NC4 and accuracy versus epoch from one or several info.pkl.
+"""NC1, NC2, NC3, NC4 and accuracy versus epoch from one or several info.pkl (log axes where a
+panel's values span a decade or more), and a table of each metric's first and last value.
 
   python plots/plot_nc.py model_weights/<run>/info.pkl [more info.pkl ...] [--labels a b] [--out_dir figures] [--name nc]
 
@@ -19,11 +20,11 @@ from plots import plot_utils  # noqa: E402
 
 # panel title -> candidate info keys, first present wins
 PANELS = [
-    ('$\\mathcal{NC}_1$', ['collapse_metric', 'NC1_collapse_metric'], True),
-    ('$\\mathcal{NC}_2$', ['ETF_metric', 'NC2_ETF_W', 'NC2_W'], False),
-    ('$\\mathcal{NC}_3$', ['WH_relation_metric', 'NC3_ETF_WH', 'NC3_WH'], False),
-    ('$\\mathcal{NC}_4$ (NCC mismatch)', ['NC4_ncc_mismatch'], False),
-    ('accuracy (%)', ['train_acc1'], False),
+    ('$\\mathcal{NC}_1$', ['collapse_metric', 'NC1_collapse_metric']),
+    ('$\\mathcal{NC}_2$', ['ETF_metric', 'NC2_ETF_W', 'NC2_W']),
+    ('$\\mathcal{NC}_3$', ['WH_relation_metric', 'NC3_ETF_WH', 'NC3_WH']),
+    ('$\\mathcal{NC}_4$ (NCC mismatch)', ['NC4_ncc_mismatch']),
+    ('accuracy (%)', ['train_acc1']),
 ]
 
 
@@ -38,25 +39,48 @@ def series(info, keys, bias_free):
 
 def draw(infos, labels):
     fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.6))
-    for info, label in zip(infos, labels):
-        epochs = info['epoch']
-        bias_free = not any(abs(float(x)) > 0 for b in info.get('b', [])[-1:] for x in b)
-        for ax, (title, keys, log_scale) in zip(axes, PANELS):
-            key, values = series(info, keys, bias_free)
+    for ax, (title, keys) in zip(axes, PANELS):
+        drawn = []
+        for info, label in zip(infos, labels):
+            key, values = series(info, keys, is_bias_free(info))
             if values is None:
                 continue
-            line, = ax.plot(epochs, values, marker='o', ms=3, label=label)
+            line, = ax.plot(info['epoch'], values, marker='o', ms=3, label=label)
+            drawn += values
             if key == 'train_acc1' and info.get('test_acc1'):
-                ax.plot(epochs, info['test_acc1'], ls='--', color=line.get_color(), label=label + ' (test)')
-            if log_scale and min(values) > 0:
-                ax.set_yscale('log')
-    for ax, (title, _, _) in zip(axes, PANELS):
+                ax.plot(info['epoch'], info['test_acc1'], ls='--', color=line.get_color(), label=label + ' (test)')
+        if key != 'train_acc1':
+            plot_utils.scale_for(ax, drawn)
         ax.set_title(title)
         ax.set_xlabel('epoch')
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def is_bias_free(info):
+    return not any(abs(float(x)) > 0 for b in info.get('b', [])[-1:] for x in b)
+
+
+def summary_rows(info):
+    """[(metric key, first value, last value, first / last)] for the panels' metrics."""
+    rows = []
+    for _, keys in PANELS:
+        key, values = series(info, keys, is_bias_free(info))
+        if values:
+            fold = values[0] / values[-1] if values[-1] > 0 else float('inf')
+            rows.append((key, values[0], values[-1], fold))
+    return rows
+
+
+def print_summary(info, label):
+    epochs = info['epoch']
+    print('%s: epoch %d -> %d' % (label, epochs[0], epochs[-1]))
+    print('  %-20s %12s %12s %14s' % ('metric', 'first', 'last', 'first / last'))
+    for key, first, last, fold in summary_rows(info):
+        change = ('-' if key == 'train_acc1' else 'reaches 0' if last == 0 else '%.3gx' % fold)
+        print('  %-20s %12.4g %12.4g %14s' % (key, first, last, change))
 
 
 def main(argv=None):
@@ -68,6 +92,8 @@ def main(argv=None):
     infos = [plot_utils.load_info(path) for path in args.info]
     labels = args.labels or [os.path.basename(os.path.dirname(os.path.abspath(p)))[:40] for p in args.info]
     paths = plot_utils.save_figure(draw(infos, labels), args.out_dir, args.name)
+    for info, label in zip(infos, labels):
+        print_summary(info, label)
     print('figure: %s' % paths[0])
 
 

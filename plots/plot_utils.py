@@ -68,3 +68,16 @@ def out_dir_parser(default='figures'):
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument('--out_dir', default=default, help='folder for the PNG and PDF files (default: %(default)s)')
     return parser
+
+
+def scale_for(ax, values):
+    """Log y axis where the positive values span a decade or more; symlog (linear below the
+    smallest positive value) where such a series also reaches zero, as an NCC mismatch does."""
+    values = [float(v) for v in values]
+    positive = [v for v in values if v > 0]
+    if len(positive) < 2 or min(values) < 0 or max(positive) < 10 * min(positive):
+        return
+    if len(positive) == len(values):
+        ax.set_yscale('log')
+    else:
+        ax.set_yscale('symlog', linthresh=min(positive))

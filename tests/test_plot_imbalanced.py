@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
+import theory
 from conftest import run_script
 from plots import plot_imbalanced
 
@@ -36,7 +37,7 @@ def by_class_size(values):
 def test_class_mean_norms_are_ordered_by_class_size_as_predicted(mse_run):
     _, run_dir, info = mse_run
     record = plot_imbalanced.load_run(run_dir)[1]
-    predicted_h, predicted_w, absolute = plot_imbalanced.predicted_lengths(record, 'objective')
+    predicted_h, predicted_w, absolute = theory.predicted_lengths(record, 'objective')
     assert absolute and record['paper'] == 'dang2023'
     # In this regime (x_k > 1 for every class) the theory predicts feature means that shrink and
     # classifier rows that grow with the class size.
@@ -47,7 +48,7 @@ def test_class_mean_norms_are_ordered_by_class_size_as_predicted(mse_run):
     np.testing.assert_allclose(measured_h, predicted_h, rtol=0.05)
     np.testing.assert_allclose(measured_w, predicted_w, rtol=0.02)
     # The flags' lambdas (as the validator plugs them in) predict longer rows than the run reaches.
-    flags_w = plot_imbalanced.predicted_lengths(record, 'flags')[1]
+    flags_w = theory.predicted_lengths(record, 'flags')[1]
     assert np.all(flags_w > 1.03 * measured_w)
 
 
@@ -73,7 +74,7 @@ def test_missing_theory_file_is_one_line(tmp_path):
 
 def test_d24_prediction_is_fitted_to_scale():
     record = {'paper': 'dang2024', 'counts': COUNTS.tolist(), 'lambda_W': 1e-4, 'lambda_H': 1e-5}
-    predicted_h, predicted_w, absolute = plot_imbalanced.predicted_lengths(record)
+    predicted_h, predicted_w, absolute = theory.predicted_lengths(record)
     assert not absolute
     measured = 3.0 * predicted_w
-    assert plot_imbalanced.fitted_scale(predicted_w, measured) == pytest.approx(3.0)
+    assert theory.fitted_scale(predicted_w, measured) == pytest.approx(3.0)
