@@ -1,0 +1,199 @@
+"""reproduce.py and nc_repro: each claim check passes on a fixture that satisfies the claim and
+fails, with the reason, on one that does not; a report over a partly finished grid lists the
+missing runs and never reports them as reproduced."""
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+import grids
+import theory
+from conftest import run_script
+from nc_repro import claims
+from nc_repro.papers import dang2023, dang2024, zhou2022
+
+
+class FakeGrid:
+    """What a check reads of a grid: jobs with flags, and each job's info.pkl."""
+
+    def __init__(self, infos, flags=None, run_dirs=None):
+        self.infos = infos
+        self.jobs = {name: grids.Job(name, ['train.py'], flags=(flags or {}).get(name, {})) for name in infos}
+        self.run_dirs = run_dirs or {}
+
+    def info(self, name):
+        return self.infos[name]
+
+    def run_dir(self, name):
+        return self.run_dirs[name]
+
+
+def collapsing(first, last, epochs=5):
+    return list(np.geomspace(first, last, epochs))
+
+
+def zhou_info(nc1=(1.0, 1e-3), nc2=(0.5, 0.05), nc3=(0.5, 0.05), test=97.0, margin=(0.1, 0.5)):
+    return {'collapse_metric': collapsing(*nc1), 'ETF_metric': collapsing(*nc2),
+            'WH_relation_metric': collapsing(*nc3), 'test_acc1': [90.0, test], 'avg_cos_margin': list(margin)}
+
+
+def test_fold_drop_and_relative_error():
+    assert claims.fold_drop([1.0, 0.5, 0.01]) == pytest.approx(100)
+    assert claims.fold_drop([0.2, 0.0]) == float('inf')
+    assert claims.relative_error([1.05, 2.0], [1.0, 2.0]) == pytest.approx(0.05)
+    assert claims.same_order([1, 2, 3], [10, 20, 30]) and not claims.same_order([3, 2, 1], [10, 20, 30])
+
+
+def test_optimizer_claim_both_ways():
+    good = {'zhou_optim_mse': FakeGrid({name: zhou_info() for name in ('SGD', 'Adam', 'LBFGS')})}
+    assert zhou2022.optimizers_collapse(good).passed
+    slow = dict(good['zhou_optim_mse'].infos, Adam=zhou_info(nc1=(1.0, 0.3)))
+    measured = zhou2022.optimizers_collapse({'zhou_optim_mse': FakeGrid(slow)})
+    assert not measured.passed and 'Adam' in measured.reason and 'SGD' not in measured.reason
+
+
+def test_fixed_etf_claim_both_ways():
+    flags = {'learned': {}, 'fixed': {'ETF_fc': True}, 'learned10': {'fixdim': 10}, 'fixed10': {'ETF_fc': True, 'fixdim': 10}}
+    infos = {name: zhou_info() for name in flags}
+    assert zhou2022.fixed_etf_like_learned({'zhou_etf_mse': FakeGrid(infos, flags)}).passed
+    infos['fixed10'] = zhou_info(test=90.0)           # 7 points below the learned classifier
+    measured = zhou2022.fixed_etf_like_learned({'zhou_etf_mse': FakeGrid(infos, flags)})
+    assert not measured.passed and 'd=10' in measured.reason
+
+
+def test_feature_dimension_claim_both_ways():
+    flags = {'d=%d' % d: {'fixdim': d} for d in (5, 8, 9, 10, 64)}
+    final = {5: 0.5, 8: 0.3, 9: 0.05, 10: 0.04, 64: 0.03}
+    infos = {'d=%d' % d: zhou_info(nc2=(0.6, v)) for d, v in final.items()}
+    assert zhou2022.feature_dimension({'zhou_dk_mse': FakeGrid(infos, flags)}).passed
+    infos['d=8'] = zhou_info(nc2=(0.6, 0.05))         # d < K-1 collapsing as well: impossible for an ETF
+    measured = zhou2022.feature_dimension({'zhou_dk_mse': FakeGrid(infos, flags)})
+    assert not measured.passed and 'd=8' in measured.reason
+
+
+def test_rescaled_mse_claim_both_ways():
+    flags = {'M=1': {'M': 1}, 'M=5': {'M': 5}}
+    infos = {'M=1': zhou_info(nc1=(1, 1e-2), margin=(0.1, 0.4)), 'M=5': zhou_info(nc1=(1, 1e-3), margin=(0.1, 0.8))}
+    check = zhou2022.rescaled_mse('zhou_M_rmse', 'M')
+    assert check({'zhou_M_rmse': FakeGrid(infos, flags)}).passed
+    infos['M=5'] = zhou_info(nc1=(1, 1e-1), margin=(0.1, 0.8))
+    measured = check({'zhou_M_rmse': FakeGrid(infos, flags)})
+    assert not measured.passed and 'NC1 at M=5' in measured.reason
+
+
+def test_head_layer_claim_both_ways():
+    per_layer = [[1.0, 0.8, 0.5], [1e-2, 1e-2, 1e-3]]          # epochs x layers
+    grid = FakeGrid({'M=3': {'per_layer': {'NC1_collapse_metric': per_layer}}})
+    assert dang2023.every_head_layer({'d23_mlp_depth': grid}).passed
+    grid.infos['M=3']['per_layer']['NC1_collapse_metric'] = [[1.0, 0.8, 0.5], [1e-2, 0.4, 1e-3]]
+    measured = dang2023.every_head_layer({'d23_mlp_depth': grid})
+    assert not measured.passed and 'layer 2' in measured.reason
+
+
+def test_bias_claim_both_ways():
+    flags = {'bias': {}, 'no_bias': {'no-bias': True}}
+    infos = {'bias': {'NC2_ETF_W': [0.4, 0.05], 'NC2_Identity_W': [0.3, 0.35]},
+             'no_bias': {'NC2_ETF_W': [0.4, 0.45], 'NC2_Identity_W': [0.3, 0.02]}}
+    assert dang2023.bias_decides_frame({'d23_bias': FakeGrid(infos, flags)}).passed
+    infos['no_bias'] = {'NC2_ETF_W': [0.4, 0.05], 'NC2_Identity_W': [0.3, 0.25]}   # the ETF, not the frame
+    measured = dang2023.bias_decides_frame({'d23_bias': FakeGrid(infos, flags)})
+    assert not measured.passed and 'no_bias' in measured.reason
+
+
+def test_imbalanced_lengths_claim_both_ways(tmp_path):
+    counts, lambda_w, lambda_h = [25, 25, 50, 50, 125], 1e-3, 1e-3
+    record = {'paper': 'dang2023', 'counts': counts, 'depth_linear': 1, 'lambda_W': lambda_w, 'lambda_H': lambda_h}
+    (tmp_path / 'theory.json').write_text(json.dumps(record))
+    h, w, _ = theory.predicted_lengths(record, 'objective')
+    infos = {'M=1': {'class_mean_norms': [h * 2, h * 1.02], 'classifier_row_norms': [w * 2, w * 0.99]}}
+    grid = FakeGrid(infos, run_dirs={'M=1': str(tmp_path)})
+    assert dang2023.imbalanced_lengths({'d23_imbalanced': grid}).passed
+    infos['M=1']['classifier_row_norms'][-1] = w * 1.2
+    measured = dang2023.imbalanced_lengths({'d23_imbalanced': grid})
+    assert not measured.passed and 'more than 5%' in measured.reason
+
+
+def test_gram_error_is_relative_to_the_largest_entry():
+    block = {'predicted_diag': [10.0, 10.0], 'max_rel_diag_error': 1e-4, 'max_abs_offdiag_error': 5e-3}
+    assert dang2023.gram_error(block) == pytest.approx(5e-4)
+
+
+def write_info(work_dir, job, epochs):
+    path = os.path.join(work_dir, job.info_path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    info = zhou_info(nc1=(1.0, 1e-3))
+    info['epoch'] = list(epochs)
+    with open(path, 'wb') as f:
+        pickle.dump(info, f)
+
+
+def test_partly_finished_grid_is_not_run_and_named(tmp_path):
+    results = claims.Results(quick=True, work_root=str(tmp_path))
+    grid = results['zhou_optim_mse']
+    sgd = grid.job('SGD')
+    write_info(grid.work_dir, sgd, range(1, sgd.last_epoch + 1))      # SGD finished, the others not
+    adam = grid.job('Adam')
+    write_info(grid.work_dir, adam, [1, 2])                           # Adam stopped early
+    row = claims.evaluate(zhou2022.CLAIMS[0], results)
+    assert row.status == claims.NOT_RUN
+    assert row.missing == ['zhou_optim_mse/Adam', 'zhou_optim_mse/LBFGS']
+
+
+def test_quick_only_claim_is_marked_needs_full_scale(tmp_path):
+    claim = claims.Claim('X', 'statement', 'quantity', [], lambda results: claims.Measurement('1', True),
+                         full_scale_only='needs CIFAR-10')
+    row = claims.evaluate(claim, claims.Results(quick=True, work_root=str(tmp_path)))
+    assert (row.status, row.reason, row.value) == (claims.NEEDS_FULL_SCALE, 'needs CIFAR-10', '1')
+    row = claims.evaluate(claim, claims.Results(quick=False, work_root=str(tmp_path)))
+    assert row.status == claims.REPRODUCED
+
+
+def test_reproduce_command_reports_missing_runs(tmp_path):
+    result = run_script('reproduce.py', '--paper', 'zhou2022', '--quick', '--no_run', '--work_root', tmp_path / 'sweeps',
+                        '--report_dir', tmp_path / 'reports', cwd=tmp_path)
+    report = (tmp_path / 'reports' / 'zhou2022.md').read_text()
+    assert report.count('| not run: not finished') == len(zhou2022.CLAIMS)
+    assert 'reproduced' not in report.replace('not reproduced', '')
+    summary = (tmp_path / 'reports' / 'README.md').read_text()
+    assert 'Totals: %d not run' % len(zhou2022.CLAIMS) in summary
+    assert 'not run' in result.stdout
+
+
+def test_unknown_paper_is_one_line(tmp_path):
+    result = run_script('reproduce.py', '--paper', 'smith2020', cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and '--paper' in result.stderr
+
+
+def write_d24_run(run_dir, gram, norms, gaps, counts):
+    os.makedirs(run_dir, exist_ok=True)
+    np.savetxt(os.path.join(run_dir, 'HTH.csv'), gram, delimiter=',')
+    with open(os.path.join(run_dir, 'theory.json'), 'w') as f:
+        json.dump({'paper': 'dang2024', 'counts': counts, 'M': gaps}, f)
+    return {'class_mean_norms': [norms, norms], 'NC1': [0.5, 1e-4],
+            **{key: [0.5, 0.01] for key in dang2024.GEOMETRY_KEYS}}
+
+
+def test_dang2024_claims_both_ways(tmp_path):
+    counts = [2, 2, 5, 5]
+    orthogonal = np.diag([0.0, 0.0, 4.0, 4.0])              # classes 0, 1 collapsed, 2, 3 orthogonal
+    infos = {'run': write_d24_run(str(tmp_path / 'run'), orthogonal, [0.0, 0.0, 2.0, 2.0], [0, 0, 1.5, 1.5], counts)}
+    grid = FakeGrid(infos, run_dirs={'run': str(tmp_path / 'run')})
+    results = {'d24_imbalanced': grid}
+    assert dang2024.orthogonal_means(results).passed
+    assert dang2024.geometry_up_to_scale(results).passed
+    assert dang2024.minority_collapse_where_predicted(results).passed
+    # class 1 kept its features although the theory says it collapses; means at 60 degrees
+    skewed = np.array([[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 4, 2], [0, 0, 2, 4.0]])
+    infos['run'] = write_d24_run(str(tmp_path / 'run'), skewed, [0.0, 1.0, 2.0, 2.0], [0, 0, 1.5, 1.5], counts)
+    assert not dang2024.orthogonal_means(results).passed
+    measured = dang2024.minority_collapse_where_predicted(results)
+    assert not measured.passed and 'differ from the prediction' in measured.reason
+
+
+def test_dang2024_collapse_claim_needs_a_predicted_collapse(tmp_path):
+    infos = {'run': write_d24_run(str(tmp_path / 'run'), np.eye(3), [1.0, 1.0, 1.0], [1, 1, 1], [5, 5, 5])}
+    measured = dang2024.minority_collapse_where_predicted({'d24_imbalanced': FakeGrid(infos, run_dirs={'run': str(tmp_path / 'run')})})
+    assert not measured.passed and 'no run where the theory predicts' in measured.reason
