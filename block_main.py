@@ -6,30 +6,68 @@ for imbalanced classes in clusters of equal size (spec Hong §3.1, §7.2, §7.3)
 Trains one network (checkpoints model_epoch=<e> at epochs 1-5, every 10th and the last), writes
 NC1 per checkpoint to <save_dir>/within_class_vari.pickle, and the figures
 plots/001_<network>_<dataset>_<structure>_{NC1,Z}_plot.png (and .pdf).
+
+--quick (hong_experiments.QUICK for the network and training) trains 600 epochs, seeds the RNG
+with 0 (the original sets no seed) and sets lambda_H = 2e-5 and lambda_W = 2e-3, each unless
+given: the minority scripts' split (l/20, 5 l) at
+l = 2 sqrt(lambda_W lambda_H) = 4e-4 instead of the paper's 6.3e-5 (1e-6, 1e-3). At the paper's
+level the blocks of the UFM optimum differ by about 1 % of the logit gap (between-block rms 0.055
+against a gap of 5.4 at quick scale), and the data-dependent spread of a network's off-diagonal
+logits shrinks only as fast as the regularisation pulls; a 300-epoch run there keeps a block
+contrast of about 2 (900 epochs: still 2). At 4e-4 (0.3 x the smallest cluster's collapse level,
+so no cluster collapses) the contrast is 0.4-0.9 after 300 epochs (seed-dependent) and about 0.1
+after 600.
+
+Record (not in the reference): plots/001_<network>_<dataset>_<structure>.json (the figures'
+stem + '.json'), keys: script, settings, quick, dataset_t, network, epoch, structure,
+class_counts, clusters (cluster index per class: equal counts share one), lambda_H, lambda_W,
+lambda_b, weight_decay, level_l (2 sqrt(lambda_W lambda_H)), level_l_with_weight_decay, prediction,
+nc1_epochs, nc1_values (NC1 per saved checkpoint), nc1_first_epoch, nc1_first, nc1_last_epoch,
+nc1_last, nc1_drop (first / last), train_accuracy, logits_pre (pre = M W^T, rows = true class,
+columns = logit, no bias), bias, block (hong_experiments.block_structure of logits_pre:
+block_contrast = within-block rms / between-block rms of the off-diagonal entries, near 0 for
+sharp blocks, about 1 or more without blocks; within_over_gap; per_cluster; diagonal spreads),
+convex_logits_pre and convex_block (the convex UFM program at level_l_with_weight_decay and
+lambda_b + weight_decay / 2; null with --no_convex).
 """
+import json
 import math
 import os
 import pickle
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 import args as cli
+import convex_ufm
 import hong_experiments as hong
 import training
-from fileio import atomic_write
+from fileio import atomic_write, atomic_write_text
 from plots import plot_hong
 
 
+PAPER_REG = (1e-6, 1e-3)          # (lambda_H, lambda_W) of the README run
+QUICK_REG = (2e-5, 2e-3)          # --quick: (l/20, 5 l) at l = 4e-4
+QUICK_EPOCHS, QUICK_SEED = 600, 0
+
+
 def get_args_parser():
-    parser = hong.get_common_parser('Hong & Ling 2023: NC1 and block structure (block_main).', 1000)
+    parser = hong.get_common_parser('Hong & Ling 2023: NC1 and block structure (block_main).', 1000,
+                                    quick_extra='; lambda_H %g, lambda_W %g, seed %d unless given' % (
+                                        QUICK_REG + (QUICK_SEED,)), quick_epochs=QUICK_EPOCHS)
     parser.add_argument('--structure', type=int, default=1, help='1: 4x5000, 3x4000, 3x3000; other: 4x5000, 2x3000, 4x1000')
-    parser.add_argument('--reg_h', type=float, default=1e-6, help='lambda_H, the feature penalty')
-    parser.add_argument('--reg_w', type=float, default=1e-3, help='lambda_W, the classifier ridge')
+    parser.add_argument('--reg_h', type=float, default=None,
+                        help='lambda_H, the feature penalty (default %g; %g with --quick)' % (PAPER_REG[0], QUICK_REG[0]))
+    parser.add_argument('--reg_w', type=float, default=None,
+                        help='lambda_W, the classifier ridge (default %g; %g with --quick)' % (PAPER_REG[1], QUICK_REG[1]))
     parser.add_argument('--ka', type=int, default=5, help='parsed and unused, as in the original')
     parser.add_argument('--nalist', type=int, default=5, help='parsed and unused, as in the original')
     parser.add_argument('--seed', type=int, default=None,
                         help='not in the reference (the original sets no seed)')
+    parser.add_argument('--solver', type=str, default=convex_ufm.FAITHFUL_SOLVER,
+                        help='not in the reference: cvxpy solver for the convex-program reference (default SCS)')
+    parser.add_argument('--no_convex', action='store_true', help='not in the reference: skip the convex program')
     return parser
 
 
@@ -45,10 +83,9 @@ def structure_counts(structure):
 
 def save_dir_name(args):
     """models/001_<network>_train_0<structure> (cifar10), ..._f_train_0<s> (fashion_mnist);
-    digits and non-paper widths are named too."""
+    digits, non-paper ResNet widths and the MLP's shape are named too."""
     kind = {'cifar10': 'train', 'fashion_mnist': 'f_train'}.get(args.dataset_t, args.dataset_t + '_train')
-    width = '' if args.width == 64 or not args.network.startswith('ResNet') else '_width=%d' % args.width
-    return os.path.join('models', '001_%s_%s_0%d%s' % (args.network, kind, args.structure, width))
+    return os.path.join('models', '001_%s_%s_0%d%s' % (args.network, kind, args.structure, hong.network_suffix(args)))
 
 
 def checkpoint_file(save_dir, epoch):
@@ -86,6 +123,14 @@ def nc1_per_checkpoint(args, model, data, save_dir, device):
 
 def main(args):
     device = training.select_device(args)
+    settings_line = hong.describe_settings(args)
+    for index, flag in enumerate(('reg_h', 'reg_w')):
+        if getattr(args, flag) is None:
+            setattr(args, flag, (QUICK_REG if args.quick else PAPER_REG)[index])
+    if args.quick and args.seed is None:
+        args.seed = QUICK_SEED
+    print('lambda_H %g, lambda_W %g (flag units)%s; seed %s' % (args.reg_h, args.reg_w, ' (quick)' if args.quick else '',
+                                                                args.seed))
     if args.seed is not None:
         training.set_seed(args.seed)
     counts = structure_counts(args.structure)
@@ -94,22 +139,59 @@ def main(args):
     hong.announce_scale(scale)
     lambdas = (args.reg_h / math.sqrt(scale), args.reg_w / math.sqrt(scale), args.reg_b)
     level = 2 * math.sqrt(lambdas[0] * lambdas[1])
+    effective_level = 2 * math.sqrt((lambdas[1] + WEIGHT_DECAY / 2) * lambdas[0])
     prediction = hong.collapse_prediction(counts, level)
     print('%s\n(l = 2 sqrt(lambda_W lambda_H); with the weight decay on W, 2 sqrt((lambda_W + %g) '
-          'lambda_H) = %.4g)' % (prediction, WEIGHT_DECAY / 2,
-                                 2 * math.sqrt((lambdas[1] + WEIGHT_DECAY / 2) * lambdas[0])))
+          'lambda_H) = %.4g)' % (prediction, WEIGHT_DECAY / 2, effective_level))
     data = hong.rendered_data(args, counts, '001_data_%d' % args.structure, device)
     save_dir = save_dir_name(args)
     model = hong.train_model(args, data, lambdas, WEIGHT_DECAY, 'batch', save_dir,
                              is_checkpoint_epoch, checkpoint_file, device)
     nc1 = nc1_per_checkpoint(args, model, data, save_dir, device)
     stem = os.path.join('plots', '001_%s_%s_%d' % (args.network, args.dataset_t, args.structure))
-    stats = hong.class_statistics(model, data, device)
+    stats, accuracy = hong.class_statistics(model, data, device, with_accuracy=True)
     pre = hong.logit_matrix(model, stats)
     paths = plot_hong.nc1_curve(nc1, stem + '_NC1_plot', note=prediction,
                                 lr_switch=int(args.epoch / 3) if int(args.epoch / 3) != int(args.epoch / 6) else None)
     paths += plot_hong.logit_heatmap(pre, counts, stem + '_Z_plot', note=prediction)
-    print('figures: %s' % ', '.join(paths))
+    convex = None
+    if not args.no_convex:
+        convex = convex_ufm.solve_ufm_program(counts, effective_level, args.reg_b + WEIGHT_DECAY / 2,
+                                              solver=args.solver)['Z'].T
+    record = block_record(args, settings_line, counts, lambdas, level, effective_level, prediction, nc1, pre,
+                          hong.classifier_bias(model), accuracy, convex)
+    atomic_write_text(stem + '.json', json.dumps(record, indent=1) + '\n')
+    block = record['block']
+    print('NC1 %.4g (epoch %d) -> %.4g (epoch %d): %.3g x lower; training accuracy %.1f %%'
+          % (record['nc1_first'], record['nc1_first_epoch'], record['nc1_last'], record['nc1_last_epoch'],
+             record['nc1_drop'], accuracy))
+    print('block structure of pre: block contrast %.3g (within-block rms %.3g / between-block rms %.3g), '
+          'within-block rms / logit gap %.3g%s' % (
+              block['block_contrast'], block['within_rms'], block['between_rms'], block['within_over_gap'],
+              '' if convex is None else '; convex program: block contrast %.3g' % record['convex_block']['block_contrast']))
+    print('figures: %s; record: %s.json' % (', '.join(paths), stem))
+
+
+def block_record(args, settings_line, counts, lambdas, level, effective_level, prediction, nc1, pre, bias,
+                 accuracy, convex):
+    """The JSON record (keys in the module docstring)."""
+    epochs = sorted(nc1)
+    first, last = nc1[epochs[0]], nc1[epochs[-1]]
+    return {
+        'script': 'block_main.py', 'settings': settings_line, 'quick': bool(args.quick),
+        'dataset_t': args.dataset_t, 'network': args.network, 'epoch': args.epoch, 'structure': args.structure,
+        'class_counts': counts, 'clusters': hong.count_clusters(counts),
+        'lambda_H': lambdas[0], 'lambda_W': lambdas[1], 'lambda_b': lambdas[2], 'weight_decay': WEIGHT_DECAY,
+        'level_l': level, 'level_l_with_weight_decay': effective_level, 'prediction': prediction,
+        'nc1_epochs': epochs, 'nc1_values': [nc1[e] for e in epochs],
+        'nc1_first_epoch': epochs[0], 'nc1_first': first, 'nc1_last_epoch': epochs[-1], 'nc1_last': last,
+        'nc1_drop': first / last if last > 0 else float('inf'),
+        'train_accuracy': accuracy,
+        'logits_pre': np.asarray(pre).tolist(), 'bias': np.asarray(bias, dtype=float).tolist(),
+        'block': hong.block_structure(pre, counts),
+        'convex_logits_pre': None if convex is None else np.asarray(convex).tolist(),
+        'convex_block': None if convex is None else hong.block_structure(convex, counts),
+    }
 
 
 if __name__ == '__main__':

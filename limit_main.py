@@ -8,6 +8,22 @@ One network per n_A with nb = na // ratio, l = ln_pro / N and (lambda_H, lambda_
 (l/20, 5 l, reg_b). Writes models/004_<network>_ka=<ka>_na=<na>_r=<ratio>/{network_weight,
 z_data.npy, b_data.npy}, plots/limit.png (A, B, AB and the ETF line; the convex program's values
 as crosses, not in the reference) and plots/limit.json with the numbers.
+
+--quick (hong_experiments.QUICK for the network and training) holds l N at ln_pro = 8 instead
+of 0.1 unless --ln_pro is given. The digits rescaling keeps every point's l / (sqrt(n_B)/N) =
+ln_pro / sqrt(n_B) of the README run; at 0.1 that is below 0.007 everywhere, so deep in the weak
+regularisation regime that the convex optimum is within about 0.01 of -1/9 at every n_A already
+(nothing left to approach) while a short run cannot get there (its logits still grow). At 8 the
+smallest n_A (500, n_B = 250) sits at half the minority-collapse level, where the imbalance bends
+the minority cosines away from -1/9, and as n_A grows l / (sqrt(n_B)/N) falls as 1/sqrt(n_A):
+the imbalance effect fades and the cosines approach -1/9, the paper's limit.
+
+Record plots/limit<suffix>.json, keys: nalist, A_B_AB and convex_A_B_AB ([A, B, AB] per n_A),
+etf_cosine (-1/9), faithful_b, settings, quick, ln_pro, ka, ratio, points (per n_A: na,
+class_counts, N, level, level_over_minority_threshold, A, B, AB, distance_to_etf ([|A + 1/9|,
+|B + 1/9|, |AB + 1/9|]), convex_A_B_AB, convex_distance_to_etf, train_accuracy),
+distance_first / distance_last (network, at the first and last n_A given) and
+distance_decreases ([A, B, AB]: last < first).
 """
 import json
 import math
@@ -20,11 +36,14 @@ from fileio import atomic_write_text
 from plots import plot_hong
 
 DEFAULT_NALIST = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000]
+PAPER_LN_PRO, QUICK_LN_PRO = 0.1, 8.0
 
 
 def get_args_parser():
-    parser = hong.get_common_parser('Hong & Ling 2023: cosines as n_A grows (limit_main).', 2000)
-    parser.add_argument('--ln_pro', type=float, default=0.1, help='l N, held fixed (l = ln_pro / N)')
+    parser = hong.get_common_parser('Hong & Ling 2023: cosines as n_A grows (limit_main).', 2000,
+                                    quick_extra='; l N held at %g unless --ln_pro is given' % QUICK_LN_PRO)
+    parser.add_argument('--ln_pro', type=float, default=None,
+                        help='l N, held fixed (l = ln_pro / N; default %g, %g with --quick)' % (PAPER_LN_PRO, QUICK_LN_PRO))
     parser.add_argument('--ka', type=int, default=5, help='number of majority classes (classes 0..ka-1)')
     parser.add_argument('--nalist', type=int, nargs='+', default=DEFAULT_NALIST, help='the majority sizes n_A')
     # type=float with an int default: omitted -> the int 2 (names r=2, nb=250); given -> a float
@@ -41,8 +60,12 @@ def main(args):
     hong.check_two_clusters(args.ka)
     if args.ka < 2:
         raise cli.UsageError('--ka must be at least 2 for the majority cosine A (got %d)' % args.ka)
+    if args.ln_pro is None:
+        args.ln_pro = QUICK_LN_PRO if args.quick else PAPER_LN_PRO
     if not 0 < args.ratio < math.inf or not 0 < args.ln_pro < math.inf:
         raise cli.UsageError('--ratio and --ln_pro must be positive (got %s and %s)' % (args.ratio, args.ln_pro))
+    settings_line = hong.describe_settings(args)
+    print('l N held at %g%s' % (args.ln_pro, ' (quick)' if args.quick else ''))
     all_counts = [hong.two_cluster_counts(args.ka, na, na // args.ratio) for na in args.nalist]
     hong.check_counts('--nalist (nb = na // ratio)', [c for counts in all_counts for c in counts], minimum=2)
     device = training.select_device(args)
@@ -65,10 +88,33 @@ def main(args):
     stem = os.path.join('plots', 'limit' + suffix)
     paths = plot_hong.limit_cosines(args.nalist, *zip(*cosines), stem,
                                     convex=None if convex is None else list(zip(*convex_cosines)))
-    record = {'nalist': args.nalist, 'A_B_AB': cosines, 'convex_A_B_AB': convex_cosines,
-              'etf_cosine': -1 / (hong.NUM_CLASSES - 1), 'faithful_b': faithful}
+    record = limit_record(args, settings_line, settings, cosines, convex_cosines, faithful)
     atomic_write_text(stem + '.json', json.dumps(record, indent=1) + '\n')
+    print('distance to -1/9 (A, B, AB): first n_A %s, last n_A %s' % (
+        ', '.join('%.4f' % d for d in record['distance_first']), ', '.join('%.4f' % d for d in record['distance_last'])))
     print('figures: %s, %s.json' % (', '.join(paths), stem))
+
+
+def limit_record(args, settings_line, settings, cosines, convex_cosines, faithful):
+    """The JSON record (keys in the module docstring)."""
+    etf = -1 / (hong.NUM_CLASSES - 1)
+    distance = [[abs(c - etf) for c in triple] for triple in cosines]
+    points = []
+    for index, setting in enumerate(settings):
+        convex = None if convex_cosines is None else list(convex_cosines[index])
+        points.append({
+            'na': setting.value, 'class_counts': list(setting.counts), 'N': int(sum(setting.counts)),
+            'level': setting.level,
+            'level_over_minority_threshold': setting.level / hong.minority_collapse_threshold(setting.counts, args.ka),
+            'A': cosines[index][0], 'B': cosines[index][1], 'AB': cosines[index][2],
+            'distance_to_etf': distance[index], 'convex_A_B_AB': convex,
+            'convex_distance_to_etf': None if convex is None else [abs(c - etf) for c in convex],
+            'train_accuracy': setting.train_accuracy})
+    return {'nalist': args.nalist, 'A_B_AB': cosines, 'convex_A_B_AB': convex_cosines, 'etf_cosine': etf,
+            'faithful_b': faithful, 'settings': settings_line, 'quick': bool(args.quick), 'ln_pro': args.ln_pro,
+            'ka': args.ka, 'ratio': args.ratio, 'points': points,
+            'distance_first': distance[0], 'distance_last': distance[-1],
+            'distance_decreases': [last < first for first, last in zip(distance[0], distance[-1])]}
 
 
 if __name__ == '__main__':

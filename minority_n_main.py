@@ -8,6 +8,17 @@ models/002_<network>_ka=<ka>_na=<na>_nb=<nb>_l=<reg_l>/{network_weight, z_data.n
 and plots/002_<network>_ka=<ka>_nb=<nb>_l=<reg_l>_z_comparison_plot.png, plus a collapse-score
 figure with n_A* = (sqrt(n_B)/l - k_B n_B)/k_A and the total-collapse size drawn (not in the
 reference).
+
+--quick (hong_experiments.QUICK for the network and training) sweeps its own n_A unless
+--nalist is given: the n_A at which l / (sqrt(n_B)/N) = r, n_A = (r sqrt(n_B)/l - k_B n_B)/k_A
+rounded, for r in 0.6, 0.75, 0.9 (no collapse predicted) and 1.2, 1.5, 2.0 (minority
+collapse), keeping n_A >= n_B and, above the threshold, l < 0.85 x the total-collapse level
+(ka=5: 140 200 260 | 380 500 700; ka=3: 167 267 367 | 567 767 1100). The README grids put a point at the threshold
+itself (n_A = 300 for ka=5) and one at total collapse (1400), which at quick scale cannot tell a
+collapsed network from a slow one.
+
+Record (not in the reference): plots/002_<...>.json, the figure stem + '.json', with the keys
+of minority_l_main's record (swept = 'nalist'; value = n_A as given, level = l actually used).
 """
 import math
 import os
@@ -20,19 +31,40 @@ DEFAULT_NALIST = [100, 200, 300, 400, 600, 800, 1000, 1100, 1200, 1400]
 
 
 def get_args_parser():
-    parser = hong.get_common_parser('Hong & Ling 2023: minority collapse versus n_A (minority_n_main).', 2000)
+    parser = hong.get_common_parser('Hong & Ling 2023: minority collapse versus n_A (minority_n_main).', 2000,
+                                    quick_extra='; n_A where l = r sqrt(n_B)/N, r in 0.6-0.9 and 1.2-2.0 below '
+                                                '0.85 x total collapse, unless --nalist is given')
     parser.add_argument('--nb', type=int, default=100, help='samples per minority class')
     parser.add_argument('--ka', type=int, default=5, help='number of majority classes (classes 0..ka-1)')
-    parser.add_argument('--nalist', type=int, nargs='+', default=DEFAULT_NALIST, help='the majority sizes n_A to sweep')
+    parser.add_argument('--nalist', type=int, nargs='+', default=None,
+                        help='the majority sizes n_A to sweep (default: the README values; own values with --quick)')
     parser.add_argument('--reg_l', type=float, default=0.005, help='l, held fixed')
     parser.add_argument('--no_gpu', action='store_true', help='parsed and unused, as in the original')
     return hong.add_sweep_flags(parser)
 
 
+def quick_nalist(ka, nb, level):
+    """--quick's n_A values (module docstring), in --nalist units (the unscaled counts)."""
+    k_B = hong.NUM_CLASSES - ka
+    nalist = []
+    for r in hong.QUICK_RATIOS:
+        na = int(round((r * math.sqrt(nb) / level - k_B * nb) / ka))
+        counts = hong.two_cluster_counts(ka, na, nb)
+        if na >= nb and hong.keep_quick_point(r, level, hong.theory.hong_total_collapse_threshold(counts)):
+            nalist.append(na)
+    return nalist
+
+
 def main(args):
     hong.check_two_clusters(args.ka)
-    hong.check_counts('--nalist/--nb', args.nalist + [args.nb], minimum=2)
     hong.check_levels('--reg_l', [args.reg_l])
+    hong.describe_settings(args)
+    if args.nalist is None:
+        args.nalist = quick_nalist(args.ka, args.nb, args.reg_l) if args.quick else list(DEFAULT_NALIST)
+        print('n_A values: %s%s' % (args.nalist, ' (quick)' if args.quick else ''))
+        if not args.nalist:
+            raise cli.UsageError('no quick n_A value lies on both sides of the threshold for these flags; give --nalist')
+    hong.check_counts('--nalist/--nb', args.nalist + [args.nb], minimum=2)
     device = training.select_device(args)
     all_counts = [hong.two_cluster_counts(args.ka, na, args.nb) for na in args.nalist]
     scale = hong.offline_scale(args, all_counts)
@@ -51,7 +83,8 @@ def main(args):
     print('minority collapse for n_A >= %.1f, total collapse for n_A >= %.1f (in --nalist units)'
           % (thresholds[0][0], thresholds[1][0]))
     stem = os.path.join('plots', '002_%s_ka=%d_nb=%d_l=%s%s' % (args.network, args.ka, args.nb, args.reg_l, suffix))
-    hong.minority_figures(args, settings, matrices, args.ka, lambda na: '$n_A=%s$' % na, stem, '$n_A$', thresholds)
+    hong.minority_figures(args, settings, matrices, args.ka, lambda na: '$n_A=%s$' % na, stem, '$n_A$', thresholds,
+                          record={'script': 'minority_n_main.py', 'nb': args.nb, 'reg_l': args.reg_l, 'swept': 'nalist'})
 
 
 if __name__ == '__main__':

@@ -8,6 +8,7 @@ from args import UsageError
 
 from . import resnet, vgg
 from .base import NCModel, simplex_etf_weight
+from .hong_mlp import HongMLP
 from .mlp import MLP, DeepLinearMLP
 from .wide_resnet import wide_resnet
 
@@ -20,18 +21,23 @@ DANG_CONV.update({name: getattr(vgg, name) for name in ('VGG11', 'VGG13', 'VGG16
 
 ZHOU_NAMES = sorted(ZHOU_RESNETS) + ['MLP', 'ResNet18_adapt']
 DANG_NAMES = ['MLP'] + sorted(DANG_CONV)
-HONG_NAMES = ['ResNet18', 'ResNet18_bf', 'VGG11', 'VGG13']
+HONG_NAMES = ['ResNet18', 'ResNet18_bf', 'VGG11', 'VGG13', 'MLP']
 
 
 def model_names(paper):
     return {'zhou2022': ZHOU_NAMES, 'hong2023': HONG_NAMES}.get(paper, DANG_NAMES)
 
 
-def build_hong_model(name, in_channels, num_classes=10, width=64):
+def build_hong_model(name, in_channels, num_classes=10, width=64, depth=2, pool=1, image_size=32):
     """Hong & Ling's build_model names (ResNet18_bf = bias-free classifier); ``width`` is the
-    ResNet's base width (64 in the paper; VGG ignores it)."""
+    ResNet's base width (64 in the paper; VGG ignores it). ``MLP`` (not in the reference) is
+    models.hong_mlp.HongMLP on the in_channels x image_size x image_size image, average-pooled
+    by ``pool``, with ``depth`` hidden ReLU layers of ``width`` units and a biased linear
+    classifier."""
     if name not in HONG_NAMES:
         raise UsageError('--network %s is not known; choose one of: %s' % (name, ', '.join(HONG_NAMES)))
+    if name == 'MLP':
+        return HongMLP(in_channels, image_size, num_classes, width, depth, pool)
     if name.startswith('VGG'):
         return vgg.HongVGG(name, num_classes, in_channels)
     return resnet.HongResNet18(num_classes, in_channels, bias=name != 'ResNet18_bf', width=width)

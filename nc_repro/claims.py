@@ -44,8 +44,8 @@ class Claim:
     quantity: str              # the quantity measured and its threshold
     runs: list                 # [(grid name, [job names] or None for every job)]
     check: object              # function(Results) -> Measurement
-    figure: str = ''           # the figure's path relative to the grid work root; '{q}' stands
-                               # for '_quick' at quick scale ('figures{q}/...')
+    figure: str = ''           # the figure's path relative to the grid work root, may be a glob
+                               # pattern; '{q}' stands for '_quick' at quick scale
     full_scale_only: str = ''  # why the quick scale cannot test it ('' = it can)
 
 
@@ -152,7 +152,7 @@ def evaluate(claim, results):
         row.status, row.reason = NEEDS_FULL_SCALE, claim.full_scale_only
     else:
         row.status = REPRODUCED if measured.passed else NOT_REPRODUCED
-        row.reason = measured.reason
+        row.reason = '' if measured.passed else measured.reason
     return row
 
 

@@ -1,6 +1,7 @@
 """The Markdown reports of ``reproduce.py``: reports/<paper>.md (a row per claim, then the
 runs' commands) with reports/<paper>.json beside it, and reports/README.md, the summary of
 every paper's latest report."""
+import glob
 import json
 import os
 from dataclasses import asdict
@@ -19,10 +20,10 @@ def cell(text):
 def figure_link(row, work_root, report_dir):
     if not row.figure:
         return ''
-    path = os.path.join(work_root, row.figure)
-    if not os.path.exists(path):
+    found = sorted(glob.glob(os.path.join(work_root, row.figure)))
+    if not found:
         return 'not drawn (`%s`)' % row.figure
-    return '[figure](%s)' % os.path.relpath(path, report_dir)
+    return '[figure](%s)' % os.path.relpath(found[0], report_dir)
 
 
 def paper_report(paper, rows, runs, scale, seconds, work_root, report_dir):

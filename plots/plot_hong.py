@@ -93,10 +93,11 @@ def sweep_heatmaps(matrices, values, ka, title, stem, collapsed=None, note=None)
     return _save(fig, stem)
 
 
-def collapse_score_curve(values, scores, xlabel, stem, thresholds, convex_scores=None, log_x=False):
+def collapse_score_curve(values, scores, xlabel, stem, thresholds, convex_scores=None, log_x=False, small=None):
     """Not in the reference: the minority-collapse score of the trained networks (and of the
     convex program's solution) against the swept quantity, with the thresholds of spec §9 as
-    vertical lines. thresholds: [(value, label)]."""
+    vertical lines. thresholds: [(value, label)]; ``small``: the cut-off below which a score
+    counts as collapsed, drawn as a horizontal line."""
     order = np.argsort(values, kind='stable')
     x = np.asarray(values, dtype=float)[order]
     fig, ax = plt.subplots(figsize=(5, 3))
@@ -106,6 +107,8 @@ def collapse_score_curve(values, scores, xlabel, stem, thresholds, convex_scores
     for (value, label), colour in zip(thresholds, ('tab:red', 'tab:orange', 'tab:green')):
         if value is not None and math.isfinite(value):
             ax.axvline(value, color=colour, ls=':', lw=1.5, label=label)
+    if small is not None:
+        ax.axhline(small, color='gray', ls='--', lw=1, label='collapsed below %g' % small)
     if log_x:
         ax.set_xscale('log')
     ax.set_xlabel(xlabel)

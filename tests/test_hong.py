@@ -11,8 +11,12 @@ import torch
 import block_main
 import hong_experiments as hong
 import limit_main
+import minority_l_main
+import minority_n_main
+import models
 import nc_metrics
 import theory
+import training
 from conftest import run_script
 
 
@@ -51,8 +55,16 @@ def test_limit_ratio_is_an_int_when_omitted_and_a_float_when_given():
 
 def test_quick_mode_and_bad_flags(tmp_path):
     args = hong.parse(block_main.get_args_parser(), ['--quick'])
-    assert (args.dataset_t, args.width, args.epoch) == ('digits', hong.QUICK_WIDTH, hong.QUICK_EPOCHS)
-    assert hong.parse(block_main.get_args_parser(), []).epoch == 1000
+    assert (args.dataset_t, args.network, args.width, args.depth, args.pool, args.epoch, args.lr, args.batch_size) == (
+        'digits', 'MLP', hong.QUICK_MLP_WIDTH, 2, 4, block_main.QUICK_EPOCHS, 0.05, 128)
+    assert hong.parse(limit_main.get_args_parser(), ['--quick']).epoch == hong.QUICK_EPOCHS == 300
+    resnet = hong.parse(block_main.get_args_parser(), ['--quick', '--network', 'ResNet18', '--dataset_t', 'cifar10'])
+    assert (resnet.dataset_t, resnet.width, resnet.pool) == ('digits', hong.QUICK_WIDTH, 1)
+    paper = hong.parse(block_main.get_args_parser(), [])
+    assert (paper.dataset_t, paper.network, paper.width, paper.epoch, paper.lr, paper.batch_size, paper.pool) == (
+        'cifar10', 'ResNet18', 64, 1000, 0.01, 128, 1)
+    assert hong.network_suffix(paper) == '' and hong.network_suffix(args) == '_width=128_depth=2_pool=4'
+    assert block_main.save_dir_name(paper) == os.path.join('models', '001_ResNet18_train_01')
     for script, flags, needle in [('block_main.py', ['--network', 'VGG19'], '--network VGG19'),
                                   ('minority_l_main.py', ['--ka', '9'], '--ka'),
                                   ('minority_n_main.py', ['--epoch', '0'], '--epoch'),
@@ -174,3 +186,128 @@ def test_limit_main_writes_cosines_and_the_figure(tmp_path):
     expected = hong.cosine_statistics(z, 5)
     assert record['A_B_AB'][0] == pytest.approx(list(expected), rel=1e-9)
     assert (tmp_path / 'plots' / 'limit_digits_width=4.png').stat().st_size > 1000
+
+
+# ---------------------------------------------------------------------------------------
+# the quick MLP, the quick sweeps and the JSON records (not in the reference)
+
+def test_mlp_trains_and_the_analysis_finds_its_head(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = hong.parse(minority_l_main.get_args_parser(), ['--quick', '--epoch', '40'])
+    device = torch.device('cpu')
+    training.set_seed(0)
+    data = hong.rendered_data(args, [20] * 10, 'mlp_test', device)
+    model = hong.train_model(args, data, hong.lambdas_for_level(0.001, 0.01), 0.0, 'warm', str(tmp_path / 'run'),
+                             hong.only_final, hong.final_weights_file, device)
+    assert isinstance(model, models.HongMLP) and model.head_layers() == [model.classifier]
+    assert model.classifier.bias is not None and model.classifier.in_features == hong.QUICK_MLP_WIDTH
+    stats, accuracy = hong.class_statistics(model, data, device, with_accuracy=True)
+    assert accuracy > 90
+    pre = hong.logit_matrix(model, stats)
+    with torch.no_grad():
+        h = model.features(data.normalise(data.images)).double()
+    means = torch.stack([h[data.labels == k].mean(0) for k in range(10)])
+    assert np.allclose(pre, (means @ model.classifier.weight.detach().double().T).numpy(), atol=1e-4)
+    assert np.allclose(hong.classifier_bias(model), model.classifier.bias.detach().numpy())
+    assert torch.all(h >= 0)                        # features after the last ReLU, as the ResNet18's
+    with torch.no_grad():
+        logits, returned = model(data.normalise(data.images[:5]))
+    assert logits.shape == (5, 10) and torch.equal(returned, model.features(data.normalise(data.images[:5])))
+
+
+def test_build_hong_mlp_shapes():
+    model = models.build_hong_model('MLP', 3, 10, width=16, depth=3, pool=2)
+    assert [m.in_features for m in model.body if isinstance(m, torch.nn.Linear)] == [3 * 16 * 16, 16, 16]
+    assert model(torch.zeros(2, 3, 32, 32))[0].shape == (2, 10)
+
+
+def test_block_structure_measure():
+    counts = [100] * 4 + [80] * 3 + [60] * 3
+    assert hong.count_clusters(counts) == [0] * 4 + [1] * 3 + [2] * 3
+    values = np.array([[-0.8, -0.6, -0.4], [-0.7, -0.5, -0.3], [-0.6, -0.4, -0.2]])
+    cluster = hong.count_clusters(counts)
+    pre = np.array([[values[cluster[k], cluster[j]] for j in range(10)] for k in range(10)])
+    np.fill_diagonal(pre, 5.0)
+    exact = hong.block_structure(pre, counts)
+    assert exact['block_contrast'] == pytest.approx(0, abs=1e-12) and exact['between_rms'] > 0.1
+    assert [c['count'] for c in exact['per_cluster']] == [100, 80, 60]
+    noisy = hong.block_structure(pre + np.random.default_rng(0).normal(0, 1, (10, 10)), counts)
+    assert noisy['block_contrast'] > 1
+
+
+def test_quick_sweep_values_lie_on_both_sides_of_the_threshold():
+    for ka in (5, 3):
+        counts = hong.two_cluster_counts(ka, 500, 100)
+        threshold = hong.minority_collapse_threshold(counts, ka)
+        levels = minority_l_main.quick_levels(ka, 500, 100)
+        ratios = [level / threshold for level in levels]
+        assert sum(r < 0.95 for r in ratios) == 3 and sum(r > 1.1 for r in ratios) == 2 and len(ratios) == 5
+        assert max(levels) < 0.85 * theory.hong_total_collapse_threshold(counts)
+        nalist = minority_n_main.quick_nalist(ka, 100, 0.005)
+        n_star = theory.hong_minority_n_star(ka, 10 - ka, 100, 0.005)
+        assert sum(na < 0.95 * n_star for na in nalist) == 3 and sum(na > 1.1 * n_star for na in nalist) == 3
+    assert minority_l_main.quick_levels(5, 500, 100)[0] == 0.002
+    assert minority_n_main.quick_nalist(5, 100, 0.005) == [140, 200, 260, 380, 500, 700]
+
+
+QUICK_TINY = ['--quick', '--epoch', '2']
+SUFFIX = '_digits_width=128_depth=2_pool=4'
+POINT_KEYS = {'value', 'class_counts', 'N', 'level', 'minority_threshold', 'level_over_threshold',
+              'predicts_minority_collapse', 'total_collapse_level', 'predicts_total_collapse', 'network_score',
+              'network_small', 'convex_score', 'convex_small', 'train_accuracy', 'network_logits_pre',
+              'convex_logits_pre'}
+SWEEP_KEYS = {'settings', 'quick', 'ka', 'values', 'small_cutoff', 'score_definition', 'points', 'swept',
+              'network_matches_theory', 'convex_matches_theory', 'network_min_score_not_collapsed',
+              'network_max_score_collapsed', 'convex_min_score_not_collapsed', 'convex_max_score_collapsed',
+              'thresholds_in_swept_units', 'script'}
+
+
+def test_block_main_quick_record(tmp_path):
+    result = run_script('block_main.py', *QUICK_TINY, cwd=tmp_path)
+    assert 'quick: dataset digits, network MLP' in result.stdout and 'lambda_H 2e-05, lambda_W 0.002' in result.stdout
+    with open(tmp_path / 'plots' / '001_MLP_digits_1.json') as f:
+        record = json.load(f)
+    for key in ('nc1_epochs', 'nc1_values', 'nc1_first', 'nc1_last', 'nc1_drop', 'logits_pre', 'bias', 'class_counts',
+                'clusters', 'block', 'convex_block', 'convex_logits_pre', 'level_l', 'train_accuracy', 'settings'):
+        assert key in record, key
+    assert record['nc1_epochs'] == [1, 2] and record['nc1_first'] == record['nc1_values'][0]
+    assert np.array(record['logits_pre']).shape == (10, 10) and record['clusters'] == [0] * 4 + [1] * 3 + [2] * 3
+    assert {'block_contrast', 'within_rms', 'between_rms', 'within_over_gap', 'per_cluster'} <= set(record['block'])
+    assert record['convex_block']['block_contrast'] < 1e-3          # the optimum is exactly blocked
+    assert (tmp_path / 'models' / ('001_MLP_digits_train_01_width=128_depth=2_pool=4') / 'model_epoch=2').exists()
+
+
+@pytest.mark.parametrize('script, flags, stem', [
+    ('minority_l_main.py', ['--ka', '5', '--reg_z_l', '0.002', '0.004'], '003_MLP_ka=5_nb=100_na=500'),
+    ('minority_n_main.py', ['--ka', '3', '--nalist', '167', '767'], '002_MLP_ka=3_nb=100_l=0.005'),
+])
+def test_minority_quick_records(tmp_path, script, flags, stem):
+    run_script(script, *QUICK_TINY, *flags, cwd=tmp_path)
+    with open(tmp_path / 'plots' / (stem + SUFFIX + '.json')) as f:
+        record = json.load(f)
+    assert SWEEP_KEYS <= set(record) and record['quick'] and record['small_cutoff'] == hong.SMALL_SCORE
+    assert [set(point) for point in record['points']] == [POINT_KEYS] * 2
+    assert [p['predicts_minority_collapse'] for p in record['points']] == [False, True]
+    assert record['convex_matches_theory'] is True
+    for point in record['points']:
+        assert point['minority_threshold'] == pytest.approx(
+            hong.minority_collapse_threshold(point['class_counts'], record['ka']))
+
+
+def test_limit_quick_record(tmp_path):
+    result = run_script('limit_main.py', *QUICK_TINY, '--nalist', '500', '1000', cwd=tmp_path)
+    assert 'l N held at 8 (quick)' in result.stdout
+    with open(tmp_path / 'plots' / ('limit' + SUFFIX + '.json')) as f:
+        record = json.load(f)
+    assert record['nalist'] == [500, 1000] and record['ln_pro'] == 8 and record['etf_cosine'] == pytest.approx(-1 / 9)
+    assert len(record['points']) == 2 and len(record['distance_first']) == 3 and len(record['distance_decreases']) == 3
+    assert {'na', 'class_counts', 'N', 'level', 'A', 'B', 'AB', 'distance_to_etf', 'convex_A_B_AB',
+            'convex_distance_to_etf', 'level_over_minority_threshold'} <= set(record['points'][0])
+
+
+@pytest.mark.slow
+def test_quick_minority_sweep_separates_collapse(tmp_path):
+    run_script('minority_l_main.py', '--quick', '--ka', '5', cwd=tmp_path)
+    with open(tmp_path / 'plots' / ('003_MLP_ka=5_nb=100_na=500' + SUFFIX + '.json')) as f:
+        record = json.load(f)
+    assert record['network_matches_theory'] and record['convex_matches_theory']
