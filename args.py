@@ -206,6 +206,10 @@ def get_eval_parser(description=None):
     parser.add_argument('--wait', type=float, default=0,
                         help='wait up to this many seconds for checkpoints that training has not '
                              'written yet (all epochs 1..--epochs, or --epoch_list)')
+    parser.add_argument('--nc1_stale_features', action='store_true',
+                        help="dang2024: compute NC1_as_coded with the 2024 validator's stale "
+                             "feature hook (its first Sigma_W batch held the first test batch's "
+                             'features); the default is the clean value')
     return parser
 
 
@@ -291,6 +295,9 @@ def check(args):
             raise UsageError('--%s must be at least 1 (got %s)' % (dest, value))
     if args.sample_size is not None and args.sample_size < 1:
         raise UsageError('--sample_size must be at least 1 (got %s)' % args.sample_size)
+    if getattr(args, 'nc1_stale_features', False) and args.paper != 'dang2024':
+        raise UsageError('--nc1_stale_features reproduces a bug of the 2024 validator only; '
+                         'use it with --loss CrossEntropy (dang2024), not %s' % args.paper)
     if getattr(args, 'wait', 0) < 0 or getattr(args, 'every', 1) < 1:
         raise UsageError('--wait must be >= 0 and --every >= 1')
     if args.save_every is not None and args.save_every < 1:

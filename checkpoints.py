@@ -53,6 +53,43 @@ def load_state_dict(path, device='cpu'):
 
 
 # ----------------------------------------------------------------------------------------
+# the original code's key layout
+
+class ForeignKey(ValueError):
+    """A checkpoint key that is neither the project's nor the original code's name."""
+
+
+def original_key(key, layout):
+    """The original code's state-dict name of our ``key``. ``layout`` is a model's
+    ``original_layout``: (our prefix, the original's prefix) pairs, the first that fits wins."""
+    for ours, theirs in layout:
+        if key.startswith(ours):
+            return theirs + key[len(ours):]
+    return key
+
+
+def to_project_layout(state, model, path):
+    """The state dict with every key in the project's names: keys already ours are kept, keys
+    in the original code's layout (``model.original_layout``, e.g. ``conv1.weight`` of Dang's
+    ResNets for our ``body.conv1.weight``, VGG's ``features.0.weight`` for ``body.0.weight``)
+    are renamed. A key that is neither raises ForeignKey naming it and the checkpoint."""
+    expected = model.state_dict().keys()
+    layout = getattr(model, 'original_layout', ())
+    renamed = {original_key(key, layout): key for key in expected}
+    result = {}
+    for key, value in state.items():
+        if key in expected:
+            result[key] = value
+        elif key in renamed:
+            result[renamed[key]] = value
+        else:
+            raise ForeignKey('%s does not fit the model built from the flags: key %r is in neither '
+                             'the project\'s nor the original code\'s layout of %s'
+                             % (path, key, type(model).__name__))
+    return result
+
+
+# ----------------------------------------------------------------------------------------
 # run folders
 
 def zhou_run_name(args, now=None):

@@ -217,7 +217,7 @@ def between_class_factor(stats, conventions):
     return weights.sqrt()[:, None] * centred
 
 
-def nc1(stats, conventions, as_coded=True):
+def nc1(stats, conventions, as_coded=True, sigma_w_swap=None):
     """NC1 = tr(Sigma_W Sigma_B^+) / K (Papyan, Han & Donoho 2020, Eq. in Fig. 6).
 
     'nc1': exact, float64, with Sigma_B's pseudo-inverse taken in its K-1 dimensional range:
@@ -228,7 +228,13 @@ def nc1(stats, conventions, as_coded=True):
     pinv for T/J/D23, float64 with rcond 1e-10 for Hong), which under-reports NC1 when a
     between-class direction is small (reference §3.4).
     'sb_condition': s_{r-1}/s_0, small values mean the as-coded number is unreliable.
-    as_coded=False skips the original's D x D pseudo-inverse ('nc1_as_coded' is then None)."""
+    as_coded=False skips the original's D x D pseudo-inverse ('nc1_as_coded' is then None).
+
+    sigma_w_swap=(seen (m, D), replaced (m, D), labels (m,)) makes the as-coded value's Sigma_W
+    pass see the rows ``seen`` in place of the rows ``replaced`` of those classes, centred at
+    the (unchanged) class means: the pairing of the Dang 2024 validator, whose first Sigma_W
+    batch held stale features (see stale_feature_rows in validation.py). The exact value and
+    the class means are not affected."""
     K = stats.num_present
     factor = between_class_factor(stats, conventions)                        # (K, D)
     _, s, Vt = torch.linalg.svd(factor, full_matrices=False)                 # s (min(K,D),), Vt (., D)
@@ -241,11 +247,27 @@ def nc1(stats, conventions, as_coded=True):
     else:
         as_coded_directions = torch.zeros(0, stats.dim, dtype=torch.float64, device=factor.device)
     quadratic = stats.within_class_quadratic(torch.cat([Vt[keep], as_coded_directions]))
+    if as_coded and sigma_w_swap is not None:
+        swap = swapped_rows_quadratic(stats, as_coded_directions, *sigma_w_swap)
+        quadratic = torch.cat([quadratic[:int(keep.sum())], quadratic[int(keep.sum()):] + swap])
     exact = float((quadratic[:int(keep.sum())] / s[keep] ** 2).sum()) / divisor
     # tr(Sigma_W pinv(Sigma_B)) = sum_i u_i^T Sigma_W u_i / sigma_i over pinv's kept eigenpairs
     as_coded = float((quadratic[int(keep.sum()):] * as_coded_inverse).sum()) / divisor if as_coded else None
     condition = float(s[-1] / s[0]) if r > 0 and s[0] > 0 else 0.0
     return {'nc1': exact, 'nc1_as_coded': as_coded, 'sb_condition': condition}
+
+
+def swapped_rows_quadratic(stats, directions, seen, replaced, labels):
+    """Change of diag(V Sigma_W V^T) when Sigma_W's pass sees ``seen`` instead of ``replaced``
+    (both (m, D), with class labels (m,)), each centred at its label's class mean."""
+    rows = stats._mean_rows()[torch.as_tensor(labels).long().to(stats.device)]    # (m, D)
+    V = directions.to(torch.float64)
+
+    def spread(x):
+        z = (torch.as_tensor(x).to(stats.device, torch.float64) - rows) @ V.T    # (m, r)
+        return (z * z).sum(0)
+
+    return (spread(seen) - spread(replaced)) / stats.num_samples
 
 
 def as_coded_pseudo_inverse(factor, pinv):

@@ -8,7 +8,10 @@ Dang et al. 2024 (recipe dang2024, --loss CrossEntropy): the CE/ReLU targets of
 theory.d24_targets, plus the original's CSV matrices:
   CUDA_VISIBLE_DEVICES=0 python validate_NC_unbalanced.py --model MLP --dataset cifar10 --depth_relu 6 --depth_linear 1 --width 2048 --seed 1 --no-bias --loss CrossEntropy --lr 0.0001 --optimizer Adam --sep_decay --batch_size 256 --feature_decay_rate 0.00001 --weight_decay 0.0001 --epochs 4000 --patience 2000
 
-Writes into the run folder: info.pkl / info.json (per saved epoch: NC1, the theory metrics,
+--nc1_stale_features (dang2024 only) computes NC1_as_coded with the 2024 validator's stale
+first Sigma_W batch (docs/original_code.md); NC1 and the default NC1_as_coded are clean.
+
+Writes into the run folder: info.pkl / info.json (per saved epoch: NC1 exact and as coded, the theory metrics,
 train and test accuracy, per-class class-mean and classifier-row norms; dang2023 also every
 head layer under per_layer), theory.json (the predicted geometry), test_log.txt, and for
 dang2024 HTH.csv, ReLU_HTH.csv, W.csv, ReLU_H.csv, WTW.csv, WH.csv. As in the originals,
@@ -49,7 +52,7 @@ def main(args):
     else:
         geometry = theory.d24_targets(counts, *lambdas)
         metrics = functools.partial(validation.dang2024_metrics, targets=geometry, counts=counts,
-                                    run_dir=run_dir)
+                                    run_dir=run_dir, stale_features=args.nc1_stale_features)
         keys = validation.INFO_KEYS['dang2024']
     validation.validate_run(args, model, data, run_dir, device, metrics,
                             nc_metrics.CONVENTIONS[args.paper], keys)

@@ -36,6 +36,7 @@ class FeaturePass:
     layer_inputs: list          # [(N, d_l) float32] inputs of the head layers, backbone first
     logits: torch.Tensor        # (N, K)
     labels: torch.Tensor        # (N,)
+    order: torch.Tensor = None  # (N,) row r is the order[r]-th sample of the pass (loader order)
 
     def accuracy(self):
         top1, top5 = topk_correct(self.logits, self.labels)
@@ -60,7 +61,7 @@ def feature_pass(model, data, batch_size, device):
     labels = torch.cat(labels)
     order = torch.argsort(labels, stable=True)      # grouped by class: the engine's fast path
     return FeaturePass([torch.cat(chunks)[order] for chunks in inputs], torch.cat(logits)[order],
-                       labels[order])
+                       labels[order], order)
 
 
 def accuracies(train, test):
@@ -137,11 +138,14 @@ def over_head_layers(model, train, num_classes, layer_measures):
 
 
 def dang_layer_measures(stats, product, conventions):
-    """D23's metrics of one head layer's input x_l against P_l (spec D23 §5.1 step 6)."""
+    """D23's metrics of one head layer's input x_l against P_l (spec D23 §5.1 step 6);
+    NC1 both exact and as the original computed it (float32 Sigma_B, SciPy's pinv rule)."""
     means = stats.class_means.T                                               # U (d, K)
     centred = (stats.class_means - stats.global_mean(conventions)).T          # C (d, K)
+    nc1 = nc_metrics.nc1(stats, conventions)
     return {
-        'NC1_collapse_metric': nc_metrics.nc1(stats, conventions)['nc1'],
+        'NC1_collapse_metric': nc1['nc1'],
+        'NC1_collapse_metric_as_coded': nc1['nc1_as_coded'],
         'NC2_ETF_W': nc_metrics.nc2_etf_w(product),
         'NC2_Identity_W': nc_metrics.nc2_identity_w(product),
         'NC2_ETF_H': nc_metrics.nc2_etf_h(centred),
@@ -160,8 +164,9 @@ def dang_balanced_metrics(model, train, test, num_classes, conventions):
     per_layer, backbone, backbone_stats = over_head_layers(
         model, train, num_classes, lambda stats, product: dang_layer_measures(stats, product, conventions))
     mu_G = backbone_stats.global_mean(conventions)
-    metrics = {key: backbone[key] for key in ('NC1_collapse_metric', 'NC2_ETF_W', 'NC2_Identity_W',
-                                              'NC2_ETF_H', 'NC3_ETF_WH', 'NC3_W_sub_H')}
+    metrics = {key: backbone[key] for key in ('NC1_collapse_metric', 'NC1_collapse_metric_as_coded',
+                                              'NC2_ETF_W', 'NC2_Identity_W', 'NC2_ETF_H',
+                                              'NC3_ETF_WH', 'NC3_W_sub_H')}
     metrics.update({
         'W': model.head_layers()[-1].weight.detach().float().cpu().numpy(),
         'b': classifier_bias(model).float().numpy(),
@@ -184,7 +189,9 @@ def dang_imbalanced_metrics(model, train, test, num_classes, conventions, geomet
 
     def measures(stats, product):
         U = stats.class_means.T                                                  # (d, K)
-        return {'NC1_collapse_metric': nc_metrics.nc1(stats, conventions)['nc1'],
+        nc1 = nc_metrics.nc1(stats, conventions)
+        return {'NC1_collapse_metric': nc1['nc1'],
+                'NC1_collapse_metric_as_coded': nc1['nc1_as_coded'],
                 'NC2_W': nc_metrics.nc2_w_gof(product, t),
                 'NC2_H': nc_metrics.nc2_h_gof(U, t, c),
                 'NC3_WH': nc_metrics.nc3_wh_gof(product, U, t, c),
@@ -198,11 +205,31 @@ def dang_imbalanced_metrics(model, train, test, num_classes, conventions, geomet
                 **accuracies(train, test), per_layer=per_layer)
 
 
-def dang2024_metrics(model, train, test, num_classes, conventions, targets, counts, run_dir):
+D24_VALIDATION_BATCH = 64    # the 2024 validator's fixed batch size, train and test
+
+
+def stale_feature_rows(train, test, batch=D24_VALIDATION_BATCH):
+    """The 2024 validator's stale pairing (see docs/original_code.md): its test pass never
+    emptied the feature hook, so the first batch of its Sigma_W pass over the training set
+    read the first *test* batch's features and paired them with that training batch's labels.
+    Returns (seen, replaced, labels) for nc_metrics.nc1's sigma_w_swap: the first ``batch``
+    test features in loader order, the training features they displaced, and the labels."""
+    m = min(batch, len(train.labels), len(test.labels))
+    train_rows = torch.argsort(train.order)[:m]       # rows of the first m samples in loader order
+    test_rows = torch.argsort(test.order)[:m]
+    return (test.layer_inputs[0][test_rows], train.layer_inputs[0][train_rows],
+            train.labels[train_rows])
+
+
+def dang2024_metrics(model, train, test, num_classes, conventions, targets, counts, run_dir,
+                     stale_features=False):
     """The 2024 validator (spec D23 App. B): NC1, and with U the uncentred class means of the
     (ReLU) features and W the full product: NC2_H (ReLU(U)^T ReLU(U) vs diag(d)), NC2_W (W vs
     S), NC2_WWT (W W^T vs T), NC3_WH (W U vs Q). Also writes its CSV matrices (HTH, ReLU_HTH,
-    W, ReLU_H, WTW = W W^T, WH), overwritten at every checkpoint as the original."""
+    W, ReLU_H, WTW = W W^T, WH), overwritten at every checkpoint as the original.
+    NC1 is exact (``NC1``) and as the original computed it (``NC1_as_coded``: float32 Sigma_B,
+    SciPy's pinv rule); stale_features=True (--nc1_stale_features) puts the original's stale
+    first Sigma_W batch (stale_feature_rows) into the as-coded value."""
     W = head_products(model)[0]                                                  # (K, d)
     stats = statistics(train.layer_inputs[0], train.labels, num_classes)
     U = stats.class_means.T                                                      # (d, K)
@@ -214,7 +241,9 @@ def dang2024_metrics(model, train, test, num_classes, conventions, targets, coun
         checkpoints.atomic_write_text(os.path.join(run_dir, name + '.csv'),
                                       '\n'.join(','.join(repr(float(x)) for x in row)
                                                 for row in matrix.numpy()) + '\n')
-    return {'NC1': nc_metrics.nc1(stats, conventions)['nc1'],
+    swap = stale_feature_rows(train, test) if stale_features else None
+    nc1 = nc_metrics.nc1(stats, conventions, sigma_w_swap=swap)
+    return {'NC1': nc1['nc1'], 'NC1_as_coded': nc1['nc1_as_coded'],
             'NC2_W': nc_metrics.nc2_w_d24(W, S),
             'NC2_WWT': nc_metrics.nc2_wwt_d24(W, torch.from_numpy(targets['WWT'])),
             'NC2_H': nc_metrics.nc2_h_relu(U, torch.from_numpy(targets['HTH_diag'])),
@@ -324,12 +353,19 @@ class UnreadableCheckpoint(Exception):
 
 
 def load_checkpoint(model, path, device):
-    """Load a state dict. An unreadable (truncated, corrupt) file raises UnreadableCheckpoint;
-    a file that does not fit the model is a UsageError naming the flags to check."""
+    """Load a state dict, in the project's key layout or the original code's (renamed by
+    checkpoints.to_project_layout). An unreadable (truncated, corrupt) file raises
+    UnreadableCheckpoint; a key of neither layout is a UsageError naming it and the file; a
+    file that does not fit the model is a UsageError naming the flags to check."""
     try:
         state = checkpoints.load_state_dict(path, device)
     except Exception as error:   # truncated or corrupt files raise many types in torch.load
         raise UnreadableCheckpoint('%s cannot be read (%s); skipped' % (path, type(error).__name__))
+    try:
+        state = checkpoints.to_project_layout(state, model, path)
+    except checkpoints.ForeignKey as error:
+        raise UsageError('%s; use the training flags (--model, --width, --depth*, --no-bias, '
+                         '--fixdim, --SOTA, --ETF_fc)' % error)
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

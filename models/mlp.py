@@ -43,7 +43,14 @@ class DeepLinearMLP(NCModel):
     bias; relu_features=True applies a ReLU to it (Dang 2024, "unconstrained ReLU features").
     Initialisation as coded (bug B5, kept for faithfulness): orthogonal_ only on the Linear
     layers among the first depth_relu modules of the backbone, and on every head layer.
+
+    Construction order follows the original, so that one seed gives the original's initial
+    tensors: the backbone Sequential is built, its orthogonal_ pass runs, and only then are
+    the feature BatchNorm / intermediate Linear and the head built (each draws its default
+    initialisation at that point), the head's orthogonal_ pass coming last.
     """
+
+    original_layout = ()      # same module names as the original: its keys are ours
 
     def __init__(self, in_features, hidden, depth_relu=6, depth_linear=1, fc_bias=True,
                  num_classes=10, batchnorm=True, relu_features=False):
@@ -55,15 +62,15 @@ class DeepLinearMLP(NCModel):
                 layers.append(nn.BatchNorm1d(hidden))
             width = hidden
         self.layers = nn.Sequential(*layers)
+        for module in list(self.layers)[:depth_relu]:
+            if isinstance(module, nn.Linear):
+                nn.init.orthogonal_(module.weight)
         self.batchnorm, self.relu_features = batchnorm, relu_features
         if batchnorm:
             self.batch_norm = nn.BatchNorm1d(hidden)
         else:
             self.intermediate_layer = nn.Linear(hidden, hidden, bias=True)
         self.fc = deep_linear_head(hidden, hidden, depth_linear, num_classes, fc_bias)
-        for module in list(self.layers)[:depth_relu]:
-            if isinstance(module, nn.Linear):
-                nn.init.orthogonal_(module.weight)
         for layer in self.fc:
             nn.init.orthogonal_(layer.weight)
 

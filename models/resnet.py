@@ -205,7 +205,12 @@ class CifarResNetBody(nn.Module):
 
 class CifarResNet(NCModel):
     """D23: h = BatchNorm1d(pooled features) (bn_features=True) or the pooled features
-    themselves (2024 code); head = deep linear head of depth_linear layers."""
+    themselves (2024 code); head = deep linear head of depth_linear layers.
+
+    The original module had no ``body``: its stem and stages sat at the top level, so its
+    state-dict keys are ours without the ``body.`` prefix (``conv1.weight`` for
+    ``body.conv1.weight``); ``original_layout`` records that renaming for checkpoints."""
+    original_layout = (('body.', ''),)
 
     def __init__(self, block, num_blocks, hidden, depth_linear=1, fc_bias=True, num_classes=10,
                  bn_features=True):

@@ -29,6 +29,10 @@ def conv_stack(vgg_name, channels=3):
 
 
 class VGG(NCModel):
+    """The original kept the conv stack under ``features`` (``features.0.weight`` for our
+    ``body.0.weight``); ``original_layout`` records that renaming for checkpoints."""
+    original_layout = (('body.', 'features.'),)
+
     def __init__(self, vgg_name, hidden, depth_linear=1, fc_bias=True, num_classes=10,
                  bn_features=True):
         super().__init__()

@@ -3,6 +3,7 @@ learned versus predicted per-class lengths against the class sizes n_k.
 
   python plots/plot_imbalanced.py model_weights/<run> [more run folders] [--labels a b]
                                   [--out_dir figures] [--name imbalanced] [--theory_scaling flags|objective]
+                                  [--nc1 exact|as_coded]
 
 Reads each run's info.pkl and theory.json. Writes <out_dir>/<name>_metrics.{png,pdf} (NC1 on
 a log scale, the recipe's theory metrics, train and test accuracy) and <name>_lengths.{png,pdf}
@@ -38,6 +39,15 @@ METRICS = {
 }
 
 
+AS_CODED = {'NC1_collapse_metric': 'NC1_collapse_metric_as_coded', 'NC1': 'NC1_as_coded'}
+
+
+def metric_keys(recipe, nc1='exact'):
+    """The recipe's metric panels; nc1='as_coded' swaps NC1 for the original code's value."""
+    keys = METRICS[recipe]
+    return [AS_CODED.get(key, key) for key in keys] if nc1 == 'as_coded' else list(keys)
+
+
 recipe_of, predicted_lengths, fitted_scale = theory.recipe_of, theory.predicted_lengths, theory.fitted_scale
 
 
@@ -54,10 +64,10 @@ def load_run(run_dir):
     return info, record
 
 
-def draw_metrics(runs, labels):
+def draw_metrics(runs, labels, nc1='exact'):
     keys = []
     for info, record in runs:
-        keys += [k for k in METRICS[recipe_of(record)] if info.get(k) and k not in keys]
+        keys += [k for k in metric_keys(recipe_of(record), nc1) if info.get(k) and k not in keys]
     panels = keys + ['accuracy']
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.2), squeeze=False)
     for (info, record), label in zip(runs, labels):
@@ -113,12 +123,20 @@ def main(argv=None):
     parser.add_argument('--theory_scaling', choices=('flags', 'objective'), default='flags',
                         help="dang2023 lambdas: the run's flags (as the validator) or K times them (the "
                              "trainer's objective)")
+    parser.add_argument('--nc1', choices=('exact', 'as_coded'), default='exact',
+                        help='NC1 exact (float64, default) or as the original code computed it '
+                             '(NC1_collapse_metric_as_coded / NC1_as_coded)')
     args = parser.parse_args(argv)
     if args.labels and len(args.labels) != len(args.runs):
         parser.error('--labels needs one label per run folder (%d given for %d runs)' % (len(args.labels), len(args.runs)))
     runs = [load_run(run) for run in args.runs]
     labels = args.labels or [os.path.basename(os.path.normpath(run))[:30] for run in args.runs]
-    paths = plot_utils.save_figure(draw_metrics(runs, labels), args.out_dir, args.name + '_metrics')
+    if args.nc1 == 'as_coded':
+        for run, (info, record) in zip(args.runs, runs):
+            key = metric_keys(recipe_of(record), 'as_coded')[0]
+            if not info.get(key):
+                parser.error('%s/info.pkl holds no %s; validate it again with this version' % (run, key))
+    paths = plot_utils.save_figure(draw_metrics(runs, labels, args.nc1), args.out_dir, args.name + '_metrics')
     paths += plot_utils.save_figure(draw_lengths(runs, labels, args.theory_scaling), args.out_dir, args.name + '_lengths')
     print('figures: %s' % ', '.join(p for p in paths if p.endswith('.png')))
     return paths

@@ -1,11 +1,13 @@
 """NC1, NC2, NC3, NC4 and accuracy versus epoch from one or several info.pkl (log axes where a
 panel's values span a decade or more), and a table of each metric's first and last value.
 
-  python plots/plot_nc.py model_weights/<run>/info.pkl [more info.pkl ...] [--labels a b] [--out_dir figures] [--name nc]
+  python plots/plot_nc.py model_weights/<run>/info.pkl [more info.pkl ...] [--labels a b] [--out_dir figures] [--name nc] [--nc1 exact|as_coded]
 
 Reads the keys of either recipe: zhou2022 (collapse_metric, ETF_metric, WH_relation_metric,
 NC4_ncc_mismatch) or dang2023 (NC1_collapse_metric, NC2_ETF_W or NC2_Identity_W for bias-free
-runs, NC3_ETF_WH). Writes <out_dir>/<name>.png and .pdf.
+runs, NC3_ETF_WH). Writes <out_dir>/<name>.png and .pdf. --nc1 as_coded draws the NC1 the
+original code computed (collapse_metric_as_coded / NC1_collapse_metric_as_coded: float32,
+SciPy pseudo-inverse) instead of the exact float64 value (the default).
 """
 import argparse
 import os
@@ -28,6 +30,15 @@ PANELS = [
 ]
 
 
+NC1_KEYS = {'exact': ['collapse_metric', 'NC1_collapse_metric'],
+            'as_coded': ['collapse_metric_as_coded', 'NC1_collapse_metric_as_coded']}
+
+
+def panels(nc1='exact'):
+    """PANELS with the NC1 panel reading the exact or the as-coded value."""
+    return [(PANELS[0][0] + (' as coded' if nc1 == 'as_coded' else ''), NC1_KEYS[nc1])] + PANELS[1:]
+
+
 def series(info, keys, bias_free):
     for key in keys:
         if bias_free and key == 'NC2_ETF_W' and info.get('NC2_Identity_W'):
@@ -37,9 +48,9 @@ def series(info, keys, bias_free):
     return None, None
 
 
-def draw(infos, labels):
+def draw(infos, labels, nc1='exact'):
     fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.6))
-    for ax, (title, keys) in zip(axes, PANELS):
+    for ax, (title, keys) in zip(axes, panels(nc1)):
         drawn = []
         for info, label in zip(infos, labels):
             key, values = series(info, keys, is_bias_free(info))
@@ -63,10 +74,10 @@ def is_bias_free(info):
     return not any(abs(float(x)) > 0 for b in info.get('b', [])[-1:] for x in b)
 
 
-def summary_rows(info):
+def summary_rows(info, nc1='exact'):
     """[(metric key, first value, last value, first / last)] for the panels' metrics."""
     rows = []
-    for _, keys in PANELS:
+    for _, keys in panels(nc1):
         key, values = series(info, keys, is_bias_free(info))
         if values:
             fold = values[0] / values[-1] if values[-1] > 0 else float('inf')
@@ -74,11 +85,11 @@ def summary_rows(info):
     return rows
 
 
-def print_summary(info, label):
+def print_summary(info, label, nc1='exact'):
     epochs = info['epoch']
     print('%s: epoch %d -> %d' % (label, epochs[0], epochs[-1]))
     print('  %-20s %12s %12s %14s' % ('metric', 'first', 'last', 'first / last'))
-    for key, first, last, fold in summary_rows(info):
+    for key, first, last, fold in summary_rows(info, nc1):
         change = ('-' if key == 'train_acc1' else 'reaches 0' if last == 0 else '%.3gx' % fold)
         print('  %-20s %12.4g %12.4g %14s' % (key, first, last, change))
 
@@ -88,12 +99,18 @@ def main(argv=None):
     parser.add_argument('info', nargs='+', help='info.pkl files')
     parser.add_argument('--labels', nargs='+', default=None)
     parser.add_argument('--name', default='nc', help='file name stem')
+    parser.add_argument('--nc1', choices=sorted(NC1_KEYS), default='exact',
+                        help='NC1 exact (float64, default) or as the original code computed it')
     args = parser.parse_args(argv)
     infos = [plot_utils.load_info(path) for path in args.info]
+    for path, info in zip(args.info, infos):
+        if not any(info.get(key) for key in NC1_KEYS[args.nc1]):
+            parser.error('%s holds no %s NC1 (%s); validate it again with this version'
+                         % (path, args.nc1, ' or '.join(NC1_KEYS[args.nc1])))
     labels = args.labels or [os.path.basename(os.path.dirname(os.path.abspath(p)))[:40] for p in args.info]
-    paths = plot_utils.save_figure(draw(infos, labels), args.out_dir, args.name)
+    paths = plot_utils.save_figure(draw(infos, labels, args.nc1), args.out_dir, args.name)
     for info, label in zip(infos, labels):
-        print_summary(info, label)
+        print_summary(info, label, args.nc1)
     print('figure: %s' % paths[0])
 
 

@@ -197,3 +197,15 @@ def test_dang2024_collapse_claim_needs_a_predicted_collapse(tmp_path):
     infos = {'run': write_d24_run(str(tmp_path / 'run'), np.eye(3), [1.0, 1.0, 1.0], [1, 1, 1], [5, 5, 5])}
     measured = dang2024.minority_collapse_where_predicted({'d24_imbalanced': FakeGrid(infos, run_dirs={'run': str(tmp_path / 'run')})})
     assert not measured.passed and 'no run where the theory predicts' in measured.reason
+
+
+@pytest.mark.slow
+def test_dang2024_quick_report_end_to_end(tmp_path):
+    """The whole path a user runs: sweep the quick grid, check the claims, write the report
+    (about 3 minutes on a 2-core CPU)."""
+    result = run_script('reproduce.py', '--paper', 'dang2024', '--quick', '--work_root', tmp_path / 'sweeps',
+                        '--report_dir', tmp_path / 'reports', cwd=tmp_path, timeout=1200)
+    record = json.loads((tmp_path / 'reports' / 'dang2024.json').read_text())
+    assert [row['status'] for row in record['rows']] == [claims.REPRODUCED] * len(dang2024.CLAIMS), result.stdout[-2000:]
+    report = (tmp_path / 'reports' / 'dang2024.md').read_text()
+    assert '[figure](' in report and 'train_1st_order_unbalanced.py' in report

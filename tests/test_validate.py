@@ -36,6 +36,8 @@ def test_dang_info_keys_lengths_and_collapse(dang_run):
     # per-layer lists: one value per head layer, the backbone first and equal to the top level
     assert all(len(values) == 3 for values in info['per_layer']['NC1_collapse_metric'])
     assert info['per_layer']['NC1_collapse_metric'][-1][0] == info['NC1_collapse_metric'][-1]
+    assert len(info['NC1_collapse_metric_as_coded']) == 15
+    assert all(len(values) == 3 for values in info['per_layer']['NC1_collapse_metric_as_coded'])
     assert info['W'][-1].shape == (10, 128) and info['H'][-1].shape == (128, 10)
     series = json.load(open(os.path.join(run_dir, 'info.json')))
     assert series['NC1_collapse_metric'] == pytest.approx(info['NC1_collapse_metric'])

@@ -32,6 +32,8 @@ def test_train_then_validate_writes_theory_metrics(loss, paper, tmp_path):
     for key in keys:
         assert len(info[key]) == 4 and all(np.isfinite(v) for v in info[key]), key
     assert info['class_mean_norms'][-1].shape == (10,)
+    as_coded = 'NC1_collapse_metric_as_coded' if paper == 'dang2023' else 'NC1_as_coded'
+    assert len(info[as_coded]) == 4 and all(np.isfinite(v) for v in info[as_coded])
     recorded = json.load(open(os.path.join(run_dir, 'theory.json')))
     counts = [25, 25, 50, 50, 75, 75, 100, 100, 125, 125]
     assert recorded['counts'] == counts
