@@ -23,8 +23,17 @@ etf_cosine (-1/9), faithful_b, settings, quick, ln_pro, ka, ratio, points (per n
 class_counts, N, level, level_over_minority_threshold, A, B, AB, distance_to_etf ([|A + 1/9|,
 |B + 1/9|, |AB + 1/9|]), convex_A_B_AB, convex_distance_to_etf, train_accuracy),
 distance_first / distance_last (network, at the first and last n_A given) and
-distance_decreases ([A, B, AB]: last < first).
+distance_decreases ([A, B, AB]: last < first), weight_decay, and per point effective_level,
+effective_over_level and convex_effective_A_B_AB.
+
+Effective regularisation. The networks also carry SGD's weight decay 5e-4, which on the
+classifier W adds (5e-4 / 2) ||W||^2 to lambda_W ||W||^2 (the features' penalty has no such
+term). The level the network trains at is therefore l_eff = 2 sqrt((lambda_W + 2.5e-4) lambda_H)
+= l sqrt(1 + 2.5e-4 / (5 l)), 1.7 to 4.65 times l across the README sweep. The figure names this
+range, and the convex program is drawn at both levels: crosses at l (the paper's points),
+circles at l_eff (what the trained networks approach).
 """
+import dataclasses
 import json
 import math
 import os
@@ -37,6 +46,14 @@ from plots import plot_hong
 
 DEFAULT_NALIST = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000]
 PAPER_LN_PRO, QUICK_LN_PRO = 0.1, 8.0
+WEIGHT_DECAY = 5e-4           # SGD's weight decay in the original's limit loop
+
+
+def effective_level(level, weight_decay=WEIGHT_DECAY):
+    """2 sqrt(lambda_W' lambda_H) with lambda_W' = 5 l + weight_decay / 2, lambda_H = l / 20:
+    the nuclear-norm level of the objective the network trains, weight decay on W included."""
+    lambda_h, lambda_w, _ = hong.lambdas_for_level(level, 0.0)
+    return 2 * math.sqrt((lambda_w + weight_decay / 2) * lambda_h)
 
 
 def get_args_parser():
@@ -77,18 +94,31 @@ def main(args):
                                  args.network, args.ka, na, args.ratio, suffix)),
                              '234_data_ka=%d_na=%d_nb=%s' % (args.ka, na, na // args.ratio))
                 for na, counts in zip(args.nalist, all_counts)]
-    matrices = hong.run_sweep(args, settings, 'batch_2', 5e-4, device)
+    matrices = hong.run_sweep(args, settings, 'batch_2', WEIGHT_DECAY, device)
     faithful = bool(args.faithful_b)
     cosines = [hong.cosine_statistics(pre, args.ka, faithful) for pre in matrices]
     convex = hong.convex_reference(args, settings)
     convex_cosines = None if convex is None else [hong.cosine_statistics(pre, args.ka, faithful) for pre in convex]
+    effective = [dataclasses.replace(s, level=effective_level(s.level)) for s in settings]
+    convex_effective = hong.convex_reference(args, effective)
+    effective_cosines = (None if convex_effective is None else
+                         [hong.cosine_statistics(pre, args.ka, faithful) for pre in convex_effective])
+    ratios = [e.level / s.level for e, s in zip(effective, settings)]
+    note = 'weight decay %g on W: effective l = %.3g to %.3g x l' % (WEIGHT_DECAY, min(ratios), max(ratios))
+    print(note)
     for index, setting in enumerate(settings):
         print('n_A = %s: A %.4f, B %.4f, AB %.4f%s' % ((setting.value,) + cosines[index] + (
             '' if convex is None else ' (convex program: %.4f, %.4f, %.4f)' % convex_cosines[index],)))
     stem = os.path.join('plots', 'limit' + suffix)
     paths = plot_hong.limit_cosines(args.nalist, *zip(*cosines), stem,
-                                    convex=None if convex is None else list(zip(*convex_cosines)))
+                                    convex=None if convex is None else list(zip(*convex_cosines)),
+                                    convex_effective=None if convex is None else list(zip(*effective_cosines)),
+                                    note=note)
     record = limit_record(args, settings_line, settings, cosines, convex_cosines, faithful)
+    record['weight_decay'] = WEIGHT_DECAY
+    for point, setting, cosine in zip(record['points'], effective, effective_cosines or [None] * len(effective)):
+        point.update(effective_level=setting.level, effective_over_level=setting.level / point['level'],
+                     convex_effective_A_B_AB=None if cosine is None else list(cosine))
     atomic_write_text(stem + '.json', json.dumps(record, indent=1) + '\n')
     print('distance to -1/9 (A, B, AB): first n_A %s, last n_A %s' % (
         ', '.join('%.4f' % d for d in record['distance_first']), ', '.join('%.4f' % d for d in record['distance_last'])))

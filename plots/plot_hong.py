@@ -117,10 +117,12 @@ def collapse_score_curve(values, scores, xlabel, stem, thresholds, convex_scores
     return _save(fig, stem)
 
 
-def limit_cosines(nalist, A, B, AB, stem, convex=None):
-    """limit_main's figure (spec §7.5): A red -. , B blue : , AB black -- (lw 2.5), the
+def limit_cosines(nalist, A, B, AB, stem, convex=None, convex_effective=None, note=None):
+    """limit_main's figure (Fig. 9): A red -. , B blue : , AB black -- (lw 2.5), the
     simplex-ETF cosine -1/(K-1) in yellow, x = nalist in the order given. ``convex`` (A, B, AB)
-    adds the convex program's values as thin markers (not in the reference)."""
+    adds the convex program's values at the level l as crosses, ``convex_effective`` those at
+    the effective level (l with the weight decay on W) as circles, and ``note`` a title line
+    (none of these are in the reference)."""
     fig, ax = plt.subplots(figsize=(5, 3))
     ax.plot(nalist, A, 'r-.', lw=2.5)
     ax.plot(nalist, B, 'b:', lw=2.5)
@@ -131,6 +133,12 @@ def limit_cosines(nalist, A, B, AB, stem, convex=None):
         for series, colour in zip(convex, ('r', 'b', 'k')):
             ax.plot(nalist, series, colour + 'x', ms=5, lw=0)
         legend += ['A (convex)', 'B (convex)', 'AB (convex)']
+    if convex_effective is not None:
+        for series, colour in zip(convex_effective, ('r', 'b', 'k')):
+            ax.plot(nalist, series, colour + 'o', ms=4, mfc='none', lw=0)
+        legend += ['A (convex, effective l)', 'B (convex, effective l)', 'AB (convex, effective l)']
+    if note:
+        ax.set_title(note, fontsize=7)
     ax.set_xlim(min(nalist), max(nalist))
     ax.set_xlabel('$n_A$', size=12)
     ax.set_ylabel('cosine angle', size=12)

@@ -311,3 +311,12 @@ def test_quick_minority_sweep_separates_collapse(tmp_path):
     with open(tmp_path / 'plots' / ('003_MLP_ka=5_nb=100_na=500' + SUFFIX + '.json')) as f:
         record = json.load(f)
     assert record['network_matches_theory'] and record['convex_matches_theory']
+
+
+def test_limit_effective_level_counts_the_weight_decay_on_W():
+    """With l N = 0.1 the README sweep (N = 7.5 n_A, n_A = 500 ... 5500) trains at 1.7 to 4.7
+    times l (4.65 at the largest n_A) once SGD's weight decay 5e-4 on W is added to lambda_W = 5 l."""
+    import limit_main
+    ratios = [limit_main.effective_level(0.1 / (7.5 * na)) / (0.1 / (7.5 * na)) for na in (500, 5500)]
+    assert ratios[0] == pytest.approx(1.70, abs=0.01) and ratios[1] == pytest.approx(4.65, abs=0.01)
+    assert limit_main.effective_level(0.01, weight_decay=0.0) == pytest.approx(0.01)
