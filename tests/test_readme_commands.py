@@ -18,6 +18,7 @@ import torchvision
 
 import args as cli
 import train_1st_order
+import validate_NC
 from conftest import ROOT, run_script
 from test_datasets import write_cifar10
 
@@ -94,7 +95,7 @@ def test_the_readme_prints_every_papers_commands():
                             ('validate_NC_unbalanced.py', 1), ('synthetic_experiment_imbalanced.py', 3),
                             ('minority_l_main.py', 2), ('opt_main.py', 1)):
         assert scripts.count(expected) >= count, expected
-    assert sum('cifar10_random' in argv for _, argv in COMMANDS) == 1
+    assert [script for script, argv in COMMANDS if 'cifar10_random' in argv] == ['train_1st_order.py', 'validate_NC.py']
 
 
 @pytest.mark.parametrize('script,argv', [case(s, a) for s, a in COMMANDS
@@ -130,7 +131,7 @@ def test_experiment_command(script, argv, tmp_path):
 
 
 def test_cifar10_random_command_on_written_cifar10_files(tmp_path, monkeypatch):
-    (script, argv), = [(s, a) for s, a in COMMANDS if 'cifar10_random' in a]
+    (script, argv), (_, validate_argv) = [(s, a) for s, a in COMMANDS if 'cifar10_random' in a]
     monkeypatch.setattr(torchvision.datasets.cifar, 'check_integrity', lambda *a, **k: True)
     write_cifar10(str(tmp_path), per_batch=20, n_test=20)
     monkeypatch.chdir(tmp_path)
@@ -142,3 +143,9 @@ def test_cifar10_random_command_on_written_cifar10_files(tmp_path, monkeypatch):
     with open(tmp_path / 'cifar10_random_label' / 'train_label.pkl', 'rb') as f:
         labels = np.asarray(pickle.load(f)['label'])
     assert np.bincount(labels, minlength=10).tolist() == [10] * 10
+    validate_args = cli.parse(validate_NC.get_args_parser(),
+                              validate_argv + ['--data_dir', str(tmp_path), '--sample_size', '5', '--epochs', '2'],
+                              evaluation=True, allowed=('zhou2022', 'dang2023'))
+    validate_NC.main(validate_args)
+    with open(os.path.join(run_dir, 'info.pkl'), 'rb') as f:
+        assert pickle.load(f)['epoch'] == [1, 2]
