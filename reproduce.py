@@ -63,8 +63,6 @@ def run_grids(args, paper):
 def main(args):
     if args.max_parallel < 1:
         raise cli.UsageError('--max_parallel must be at least 1 (got %d)' % args.max_parallel)
-    if args.max_parallel > 1 and args.executor == 'local':
-        os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // args.max_parallel)))
     papers = [PAPERS[name] for name in (sorted(PAPERS, key=list(PAPERS).index) if args.paper == 'all' else [args.paper])]
     scale = 'quick (CPU)' if args.quick else 'full scale'
     started, failed_grids, failed_claims = time.time(), [], []

@@ -160,6 +160,9 @@ def main(args):
     if not todo:
         print('nothing to run; redraw the figures with: python figures.py %s%s' % (args.grid, ' --quick' if args.quick else ''))
         return 0
+    if args.executor == 'local' and args.max_parallel > 1:
+        # parallel jobs share this machine's cores instead of each starting one thread per core
+        os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // args.max_parallel)))
     executor = make_executor(args, work_dir)
     os.makedirs(work_dir, exist_ok=True)
     if args.executor == 'slurm':

@@ -54,7 +54,7 @@ def fixed_etf_like_learned(results, nc1_fold=100, accuracy_gap=2.0):
     return all_pass(parts)
 
 
-def feature_dimension(results, collapsed_at_most=0.15, floor=0.2, ratio=2.0):
+def feature_dimension(results, collapsed_at_most=0.2, floor=0.3, ratio=2.0):
     grid = results['zhou_dk_mse']
     final = {}
     for name, job in grid.jobs.items():
@@ -102,7 +102,7 @@ CLAIMS = [
           [('zhou_etf_mse', None)], fixed_etf_like_learned, 'zhou_etf_mse/figures{q}/etf_mse/resnet18-NC1.png'),
     Claim('Z3', 'With feature dimension d >= K-1 the class means and classifier collapse to a simplex ETF; '
           'with d < K-1 they cannot, and NC2 stays away from 0 (Sec. 5, feature-dimension figure)',
-          'final NC2 <= 0.15 for d >= 9; >= max(0.2, 2x the largest d >= 9 value) for d < 9',
+          'final NC2 <= 0.2 for d >= 9; >= max(0.3, 2x the largest d >= 9 value) for d < 9',
           [('zhou_dk_mse', None)], feature_dimension, 'zhou_dk_mse/figures{q}/dk_mse/resnet18-NC2.png'),
     Claim('Z4', 'Rescaled MSE: a larger rescaling M of the true-class term improves the landscape around '
           'the collapsed solution: lower NC1 and larger cosine margins (Sec. 4.2 and 5, rescaled-MSE figure)',
@@ -111,5 +111,7 @@ CLAIMS = [
     Claim('Z5', 'Rescaled MSE: a larger weight alpha = k on the true class does the same (Sec. 4.2 and 5, '
           'rescaled-MSE figure)',
           'largest k against k = 1: final NC1 lower and final average cosine margin larger',
-          [('zhou_k_rmse', None)], rescaled_mse('zhou_k_rmse', 'k'), 'zhou_k_rmse/figures{q}/k_rmse/resnet18-NC1.png'),
+          [('zhou_k_rmse', None)], rescaled_mse('zhou_k_rmse', 'k'), 'zhou_k_rmse/figures{q}/k_rmse/resnet18-NC1.png',
+          full_scale_only='on digits a larger k collapses less (final NC1 0.0057 at k = 1, 0.014 at k = 20) and its '
+          'margins shrink: the effect of alpha is measured on mini-ImageNet with ResNet18 over 200 epochs'),
 ]
