@@ -209,3 +209,23 @@ def test_dang2024_quick_report_end_to_end(tmp_path):
     assert [row['status'] for row in record['rows']] == [claims.REPRODUCED] * len(dang2024.CLAIMS), result.stdout[-2000:]
     report = (tmp_path / 'reports' / 'dang2024.md').read_text()
     assert '[figure](' in report and 'train_1st_order_unbalanced.py' in report
+
+
+def test_synthetic_runs_are_matched_to_their_own_summaries(tmp_path):
+    """Each synthetic job reads the summary.json written with its flags, balanced or not."""
+    jobs = {'balanced': ('synthetic_experiment_balanced.py', {'hidden': 8}, [5, 5], {'bias': True, 'depth_linear': 1}),
+            'imbalanced_M3': ('synthetic_experiment_imbalanced.py', {'hidden': 8, 'depth_linear': 3}, [4, 2],
+                              {'bias': False, 'depth_linear': 3})}
+    grid = FakeGrid({name: {} for name in jobs})
+    grid.work_dir = str(tmp_path)
+    for name, (script, flags, counts, args) in jobs.items():
+        grid.jobs[name] = grids.Job(name, [script], flags=flags)
+        folder = tmp_path / 'synthetic_results' / name
+        folder.mkdir(parents=True)
+        error = 5e-4 if name == 'balanced' else 2e-3
+        block = {'predicted_diag': [1.0, 1.0], 'max_rel_diag_error': error, 'max_abs_offdiag_error': 0.0}
+        (folder / 'summary.json').write_text(json.dumps({'counts': counts, 'args': dict(args, hidden=8), 'WWT': block}))
+    matched = dang2023.synthetic_summaries(grid)
+    assert matched['imbalanced_M3']['counts'] == [4, 2] and matched['balanced']['counts'] == [5, 5]
+    measured = dang2023.synthetic_closed_form({'d23_synthetic': grid})
+    assert not measured.passed and 'imbalanced_M3' in measured.reason and 'balanced:' not in measured.reason

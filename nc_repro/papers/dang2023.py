@@ -21,7 +21,8 @@ TITLE = 'Dang et al. 2023, neural collapse in deep linear networks'
 CITATION = ('Dang, Tran, Osher, Tran-The, Ho, Nguyen, *Neural Collapse in Deep Linear Networks: From '
             'Balanced to Imbalanced Data*, ICML 2023')
 GRIDS = ['d23_mlp_depth', 'd23_bias', 'd23_imbalanced', 'd23_synthetic']
-NOTES = ['Quick scale: the paper\'s MLP recipe on the bundled data (flags under Runs); the imbalanced '
+NOTES = ['Quick scale: the paper\'s MLP recipe with smaller widths (flags under Runs); the balanced grids '
+         'train on real MNIST images (`mnist5k`, 4,500 of them), as the paper\'s MNIST runs; the imbalanced '
          'closed form is compared with the minimiser of the objective the trainer optimises '
          '(`--theory_scaling objective`, K lambda_W and K lambda_H: the trainer halves the MSE mean).']
 
@@ -88,10 +89,13 @@ def synthetic_summaries(grid):
             summaries.append(json.load(f))
     matched = {}
     for name, job in grid.jobs.items():
+        balanced = os.path.basename(job.train[0]) == 'synthetic_experiment_balanced.py'
         wanted = {'hidden': job.flags.get('hidden'), 'num_iteration': job.flags.get('num_iteration'),
-                  'depth_linear': job.flags.get('depth_linear', 1), 'bias': not job.flags.get('no-bias')}
+                  'depth_linear': job.flags.get('depth_linear', 1)}
+        if balanced:                     # the imbalanced experiment is bias-free whatever its flags
+            wanted['bias'] = not job.flags.get('no-bias')
         found = [s for s in summaries if all(s['args'].get(k) == v for k, v in wanted.items() if v is not None)
-                 and ('balanced' in job.train[0]) == (len(set(s['counts'])) == 1)]
+                 and balanced == (len(set(s['counts'])) == 1)]
         if not found:
             raise MissingResult('no summary.json for synthetic run %s in %s' % (name, os.path.relpath(grid.work_dir)))
         matched[name] = found[0]

@@ -37,7 +37,7 @@ def fixed_etf_like_learned(results, nc1_fold=100, accuracy_gap=2.0):
     grid = results['zhou_etf_mse']
     by_dim = {}
     for name, job in grid.jobs.items():
-        by_dim.setdefault(job.flags.get('fixdim') or 'full', {})['fixed' if job.flags.get('ETF_fc') else 'learned'] = name
+        by_dim.setdefault(job.flags.get('fixdim') or job.flags.get('width') or 512, {})['fixed' if job.flags.get('ETF_fc') else 'learned'] = name
     parts = []
     for dim, pair in by_dim.items():
         if set(pair) != {'fixed', 'learned'}:
@@ -93,23 +93,24 @@ def rescaled_mse(grid_name, flag):
 
 CLAIMS = [
     Claim('Z1', 'Under MSE, NC1, NC2 and NC3 fall by orders of magnitude whichever optimizer trains the '
-          'network: SGD, Adam or L-BFGS (Sec. 5, optimizer figure; Theorem 3.1 predicts the collapse)',
+          'network: SGD, Adam or L-BFGS, as the global-optimality theorem predicts (the optimizers figure, '
+          '`plot_optim_mse.py`)',
           'per optimizer, first/last epoch: NC1 >= 100x, NC2 >= 3x, NC3 >= 3x',
           [('zhou_optim_mse', None)], optimizers_collapse, 'zhou_optim_mse/figures{q}/optim_mse/resnet18-NC1.png'),
     Claim('Z2', 'A classifier fixed to the simplex ETF collapses like a learned one, at similar accuracy, '
-          'also with feature dimension d = K (Sec. 5, fixed-classifier figure)',
+          'also with feature dimension d = K (the fixed-classifier figure, `plot_etf_mse.py`)',
           'fixed-ETF NC1 >= 100x; |test accuracy fixed - learned| <= 2 points at the same d',
           [('zhou_etf_mse', None)], fixed_etf_like_learned, 'zhou_etf_mse/figures{q}/etf_mse/resnet18-NC1.png'),
     Claim('Z3', 'With feature dimension d >= K-1 the class means and classifier collapse to a simplex ETF; '
-          'with d < K-1 they cannot, and NC2 stays away from 0 (Sec. 5, feature-dimension figure)',
+          'with d < K-1 they cannot, and NC2 stays away from 0 (the feature-dimension figure, `plot_dk_mse.py`)',
           'final NC2 <= 0.2 for d >= 9; >= max(0.3, 2x the largest d >= 9 value) for d < 9',
           [('zhou_dk_mse', None)], feature_dimension, 'zhou_dk_mse/figures{q}/dk_mse/resnet18-NC2.png'),
     Claim('Z4', 'Rescaled MSE: a larger rescaling M of the true-class term improves the landscape around '
-          'the collapsed solution: lower NC1 and larger cosine margins (Sec. 4.2 and 5, rescaled-MSE figure)',
+          'the collapsed solution: lower NC1 and larger cosine margins (the rescaled-MSE figure, `plot_M_rmse.py`)',
           'largest M against M = 1: final NC1 lower and final average cosine margin larger',
           [('zhou_M_rmse', None)], rescaled_mse('zhou_M_rmse', 'M'), 'zhou_M_rmse/figures{q}/M_rmse/resnet18-NC1.png'),
-    Claim('Z5', 'Rescaled MSE: a larger weight alpha = k on the true class does the same (Sec. 4.2 and 5, '
-          'rescaled-MSE figure)',
+    Claim('Z5', 'Rescaled MSE: a larger weight alpha = k on the true class does the same (the '
+          'rescaled-MSE figure, `plot_k_rmse.py`)',
           'largest k against k = 1: final NC1 lower and final average cosine margin larger',
           [('zhou_k_rmse', None)], rescaled_mse('zhou_k_rmse', 'k'), 'zhou_k_rmse/figures{q}/k_rmse/resnet18-NC1.png',
           full_scale_only='on digits a larger k collapses less (final NC1 0.0057 at k = 1, 0.014 at k = 20) and its '
