@@ -28,7 +28,7 @@ SLOW = re.compile(r'_unbalanced.py --model ResNet18|minority_[ln]_main|limit_mai
 # The README's balanced ResNet commands also get --sample_size 2 (20 digits images).
 RESNET = re.compile(r'--model (?!MLP)|--uid')
 # Grid launchers, not paper commands (tests/test_sweep.py runs them).
-LAUNCHERS = ('sweep.py', 'figures.py')
+LAUNCHERS = ('sweep.py', 'figures.py', 'reproduce.py')     # tested in test_sweep.py, test_reproduce.py
 
 
 def readme_commands():
@@ -83,10 +83,15 @@ def validator_for(script, argv):
     if script == 'train_1st_order_unbalanced.py':
         return 'validate_NC_unbalanced.py', argv
     for other, other_argv in COMMANDS:
-        if other == 'validate_NC.py' and (other_argv == argv or
-                                          (script == 'train_2nd_order.py' and '--load_path' in other_argv)):
+        same_data = dataset_of(other_argv) == dataset_of(argv)
+        if other == 'validate_NC.py' and (other_argv == argv or (
+                script == 'train_2nd_order.py' and '--load_path' in other_argv and same_data)):
             return other, other_argv
     return None
+
+
+def dataset_of(argv):
+    return argv[argv.index('--dataset') + 1] if '--dataset' in argv else None
 
 
 def test_the_readme_prints_every_papers_commands():
