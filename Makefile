@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 DEMO_DIR ?= demo_run
 
-.PHONY: demo test test-all bench clean-demo
+.PHONY: demo test test-all bench clean-demo slurm-up slurm-down
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -23,6 +23,14 @@ test-all: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	for script in bench/*.py; do $(PYTHON) $$script || exit 1; done
+
+# A single-node SLURM cluster on this machine (root, Debian/Ubuntu) for tests/test_slurm.py and
+# for trying sweep.py --executor slurm; slurm-down stops what slurm-up started.
+slurm-up:
+	bash tests/slurm/up.sh
+
+slurm-down:
+	bash tests/slurm/down.sh
 
 clean-demo:
 	rm -rf $(DEMO_DIR)

@@ -7,9 +7,18 @@ Layouts (relative to the working directory, as the originals):
   dang2024   model_weights/unbalanced_<2024 run name>/ (spec D23 App. B)
 A checkpoint holds ``model.state_dict()`` only, as in the originals, so their validators and
 ours read each other's files. Every file is written to a temporary name and renamed.
+
+One writer per run folder: a trainer holds an exclusive lock on <run folder>/.lock
+(``lock_run_dir``, fcntl.flock, released by the OS when the process dies, so a stale lock never
+blocks a --resume); a second trainer on the folder stops with one line (exit code 2) naming
+the process that holds it. Validators take no lock: they read only complete checkpoints (a
+checkpoint being written has a hidden temporary name until it is renamed).
 """
 import datetime
+import errno
+import fcntl
 import glob
+import io
 import json
 import os
 import platform
@@ -18,11 +27,13 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import torch
 
-from fileio import atomic_write, atomic_write_text  # noqa: F401  (re-exported)
+from args import UsageError
+from fileio import atomic_write, atomic_write_text, human_bytes, stop_if_disk_full  # noqa: F401  (re-exported)
 
 
 def checkpoint_name(epoch):
@@ -44,8 +55,17 @@ def saved_epochs(run_dir):
     return sorted(epochs)
 
 
+def torch_save(obj, path):
+    """torch.save through atomic_write, serialised in memory first: a full disk is then an
+    OSError(ENOSPC) of the file write (one line, fileio.stop_disk_full), not torch's
+    'unexpected pos' RuntimeError. The bytes are those torch.save writes to a file."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(path, lambda f: f.write(buffer.getbuffer()))
+
+
 def save_state_dict(model, path):
-    atomic_write(path, lambda f: torch.save(model.state_dict(), f))
+    torch_save(model.state_dict(), path)
 
 
 def load_state_dict(path, device='cpu'):
@@ -142,17 +162,88 @@ def prepare_run_dir(args, unbalanced=False):
     """Create the run folder and write args.txt/args.json and the empty log.txt, as the
     originals' parsers do. zhou2022 refuses an existing --uid folder unless --force or
     --resume."""
-    from args import UsageError
     folder = run_dir(args, unbalanced)
     if args.paper == 'zhou2022' and os.path.isdir(folder) and not (args.force or args.resume):
         raise UsageError('%s already exists; pass --force to overwrite it, --resume to continue '
                          'it, or choose another --uid' % folder)
-    os.makedirs(folder, exist_ok=True)
+    lock_run_dir(folder)                  # before anything is written into the folder
     args.save_path = folder
     if not (args.resume and os.path.exists(os.path.join(folder, 'log.txt'))):
-        open(os.path.join(folder, 'log.txt'), 'w').close()
+        with stop_if_disk_full(os.path.join(folder, 'log.txt')):
+            open(os.path.join(folder, 'log.txt'), 'w').close()
     write_args(folder, args)
     return folder
+
+
+# ----------------------------------------------------------------------------------------
+# one writer per run folder
+
+LOCK_NAME = '.lock'
+PREDECESSOR_WAIT_SECONDS = 120
+_locks = {}                               # real path of a run folder -> open lock file descriptor
+
+
+class RunFolderBusy(UsageError):
+    """Another live process trains into the run folder (exit code 2, one line)."""
+
+
+def _slurm_job():
+    """This process's SLURM job (array job_task, or job id; kept across requeues), or None."""
+    array, task = os.environ.get('SLURM_ARRAY_JOB_ID'), os.environ.get('SLURM_ARRAY_TASK_ID')
+    return '%s_%s' % (array, task) if array and task else os.environ.get('SLURM_JOB_ID')
+
+
+def _holder(descriptor):
+    try:
+        return json.loads(os.pread(descriptor, 4096, 0).decode() or '{}')
+    except (OSError, ValueError):
+        return {}
+
+
+def lock_run_dir(folder, predecessor_wait=None):
+    """Take the exclusive lock of run folder ``folder`` (created if missing) for the rest of
+    this process, or until unlock_run_dir; a no-op when this process holds it already.
+    Returns True when it took the lock now. Raises RunFolderBusy naming the holder's PID and host when another live process holds it.
+    A requeued SLURM job whose predecessor (the same job) still holds the lock waits up to
+    PREDECESSOR_WAIT_SECONDS for SLURM to end it."""
+    key = os.path.realpath(folder)
+    if key in _locks:
+        return False
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, LOCK_NAME)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    wait = PREDECESSOR_WAIT_SECONDS if predecessor_wait is None else predecessor_wait
+    deadline = time.time() + wait
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError as error:
+            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                os.close(descriptor)
+                raise
+            holder = _holder(descriptor) or (time.sleep(0.3) or _holder(descriptor))
+            own = _slurm_job()
+            if own and holder.get('slurm_job') == own and time.time() < deadline:
+                time.sleep(1)           # our own predecessor, being ended by SLURM
+                continue
+            os.close(descriptor)
+            raise RunFolderBusy('%s is in use by another trainer (PID %s on %s%s); wait for it to finish or '
+                                'stop it, or train into another folder' % (
+                                    os.path.abspath(folder), holder.get('pid', '?'), holder.get('host', '?'),
+                                    ', SLURM job %s' % holder['slurm_job'] if holder.get('slurm_job') else '')) from None
+    record = json.dumps({'pid': os.getpid(), 'host': platform.node(), 'slurm_job': _slurm_job(),
+                         'since': datetime.datetime.now().isoformat(timespec='seconds')}) + '\n'
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, record.encode(), 0)
+    _locks[key] = descriptor
+    return True
+
+
+def unlock_run_dir(folder):
+    descriptor = _locks.pop(os.path.realpath(folder), None)
+    if descriptor is not None:
+        os.close(descriptor)          # closing the descriptor releases the flock
 
 
 # ----------------------------------------------------------------------------------------
@@ -170,7 +261,7 @@ def save_resume_state(folder, epoch, model, optimizer, scheduler, generator):
         'python_rng': random.getstate(),
         'cuda_rng': torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
     }
-    atomic_write(os.path.join(folder, RESUME_NAME), lambda f: torch.save(state, f))
+    torch_save(state, os.path.join(folder, RESUME_NAME))
 
 
 def load_resume_state(folder, device='cpu'):
@@ -225,7 +316,7 @@ def warn_if_disk_too_small(folder, model, saved_checkpoints):
     needed = per_checkpoint * saved_checkpoints
     free = shutil.disk_usage(folder).free
     if needed > free:
-        print('warning: %d checkpoints of %.1f MB need %.1f GB but %s has %.1f GB free; '
-              'use --save_every to keep fewer' % (saved_checkpoints, per_checkpoint / 1e6,
-                                                     needed / 1e9, folder, free / 1e9))
+        print('warning: %d checkpoints of %s need %s but %s has %s free; '
+              'use --save_every to keep fewer' % (saved_checkpoints, human_bytes(per_checkpoint),
+                                                   human_bytes(needed), folder, human_bytes(free)))
     return needed, free

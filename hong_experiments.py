@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+import checkpoints
 import convex_ufm
 import datasets
 import losses
@@ -306,6 +307,7 @@ def train_model(args, data, lambdas, weight_decay, loop, save_dir, save_rule, ch
         print('trained model found: %s' % final)
         return model
     ensure_dir(save_dir)
+    checkpoints.lock_run_dir(save_dir)           # one writer per folder (exit 2 for a second one)
     atomic_write_text(settings_path, json.dumps(settings, indent=1) + '\n')
     print('lambda_H = %.4g, lambda_W = %.4g, lambda_b = %.4g, weight decay %g -> %s'
           % (lambdas + (weight_decay, save_dir)))
@@ -319,6 +321,7 @@ def train_model(args, data, lambdas, weight_decay, loop, save_dir, save_rule, ch
     training.fit(model, loader, objective, optimizer, scheduler, save_dir, args.epoch,
                  save_rule=save_rule, checkpoint_file=checkpoint_file,
                  resume=os.path.exists(os.path.join(save_dir, 'resume.pth')))
+    checkpoints.unlock_run_dir(save_dir)
     return model
 
 

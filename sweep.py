@@ -43,9 +43,11 @@ def get_args_parser():
     slurm = parser.add_argument_group('SLURM (--executor slurm)')
     slurm.add_argument('--slurm_partition', default=None)
     slurm.add_argument('--slurm_account', default=None)
-    slurm.add_argument('--gpus_per_job', type=int, default=1)
+    slurm.add_argument('--gpus_per_job', type=int, default=1,
+                       help='GPUs per job (default 1); 0 for a partition without GPUs, e.g. a CPU-only '
+                            'cluster or the test cluster of make slurm-up, where sbatch refuses a GPU request')
     slurm.add_argument('--cpus_per_job', type=int, default=4)
-    slurm.add_argument('--mem_gb', type=int, default=32)
+    slurm.add_argument('--mem_gb', type=int, default=32, help='memory per job in GB (at most a node\'s)')
     slurm.add_argument('--timeout_min', type=int, default=2880, help='per job (also the local executor)')
     slurm.add_argument('--slurm_setup', nargs='*', default=[],
                        help='shell lines run before each job, e.g. "source .venv/bin/activate"')
@@ -81,28 +83,119 @@ def slurm_parameters(args, work_dir):
     return parameters
 
 
+# what a job's exit code means, shown by --status
+EXIT_MEANINGS = {75: 'disk full or quota exceeded'}
+
+
+def failure_text(note):
+    """'exit 75 (disk full or quota exceeded) in train_1st_order.py' for a failed note, else ''."""
+    if note.get('status') != 'failed' or note.get('returncode') is None:
+        return ''
+    code = note['returncode']
+    meaning = EXIT_MEANINGS.get(code) or ('killed by signal %d' % -code if code < 0 else '')
+    return 'exit %s%s in %s' % (code, ' (%s)' % meaning if meaning else '', (note.get('command') or '?').split()[0])
+
+
 def print_status(jobs, work_dir):
-    rows = [(job.name, grids.status(work_dir, job), grids.read_note(work_dir, job).get('log', '')) for job in jobs]
+    rows = []
+    for job in jobs:
+        state, note = grids.status(work_dir, job), grids.read_note(work_dir, job)
+        shown = note.get('log', '') if state in ('failed', 'running', 'stopped') else ''
+        if state == 'failed' and failure_text(note):
+            shown = '%s; log: %s' % (failure_text(note), shown)
+        rows.append((job.name, state, shown))
     width = max(len(name) for name, _, _ in rows)
     print('%-*s  %-8s  %s' % (width, 'job', 'state', 'log'))
     for name, state, log in rows:
-        print('%-*s  %-8s  %s' % (width, name, state, log if state in ('failed', 'running', 'stopped') else ''))
+        print('%-*s  %-8s  %s' % (width, name, state, log))
     counts = {state: sum(row[1] == state for row in rows) for state in ('done', 'running', 'failed', 'stopped', 'pending')}
     print(', '.join('%d %s' % (n, state) for state, n in counts.items() if n))
 
 
 def dry_run(args, jobs, work_dir):
     if args.executor == 'slurm':
-        from submitit.slurm.slurm import _make_sbatch_string
         print('sbatch parameters (one array, %d tasks, %d at a time):' % (len(jobs), args.max_parallel))
-        header = _make_sbatch_string(command='<job>', folder=os.path.join(work_dir, '.submitit', '%j'),
-                                     map_count=len(jobs), **slurm_parameters(args, work_dir))
-        print('\n'.join(line for line in header.splitlines() if line.startswith('#SBATCH')))
+        print('\n'.join(sbatch_lines(args, work_dir, len(jobs))))
     print('commands (from %s):' % work_dir)
     for job in jobs:
         for argv in (job.train, job.validate):
             if argv:
                 print('  [%s] python %s' % (job.name, ' '.join(argv)))
+
+
+def sbatch_lines(args, work_dir, count):
+    """The #SBATCH lines submitit would write for ``count`` jobs. submitit has no public way to
+    render them: this uses its private _make_sbatch_string (checked by
+    tests/test_slurm.py::test_submitit_still_renders_sbatch_headers)."""
+    from submitit.slurm.slurm import _make_sbatch_string
+    header = _make_sbatch_string(command='<job>', folder=os.path.join(work_dir, '.submitit', '%j'),
+                                 map_count=count, **slurm_parameters(args, work_dir))
+    return [line for line in header.splitlines() if line.startswith('#SBATCH')]
+
+
+# sbatch's refusals -> the flag to change (first match wins; sbatch's message is quoted)
+SBATCH_REFUSALS = (
+    (('gres', 'generic resource'), '--gpus_per_job (0 on a partition without GPUs)'),
+    (('account', 'association'), '--slurm_account (sacctmgr show assoc user=$USER lists yours)'),
+    (('partition',), '--slurm_partition (sinfo lists the partitions)'),
+    (('memory',), '--mem_gb (at most a node\'s memory: sinfo -o "%P %m")'),
+    (('time limit',), '--timeout_min (at most the partition\'s limit: sinfo -o "%P %l")'),
+    (('node configuration',), '--gpus_per_job, --cpus_per_job or --mem_gb (no node has that much: sinfo -o "%P %c %m %G")'),
+    (('processor', 'cpu'), '--cpus_per_job (at most a node\'s CPUs: sinfo -o "%P %c")'),
+)
+
+
+def sbatch_refusal(message):
+    """One line for sbatch's refusal ``message``: the flag to change, then sbatch's words."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    quoted = '; '.join(line for line in lines if 'error' in line.lower()) or '; '.join(lines) or 'no message'
+    lower = quoted.lower()
+    flag = next((flag for needles, flag in SBATCH_REFUSALS if any(n in lower for n in needles)),
+                '--slurm_partition, --slurm_account, --gpus_per_job, --cpus_per_job, --mem_gb or --timeout_min')
+    return 'sbatch refused the job array; change %s. sbatch said: "%s"' % (flag, quoted)
+
+
+def submit_slurm(executor, todo, work_dir):
+    """map_array through sbatch; a refusal is a UsageError naming the flag to change."""
+    import contextlib
+    import io
+    import submitit
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):      # submitit echoes sbatch's stderr
+            return executor.map_array(grids.GridJob(), todo, [work_dir] * len(todo), [sys.executable] * len(todo))
+    except submitit.core.utils.FailedJobError as error:
+        raise UsageError(sbatch_refusal(error)) from None
+    except FileNotFoundError as error:
+        raise UsageError('--executor slurm: %s not found; run on a SLURM login node, or use --executor local'
+                         % (error.filename or 'sbatch')) from None
+
+
+# squeue reasons of a job that no node of the partition can ever run (sbatch accepts it when
+# the cluster does not set EnforcePartLimits)
+NEVER_RUNS = ('PartitionConfig', 'BadConstraints', 'PartitionNodeLimit', 'PartitionTimeLimit', 'Resources_Unavailable')
+
+
+def warn_if_held(array_id, seconds=2.0):
+    """One line when SLURM accepted the array but holds it for a reason no wait cures."""
+    import subprocess
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            reasons = subprocess.run(['squeue', '-h', '-j', array_id, '-o', '%r'], capture_output=True,
+                                     text=True, timeout=10).stdout.split()
+        except (OSError, subprocess.SubprocessError):
+            return
+        if not reasons:                   # running or done already
+            return
+        held = [reason for reason in reasons if reason in NEVER_RUNS]
+        if held:
+            print('warning: SLURM accepted job %s but no node of the partition fits it (squeue reason %s); '
+                  'scancel %s and submit again with smaller --cpus_per_job, --mem_gb, --gpus_per_job or '
+                  '--timeout_min (sinfo -o "%%P %%c %%m %%G %%l" shows the limits)' % (array_id, held[0], array_id))
+            return
+        if reasons and 'None' not in reasons and 'Priority' not in reasons:
+            return
+        time.sleep(0.5)
 
 
 def run_local(executor, jobs, work_dir, max_parallel):
@@ -137,7 +230,7 @@ def record_failure(failed, work_dir, job, handle):
     except Exception:                               # noqa: BLE001 - reported with its log
         note = grids.read_note(work_dir, job)
         if note.get('status') == 'failed':
-            failed[job.name] = 'exit %s in %s; log: %s' % (note['returncode'], note['command'].split()[0], note['log'])
+            failed[job.name] = '%s; log: %s' % (failure_text(note), note['log'])
         else:
             failed[job.name] = 'the job process failed; submitit log: %s' % handle.paths.stderr
 
@@ -163,10 +256,14 @@ def main(args):
     if args.executor == 'local' and args.max_parallel > 1:
         # parallel jobs share this machine's cores instead of each starting one thread per core
         os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // args.max_parallel)))
+    if args.executor == 'slurm' and args.timeout_min < 3:
+        print('warning: --timeout_min %d: SLURM sends USR2 90 s before the limit, so a job may be signalled before '
+              'it can requeue itself; use at least 3' % args.timeout_min)
     executor = make_executor(args, work_dir)
     os.makedirs(work_dir, exist_ok=True)
     if args.executor == 'slurm':
-        handles = executor.map_array(grids.GridJob(), todo, [work_dir] * len(todo), [sys.executable] * len(todo))
+        handles = submit_slurm(executor, todo, work_dir)
+        warn_if_held(handles[0].job_id.split('_')[0])
         print('submitted %d jobs (%s); follow them with: python sweep.py %s --status, then draw the '
               'figures with: python figures.py %s' % (len(handles), handles[0].job_id.split('_')[0], args.grid, args.grid))
         return 0

@@ -15,6 +15,8 @@ import json
 import math
 import os
 import random
+import shlex
+import sys
 import time
 
 import numpy as np
@@ -23,6 +25,7 @@ from tqdm import tqdm
 
 import checkpoints
 import datasets
+import fileio
 import losses
 import models
 from args import RunStopped, UsageError
@@ -141,7 +144,21 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
     epoch and the last good checkpoint) as soon as an epoch's loss is not finite.
     save_rule(epoch, epochs) -> bool overrides the every-``save_every`` cadence; an objective
     with ``start_epoch(epoch_index)`` is told each epoch's 0-based index (warm phases);
-    checkpoint_file(run_dir, epoch) overrides the epoch_XXX.pth file names (Hong's layout)."""
+    checkpoint_file(run_dir, epoch) overrides the epoch_XXX.pth file names (Hong's layout).
+
+    The run folder is locked for this process until fit returns (checkpoints.lock_run_dir: a
+    second trainer stops with exit code 2). A full disk stops with one line naming the file, the free space,
+    the last good checkpoint and the command that continues (exit code 75, fileio)."""
+    checkpoints.lock_run_dir(run_dir)          # a no-op when prepare_run_dir took it already
+    try:
+        return _resume_and_fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_every,
+                               log_name, header_lr, resume, save_rule, checkpoint_file)
+    finally:
+        checkpoints.unlock_run_dir(run_dir)    # the run is over (or stopped): the folder is free
+
+
+def _resume_and_fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_every,
+                    log_name, header_lr, resume, save_rule, checkpoint_file):
     save_rule = save_rule or (lambda epoch, total: is_saved_epoch(epoch, total, save_every))
     checkpoint_file = checkpoint_file or checkpoints.checkpoint_path
     state = checkpoints.load_resume_state(run_dir) if resume else None
@@ -154,25 +171,60 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
         checkpoints.restore_rng(state)
         start_epoch = state['epoch'] + 1
         print('resuming %s after epoch %d' % (run_dir, state['epoch']))
-    log_file = open(os.path.join(run_dir, log_name), 'a' if state else 'w')
+    progress = {'last_saved': checkpoint_file(run_dir, state['epoch']) if state else None}
+    with fileio.disk_full_hint(lambda: continue_hint(progress['last_saved'])):
+        return _fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, log_name,
+                    header_lr, state, start_epoch, save_rule, checkpoint_file, progress)
+
+
+def continue_hint(last_saved):
+    """How to go on after a full disk: the last good checkpoint and this command with --resume."""
+    argv = list(sys.argv)
+    if argv and argv[0].endswith('.py') and '--resume' not in argv and not os.path.basename(argv[0]).startswith(
+            ('block_main', 'limit_main', 'minority_')):         # the Hong scripts resume by themselves
+        argv.append('--resume')
+    command = 'python ' + shlex.join(argv) if argv and argv[0].endswith('.py') else 'the same command'
+    return 'last good checkpoint: %s; free space, then continue with: %s' % (
+        os.path.abspath(last_saved) if last_saved else 'none (no epoch saved yet)', command)
+
+
+def _read_kept_lines(jsonl_path, start_epoch):
+    """train_log.jsonl lines of the epochs before start_epoch; a partial last line (a kill or a
+    full disk mid-write) is dropped."""
+    kept = []
+    with open(jsonl_path) as f:
+        for line in f:
+            try:
+                if json.loads(line)['epoch'] < start_epoch:
+                    kept.append(line if line.endswith('\n') else line + '\n')
+            except (ValueError, KeyError, TypeError):
+                continue
+    return kept
+
+
+def _fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, log_name, header_lr,
+         state, start_epoch, save_rule, checkpoint_file, progress):
+    log_path = os.path.join(run_dir, log_name)
+    with fileio.stop_if_disk_full(log_path):
+        log_file = open(log_path, 'a' if state else 'w')
 
     def log(line, echo=False):
-        log_file.write(line + '\n')
-        log_file.flush()
+        with fileio.stop_if_disk_full(log_path):
+            log_file.write(line + '\n')
+            log_file.flush()
         if echo:
             tqdm.write(line)
 
     jsonl_path = os.path.join(run_dir, 'train_log.jsonl')
     kept = []
     if state is not None and os.path.exists(jsonl_path):
-        kept = [line for line in open(jsonl_path) if json.loads(line)['epoch'] < start_epoch]
+        kept = _read_kept_lines(jsonl_path, start_epoch)
     checkpoints.atomic_write_text(jsonl_path, ''.join(kept))
     if state is None:
         parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
         log('# of model parameters: %d' % parameters, echo=True)
         log('-' * 21 + ' Training ' + '-' * 31)
     history = []
-    last_saved = checkpoint_file(run_dir, state['epoch']) if state else None
     bar = tqdm(range(start_epoch, epochs + 1), initial=start_epoch - 1, total=epochs, desc='train', unit='epoch', dynamic_ncols=True)
     try:
         for epoch in bar:
@@ -185,7 +237,7 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
             if not math.isfinite(stats['loss']):
                 raise TrainingDiverged(
                     'loss is %s at epoch %d; last good checkpoint: %s' % (
-                        stats['loss'], epoch, last_saved or 'none (no epoch finished)'))
+                        stats['loss'], epoch, progress['last_saved'] or 'none (no epoch finished)'))
             scheduler.step()
             stats.update(epoch=epoch, lr=lr, seconds=round(time.time() - start, 3))
             history.append(stats)
@@ -193,16 +245,23 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
                 epoch, stats['loss'], stats['train_acc1'], lr, stats['seconds']))
             # the epoch's log line goes first: a kill between the two writes then only repeats
             # the epoch on --resume, it never loses its line
-            with open(jsonl_path, 'a') as jsonl:
+            with fileio.stop_if_disk_full(jsonl_path), open(jsonl_path, 'a') as jsonl:
                 jsonl.write(json.dumps(stats) + '\n')
             if save_rule(epoch, epochs):
-                last_saved = checkpoint_file(run_dir, epoch)
-                checkpoints.save_state_dict(model, last_saved)
+                checkpoints.save_state_dict(model, checkpoint_file(run_dir, epoch))
                 checkpoints.save_resume_state(run_dir, epoch, model, optimizer, scheduler,
                                               loader.generator)
+                progress['last_saved'] = checkpoint_file(run_dir, epoch)   # --resume continues here
             bar.set_postfix(loss='%.4g' % stats['loss'], acc='%.1f' % stats['train_acc1'], lr='%.2g' % lr)
+    except BaseException:
+        bar.leave = False             # the stop's one line is the last thing on the terminal
+        raise
     finally:
-        log_file.close()
+        bar.close()
+        try:
+            log_file.close()
+        except OSError:               # a full disk: already reported by the write that failed
+            pass
     return history
 
 
@@ -235,8 +294,11 @@ def run(args, unbalanced=False, second_order=False, class_counts=None, full_batc
     objective = losses.make_objective(args, data.num_classes, unbalanced, second_order)
     optimizer = make_optimizer(args, model, coupled_weight_decay=not second_order)
     scheduler = make_scheduler(args, optimizer)
-    fit(model, loader, objective, optimizer, scheduler, run_dir, args.epochs,
-        save_every=save_every, log_name='log.txt' if second_order else 'train_log.txt',
-        header_lr=not second_order, resume=args.resume)
+    try:
+        fit(model, loader, objective, optimizer, scheduler, run_dir, args.epochs,
+            save_every=save_every, log_name='log.txt' if second_order else 'train_log.txt',
+            header_lr=not second_order, resume=args.resume)
+    finally:
+        checkpoints.unlock_run_dir(run_dir)      # taken by prepare_run_dir
     print('checkpoints: %s' % run_dir)
     return run_dir

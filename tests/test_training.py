@@ -57,7 +57,7 @@ def test_zhou_uid_layout_and_force(tmp_path, monkeypatch):
                '--model MLP --width 64 --depth 2 --dataset digits --epochs 2')
     args, data, model, run_dir, history = train_in_process(command, tmp_path, monkeypatch)
     assert run_dir == os.path.join('model_weights', 'sgd_run')
-    assert sorted(os.listdir(run_dir)) == ['args.json', 'args.txt', 'epoch_001.pth', 'epoch_002.pth',
+    assert sorted(os.listdir(run_dir)) == ['.lock', 'args.json', 'args.txt', 'epoch_001.pth', 'epoch_002.pth',
                                            'log.txt', 'resume.pth', 'train_log.jsonl', 'train_log.txt']
     assert open(os.path.join(run_dir, 'args.txt')).read().startswith('Namespace(')
     log = open(os.path.join(run_dir, 'train_log.txt')).read().splitlines()

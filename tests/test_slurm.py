@@ -1,0 +1,202 @@
+"""sweep.py --executor slurm on a real SLURM cluster (tests/slurm/up.sh: one node, slurmdbd
+accounting; no mocks): every job runs, --status and figures.py see them, --max_parallel bounds
+the array, a job sent USR2 is requeued and ends with the weights of an uninterrupted run, a
+failing job is listed with its exit code and log, --slurm_setup runs inside the job, and
+sbatch's refusals are one line naming the flag. Skipped where no SLURM answers, except under
+CI=true, where that is a failure (.ci/run brings the cluster up)."""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+import checkpoints
+import grids
+from conftest import ROOT, run_script
+
+FLAGS = {'model': 'MLP', 'dataset': 'digits', 'depth_relu': 1, 'seed': 1, 'loss': 'MSE', 'lr': 0.001,
+         'optimizer': 'Adam', 'sep_decay': True, 'epochs': 2}
+SLURM_FLAGS = ['--executor', 'slurm', '--gpus_per_job', '0', '--cpus_per_job', '1', '--mem_gb', '1',
+               '--timeout_min', '10']
+VENV = os.path.dirname(os.path.dirname(sys.executable))
+DEADLINE = 150                                  # seconds a sweep of this file may take
+
+
+def slurm_answers():
+    """'' when sbatch exists and sinfo shows a usable node, else the reason."""
+    if not shutil.which('sbatch') or not shutil.which('sinfo'):
+        return 'no SLURM here (sbatch not found; make slurm-up starts a one-node cluster as root)'
+    try:
+        states = subprocess.run(['sinfo', '-h', '-N', '-o', '%t'], capture_output=True, text=True, timeout=20)
+    except subprocess.TimeoutExpired:
+        return 'sinfo does not answer within 20 s (make slurm-up)'
+    if states.returncode != 0:
+        return 'sinfo fails: %s (make slurm-up)' % (states.stderr.strip().splitlines() or ['?'])[-1]
+    if not any(state.rstrip('*') in ('idle', 'mix', 'alloc') for state in states.stdout.split()):
+        return 'no SLURM node is up (sinfo: %s)' % ' '.join(states.stdout.split())
+    return ''
+
+
+@pytest.fixture(scope='module')
+def cluster():
+    reason = slurm_answers()
+    if reason:
+        if os.environ.get('CI') == 'true':
+            pytest.fail('CI=true but %s; .ci/run starts the cluster with tests/slurm/up.sh' % reason)
+        pytest.skip(reason)
+
+
+def write_grid(folder, name, runs, **flags):
+    grid = {'name': name, 'train': 'train_1st_order.py', 'validate': 'validate_NC.py',
+            'flags': dict(FLAGS, **flags), 'runs': runs,
+            'figures': [['plots/plot_nc.py', '{infos}', '--labels', '{labels}', '--name', name]]}
+    path = os.path.join(str(folder), name + '.yaml')
+    with open(path, 'w') as f:
+        yaml.safe_dump(grid, f)
+    return path
+
+
+def queued(job_name, state=None):
+    """Job ids in squeue for this job name (optionally of one state: R, PD)."""
+    command = ['squeue', '-h', '-n', job_name, '-o', '%i %t']
+    lines = subprocess.run(command, capture_output=True, text=True, timeout=20).stdout.split('\n')
+    return [line.split()[0] for line in lines if line.strip() and (state is None or line.split()[1] == state)]
+
+
+def wait_for_queue(job_name, seconds=DEADLINE, while_waiting=None):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if while_waiting:
+            while_waiting()
+        if not queued(job_name):
+            return
+        time.sleep(0.25)
+    subprocess.run(['scancel', '-n', job_name])
+    raise AssertionError('the jobs of %s did not finish within %d s' % (job_name, seconds))
+
+
+def release_requeued(job_id, deadline):
+    """SLURM holds a requeued job for about 2 minutes (EligibleTime = requeue + 121 s, slurmctld's
+    own delay); once submitit has requeued it, let it start now, as an admin would."""
+    while time.time() < deadline:
+        shown = subprocess.run(['scontrol', 'show', 'job', job_id], capture_output=True, text=True, timeout=20).stdout
+        if 'Restarts=0' not in shown and 'JobState=PENDING' in shown:
+            subprocess.run(['scontrol', 'update', 'JobId=%s' % job_id, 'StartTime=now'], check=True, timeout=20)
+            return
+        time.sleep(0.2)
+    raise AssertionError('job %s was not requeued after USR2:\n%s' % (job_id, shown))
+
+
+def test_submitit_still_renders_sbatch_headers():
+    """sweep.py --dry_run uses submitit's private _make_sbatch_string (no public way exists):
+    this fails clearly when submitit renames or changes it."""
+    try:
+        from submitit.slurm.slurm import _make_sbatch_string
+    except ImportError as error:
+        pytest.fail('submitit %s no longer has submitit.slurm.slurm._make_sbatch_string (%s): adapt '
+                    'sweep.sbatch_lines' % (__import__('submitit').__version__, error))
+    header = _make_sbatch_string(command='<job>', folder='/tmp/x/%j', map_count=3, gpus_per_node=0,
+                                 cpus_per_task=1, ntasks_per_node=1, mem='1GB', time=10, array_parallelism=2,
+                                 setup=['echo hi'], job_name='nc-x', partition='debug')
+    for line in ('#SBATCH --array=0-2%2', '#SBATCH --cpus-per-task=1', '#SBATCH --time=10',
+                 '#SBATCH --partition=debug', '#SBATCH --job-name=nc-x', '#SBATCH --signal=USR2@90'):
+        assert line in header.splitlines(), 'submitit changed the sbatch header (%s missing):\n%s' % (line, header)
+    assert 'echo hi' in header
+
+
+def test_a_grid_runs_on_slurm_bounded_by_max_parallel_with_setup_and_a_failing_job(tmp_path, cluster):
+    runs = [{'name': 'w16', 'width': 16}, {'name': 'w24', 'width': 24}, {'name': 'w32', 'width': 32},
+            {'name': 'bad', 'width': 16, 'optimizer': 'Nope'}]
+    grid = write_grid(tmp_path, 'slurmgrid', runs)
+    work = tmp_path / 'slurmgrid_work'
+    setup = ['source %s/bin/activate' % VENV, 'echo "setup ran: $VIRTUAL_ENV"']
+    submitted = run_script('sweep.py', grid, *SLURM_FLAGS, '--max_parallel', '2', '--work_dir', work,
+                           '--slurm_setup', *setup, cwd=tmp_path)
+    assert 'submitted 4 jobs' in submitted.stdout, submitted.stdout
+    most = [0]
+
+    def count_running():
+        most[0] = max(most[0], len(queued('nc-slurmgrid_work', 'R')))
+    wait_for_queue('nc-slurmgrid_work', while_waiting=count_running)
+    assert 1 <= most[0] <= 2, 'squeue showed %d running tasks with --max_parallel 2' % most[0]
+    status = run_script('sweep.py', grid, '--status', '--work_dir', work, cwd=tmp_path).stdout
+    assert '3 done, 1 failed' in status, status
+    bad_line = [line for line in status.splitlines() if line.startswith('bad ')][0]
+    assert 'exit 2 in train_1st_order.py; log: %s' % (work / 'logs' / 'bad.log') in bad_line, bad_line
+    assert len(glob.glob(str(work / 'model_weights' / '*' / 'info.pkl'))) == 3
+    outputs = [open(path).read() for path in glob.glob(str(work / '.submitit' / '*' / '*.out'))]
+    assert outputs and all('setup ran: %s' % VENV in text for text in outputs), outputs[:1]
+    drawn = run_script('figures.py', grid, '--work_dir', work, cwd=tmp_path)
+    assert 'drawn from 3 runs' in drawn.stdout and (work / 'figures' / 'slurmgrid.png').exists(), drawn.stdout
+
+
+def test_a_job_sent_usr2_is_requeued_and_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, cluster):
+    epochs = 150
+    flags = dict(width=64, epochs=epochs)
+    grid = write_grid(tmp_path, 'usr2', [{'name': 'long'}], **flags)
+    work = tmp_path / 'usr2_work'
+    run_script('sweep.py', grid, *SLURM_FLAGS, '--work_dir', work, cwd=tmp_path)
+    job = grids.expand(grids.load_grid(grid))[0]
+    folder = os.path.dirname(str(work / job.info_path))
+    deadline = time.time() + DEADLINE
+    while time.time() < deadline and not os.path.exists(os.path.join(folder, checkpoints.checkpoint_name(5))):
+        assert queued('nc-usr2_work'), 'the job ended before epoch 5: %s' % open(grids.log_path(str(work), job)).read()[-2000:]
+        time.sleep(0.1)
+    job_id = queued('nc-usr2_work', 'R')[0]
+    subprocess.run(['scancel', '--signal=USR2', job_id], check=True, timeout=20)
+    release_requeued(job_id, deadline)
+    reference = tmp_path / 'reference'
+    reference.mkdir()
+    run_script('train_1st_order.py', *grids.to_argv(dict(FLAGS, **flags)), cwd=reference)  # meanwhile
+    wait_for_queue('nc-usr2_work', seconds=max(10, deadline - time.time()))
+    log = open(grids.log_path(str(work), job)).read()
+    assert 'resuming %s after epoch' % os.path.relpath(folder, str(work)) in log, log[-3000:]
+    assert grids.status(str(work), job) == 'done', log[-3000:]
+    final = checkpoints.checkpoint_name(epochs)
+    ours = checkpoints.load_state_dict(os.path.join(folder, final))
+    theirs = checkpoints.load_state_dict(glob.glob(str(reference / 'model_weights' / '*' / final))[0])
+    assert ours.keys() == theirs.keys() and all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+@pytest.mark.parametrize('flags, flag', [([], '--gpus_per_job'),
+                                         (['--gpus_per_job', '0', '--mem_gb', '100000'], '--mem_gb'),
+                                         (['--gpus_per_job', '0', '--slurm_partition', 'nope'], '--slurm_partition')])
+def test_an_sbatch_refusal_is_one_line_naming_the_flag(tmp_path, cluster, flags, flag):
+    grid = write_grid(tmp_path, 'refused', [{'name': 'one', 'width': 16}])
+    result = run_script('sweep.py', grid, '--executor', 'slurm', '--cpus_per_job', '1', '--mem_gb', '1',
+                        *flags, '--work_dir', tmp_path / 'work', cwd=tmp_path, check=False)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and 'Traceback' not in result.stderr, result.stderr
+    assert 'change %s' % flag in lines[0] and 'sbatch said: "sbatch: error:' in lines[0], lines[0]
+
+
+@pytest.mark.slow
+def test_a_job_reaching_its_time_limit_is_requeued_and_finishes(tmp_path, cluster):
+    """--timeout_min 3: SLURM sends USR2 90 s before the limit (submitit's --signal=USR2@90),
+    submitit requeues, the trainer resumes; the final weights equal an uninterrupted run's."""
+    epochs, flags = 2500, dict(width=64, epochs=2500, save_every=100)   # ~2 min: one requeue
+    grid = write_grid(tmp_path, 'limit', [{'name': 'long'}], **flags)
+    work = tmp_path / 'limit_work'
+    run_script('sweep.py', grid, *SLURM_FLAGS[:-1], '3', '--work_dir', work, cwd=tmp_path)
+    job = grids.expand(grids.load_grid(grid))[0]
+    deadline = time.time() + 500
+    while time.time() < deadline and not queued('nc-limit_work', 'R'):
+        time.sleep(0.2)
+    job_id = queued('nc-limit_work')[0]
+    reference = tmp_path / 'reference'
+    reference.mkdir()
+    run_script('train_1st_order.py', *grids.to_argv(dict(FLAGS, **flags)), cwd=reference)
+    release_requeued(job_id, deadline)
+    wait_for_queue('nc-limit_work', seconds=max(10, deadline - time.time()))
+    log = open(grids.log_path(str(work), job)).read()
+    assert 'resuming model_weights/' in log and grids.status(str(work), job) == 'done', log[-3000:]
+    folder = os.path.dirname(str(work / job.info_path))
+    final = checkpoints.checkpoint_name(epochs)
+    ours = checkpoints.load_state_dict(os.path.join(folder, final))
+    theirs = checkpoints.load_state_dict(glob.glob(str(reference / 'model_weights' / '*' / final))[0])
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
