@@ -11,21 +11,35 @@
 2. One D23 MLP checkpoint (width 512, depth_relu 6) on CIFAR-10-sized tensors (50,000 train +
    10,000 test images): seconds of the two forward passes and of everything else
    (statistics and metrics); the share outside the forward pass. Target: <= 25%.
+3. One D23 ResNet18 checkpoint (README flags) on digits-sized synthetic 3x32x32 sets
+   (--conv_train 1024 + --conv_test 256 images): seconds per checkpoint as validation runs it
+   (load the file, the two eval-mode forward passes, statistics and metrics) against its
+   forward-only limit: the forward FLOPs over both sets (FlopCounterMode) at the float32
+   matmul rate measured in the same run.
+
+  --parts metrics mlp resnet18 picks the sections; --device cuda runs 2 and 3 there.
 """
 import argparse
 import os
 import sys
+import tempfile
 import time
 
 import numpy as np
 import scipy.linalg
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import args as cli  # noqa: E402
 import datasets  # noqa: E402
 import models  # noqa: E402
 import nc_metrics  # noqa: E402
 import validation  # noqa: E402
+from train_epoch import matmul_gflops, synchronize  # noqa: E402
+
+README_RESNET18 = '--model ResNet18 --dataset cifar10 --depth_linear 1 --width 512 --seed 1'
 
 
 def classic_measures(sigma_w, means, mu_G, W, b, K):
@@ -107,13 +121,85 @@ def timed(function, *args, repeats=1):
     return best, result
 
 
+def random_images(count, generator):
+    return datasets.ImageSet(torch.randint(0, 256, (count, 3, 32, 32), dtype=torch.uint8, generator=generator),
+                             torch.randint(0, 10, (count,), generator=generator), 1 / 255,
+                             datasets.CIFAR_MEAN, datasets.CIFAR_STD)
+
+
+def forward_flops_per_image(model, data, batch, device):
+    """FLOPs of one eval-mode forward (features, then every head layer), per image."""
+    model.eval()
+    images = data.subset(range(min(batch, len(data)))).to(device)
+    x = next(iter(datasets.BatchLoader(images, batch)))[0]
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        h = model.features(x)
+        for layer in model.head_layers():
+            h = layer(h)
+    return counter.get_total_flops() / len(x)
+
+
+def resnet18_checkpoint(bench, device, generator, K=10):
+    """Section 3: seconds per checkpoint against the forward-only limit."""
+    args = cli.parse(cli.get_train_parser(), README_RESNET18.split())
+    model = models.build_model(args, K, (3, 32, 32)).to(device)
+    train, test = random_images(bench.conv_train, generator), random_images(bench.conv_test, generator)
+    batch = args.batch_size
+    peak = matmul_gflops(device=device)
+    per_image = forward_flops_per_image(model, train, batch, device)
+    limit = per_image * (len(train) + len(test)) / (peak * 1e9)
+    conventions = nc_metrics.CONVENTIONS['dang2023']
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, 'epoch_001.pth')
+        torch.save(model.state_dict(), path)
+        times, forward = [], []
+        for _ in range(bench.checkpoints + 1):          # the first one warms up
+            synchronize(device)
+            start = time.perf_counter()
+            validation.load_checkpoint(model, path, device)
+            train_pass = validation.feature_pass(model, train, batch, device)
+            test_pass = validation.feature_pass(model, test, batch, device)
+            synchronize(device)
+            middle = time.perf_counter()
+            validation.dang_balanced_metrics(model, train_pass, test_pass, K, conventions)
+            times.append(time.perf_counter() - start)
+            forward.append(middle - start)
+    seconds, forward_seconds = min(times[1:]), min(forward[1:])
+    memory = 'channels_last' if model.memory_format == torch.channels_last else 'default'
+    print('3. one D23 ResNet18 checkpoint (%s layout, %s), %d train + %d test 3x32x32 images'
+          % (memory, device, len(train), len(test)))
+    print('   float32 matmul rate          %8.1f GFLOP/s' % peak)
+    print('   forward FLOPs per image      %8.2f GFLOP (FlopCounterMode)' % (per_image / 1e9))
+    print('   forward-only limit           %8.2f s   (FLOPs of both passes at the matmul rate)' % limit)
+    print('   per checkpoint               %8.2f s   (best of %d; forward passes %.2f s)'
+          % (seconds, bench.checkpoints, forward_seconds))
+    print('   limit / per checkpoint       %8.2f   (1 = the matmul rate throughout)' % (limit / seconds))
+    return seconds, limit
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--samples', type=int, default=50000)
     parser.add_argument('--dim', type=int, default=512)
+    parser.add_argument('--parts', nargs='+', default=['metrics', 'mlp', 'resnet18'],
+                        choices=['metrics', 'mlp', 'resnet18'])
+    parser.add_argument('--conv_train', type=int, default=1024, help='ResNet18 row: training images')
+    parser.add_argument('--conv_test', type=int, default=256, help='ResNet18 row: test images')
+    parser.add_argument('--checkpoints', type=int, default=1, help='ResNet18 row: timed checkpoints (after one warm-up)')
+    parser.add_argument('--device', default='cpu', help='sections 2 and 3: cpu (default) or cuda[:n]')
     bench = parser.parse_args()
+    device = torch.device(bench.device)
     K = 10
     generator = torch.Generator().manual_seed(0)
+    if 'metrics' in bench.parts:
+        metric_section(bench, generator, K)
+    if 'mlp' in bench.parts:
+        mlp_section(device, generator, K)
+    if 'resnet18' in bench.parts:
+        resnet18_checkpoint(bench, device, generator, K)
+
+
+def metric_section(bench, generator, K):
     labels = torch.randint(0, K, (bench.samples,), generator=generator)
     centres = torch.randn(K, bench.dim, generator=generator) * 2
     features = torch.relu(centres[labels] + torch.randn(bench.samples, bench.dim, generator=generator))
@@ -135,9 +221,11 @@ def main():
     print('   max relative difference of NC1..NC4: %.2e' % max(
         abs(a - c) / abs(a) for a, c in zip(ours, theirs)))
 
+
+def mlp_section(device, generator, K):
     class Args:
         paper, model, width, depth_relu, depth_linear, bias = 'dang2023', 'MLP', 512, 6, 1, True
-    model = models.build_model(Args, K, (3, 32, 32)).eval()
+    model = models.build_model(Args, K, (3, 32, 32)).to(device).eval()
     mean, std = datasets.CIFAR_MEAN, datasets.CIFAR_STD
     train = datasets.ImageSet(torch.randint(0, 256, (50000, 3, 32, 32), dtype=torch.uint8, generator=generator),
                               torch.randint(0, K, (50000,), generator=generator), 1 / 255, mean, std)
@@ -145,8 +233,9 @@ def main():
                              torch.randint(0, K, (10000,), generator=generator), 1 / 255, mean, std)
     forward_seconds = 0.0
     start = time.perf_counter()
-    train_pass = validation.feature_pass(model, train, 1024, 'cpu')
-    test_pass = validation.feature_pass(model, test, 1024, 'cpu')
+    train_pass = validation.feature_pass(model, train, 1024, device)
+    test_pass = validation.feature_pass(model, test, 1024, device)
+    synchronize(device)
     forward_seconds = time.perf_counter() - start
     metric_seconds, _ = timed(validation.dang_balanced_metrics, model, train_pass, test_pass, K,
                               nc_metrics.CONVENTIONS['dang2023'])

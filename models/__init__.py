@@ -3,6 +3,9 @@ script builds for the same flags. Which variant a name means follows the recipe:
 names are lower-case torchvision-style (``resnet18``) plus T's ``MLP``/``ResNet18_adapt``;
 Dang's are ``MLP``, ``ResNet18..152``, ``VGG11..19`` with a deep linear head."""
 import math
+import os
+
+import torch
 
 from args import UsageError
 
@@ -24,6 +27,28 @@ DANG_NAMES = ['MLP'] + sorted(DANG_CONV)
 HONG_NAMES = ['ResNet18', 'ResNet18_bf', 'VGG11', 'VGG13', 'MLP']
 
 
+# NC_REPRO_MEMORY_FORMAT=channels_last | contiguous forces one memory format on every model
+# (benchmarks, checks); unset: each architecture's preferred_memory_format.
+MEMORY_FORMATS = {'channels_last': torch.channels_last, 'contiguous': torch.contiguous_format}
+
+
+def memory_format_for(model):
+    forced = os.environ.get('NC_REPRO_MEMORY_FORMAT', '').strip()
+    if forced:
+        if forced not in MEMORY_FORMATS:
+            raise UsageError('NC_REPRO_MEMORY_FORMAT=%s; use one of: %s' % (forced, ', '.join(MEMORY_FORMATS)))
+        return MEMORY_FORMATS[forced]
+    return getattr(model, 'preferred_memory_format', torch.contiguous_format)
+
+
+def in_memory_format(model):
+    """The model in the memory format it trains fastest in (see memory_format_for)."""
+    memory_format = memory_format_for(model)
+    if isinstance(model, NCModel) and memory_format != model.memory_format:
+        model.use_memory_format(memory_format)
+    return model
+
+
 def model_names(paper):
     return {'zhou2022': ZHOU_NAMES, 'hong2023': HONG_NAMES}.get(paper, DANG_NAMES)
 
@@ -39,8 +64,9 @@ def build_hong_model(name, in_channels, num_classes=10, width=64, depth=2, pool=
     if name == 'MLP':
         return HongMLP(in_channels, image_size, num_classes, width, depth, pool)
     if name.startswith('VGG'):
-        return vgg.HongVGG(name, num_classes, in_channels)
-    return resnet.HongResNet18(num_classes, in_channels, bias=name != 'ResNet18_bf', width=width)
+        return in_memory_format(vgg.HongVGG(name, num_classes, in_channels))
+    return in_memory_format(resnet.HongResNet18(num_classes, in_channels, bias=name != 'ResNet18_bf',
+                                                width=width))
 
 
 def is_mlp(name):
@@ -49,6 +75,10 @@ def is_mlp(name):
 
 def build_model(args, num_classes, input_shape, unbalanced=False):
     """Raise UsageError naming --model when the name is not one of the recipe's models."""
+    return in_memory_format(_build_model(args, num_classes, input_shape, unbalanced))
+
+
+def _build_model(args, num_classes, input_shape, unbalanced=False):
     names = model_names(args.paper)
     if args.model not in names:
         raise UsageError('--model %s is not a %s model; choose one of: %s'

@@ -15,6 +15,26 @@ class NCModel(nn.Module):
                   logits: F.normalize(h) for Zhou 2022 / Zhu 2021 models, h for Dang's models.
     """
     normalize_returned_features = False
+    # Memory format (bench/train_epoch.py measures both on the machine at hand): the layout
+    # this architecture trains fastest in, applied by models.build_model / build_hong_model
+    # through use_memory_format; ``memory_format`` is the one in use. Checkpoints do not see
+    # it: state_dict() returns the usual contiguous tensors (same keys, shapes and strides).
+    preferred_memory_format = torch.contiguous_format
+    memory_format = torch.contiguous_format
+
+    def use_memory_format(self, memory_format):
+        """Convert the parameters and buffers (4-d ones change) and make every input batch
+        follow; returns self."""
+        if memory_format != torch.contiguous_format and not hasattr(self, '_contiguous_state_hook'):
+            self._contiguous_state_hook = self.register_state_dict_post_hook(_contiguous_state)
+        self.memory_format = memory_format
+        return self.to(memory_format=memory_format)
+
+    def as_input(self, x):
+        """x in the model's memory format: one conversion per batch, none when it already is."""
+        if self.memory_format != torch.contiguous_format and x.dim() == 4:
+            return x.contiguous(memory_format=self.memory_format)
+        return x
 
     def features(self, x):
         raise NotImplementedError
@@ -31,6 +51,14 @@ class NCModel(nn.Module):
         h = self.features(x)
         logits = self.head(h)
         return logits, (F.normalize(h) if self.normalize_returned_features else h)
+
+
+def _contiguous_state(module, state_dict, prefix, local_metadata):
+    """state_dict post-hook of a model in channels_last: tensors saved in the default layout."""
+    for key, value in state_dict.items():
+        if key.startswith(prefix) and isinstance(value, torch.Tensor) and value.dim() == 4 and \
+                value.stride() != torch.empty(value.shape, device='meta').stride():
+            state_dict[key] = value.clone(memory_format=torch.contiguous_format)
 
 
 def simplex_etf_weight(num_classes, dim):

@@ -7,6 +7,7 @@
   deep linear head; bn_features=False is the 2024 code's variant (features before the BN).
 * ``ResNet18_adapt`` (T §3.6): CIFAR ResNet18 of base width k.
 """
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -70,6 +71,8 @@ class ResNet(NCModel):
                  SOTA=False, groups=1, width_per_group=64):
         super().__init__()
         self.inplanes, self.groups, self.base_width, self.SOTA = 64, groups, width_per_group, SOTA
+        if SOTA:     # full 32x32 resolution: channels_last measured faster (bench/train_epoch.py);
+            self.preferred_memory_format = torch.channels_last   # the 7x7/max-pool stem: no gain
         if SOTA:
             self.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
         else:
@@ -112,7 +115,7 @@ class ResNet(NCModel):
         return nn.Sequential(*layers)
 
     def features(self, x):
-        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn1(self.conv1(self.as_input(x))))
         if not self.SOTA:
             x = self.maxpool(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
@@ -215,13 +218,16 @@ class CifarResNet(NCModel):
     def __init__(self, block, num_blocks, hidden, depth_linear=1, fc_bias=True, num_classes=10,
                  bn_features=True):
         super().__init__()
+        if block is CifarBasicBlock:     # ResNet18/34: channels_last measured faster (bench/
+            self.preferred_memory_format = torch.channels_last   # train_epoch.py); the
+            # bottleneck ResNet50+ was not (noisy, at best equal): default kept
         self.body = CifarResNetBody(block, num_blocks)
         self.batch_norm = nn.BatchNorm1d(self.body.out_features)
         self.bn_features = bn_features
         self.fc = deep_linear_head(self.body.out_features, hidden, depth_linear, num_classes, fc_bias)
 
     def features(self, x):
-        h = self.body(x)
+        h = self.body(self.as_input(x))
         return self.batch_norm(h) if self.bn_features else h
 
     def head_layers(self):
@@ -244,6 +250,7 @@ ResNet152 = _cifar_style(CifarBottleneck, [3, 8, 36, 3])
 class ResNet18_adapt(NCModel):
     """T §3.6: CIFAR ResNet18 with base width k (features 8k); returns normalize(h)."""
     normalize_returned_features = True
+    preferred_memory_format = torch.channels_last    # the same body as D23's ResNet18
 
     def __init__(self, width, num_classes=10, fc_bias=True):
         super().__init__()
@@ -251,7 +258,7 @@ class ResNet18_adapt(NCModel):
         self.fc = nn.Linear(self.body.out_features, num_classes, bias=fc_bias)
 
     def features(self, x):
-        return self.body(x)
+        return self.body(self.as_input(x))
 
     def head_layers(self):
         return [self.fc]
@@ -261,6 +268,7 @@ class HongResNet18(NCModel):
     """Hong & Ling 2023 (spec Hong §5): CIFAR ResNet18 whose feature is the 512-d pooled output
     after the last ReLU (non-negative), classifier ``classifier`` = Linear(512, 10). ``width``
     (not in the reference) is the base width k, features 8k; the paper's network is k = 64."""
+    preferred_memory_format = torch.channels_last    # measured: bench/train_epoch.py
 
     def __init__(self, num_classes=10, in_channels=3, bias=True, width=64):
         super().__init__()
@@ -268,7 +276,7 @@ class HongResNet18(NCModel):
         self.classifier = nn.Linear(self.body.out_features, num_classes, bias=bias)
 
     def features(self, x):
-        return self.body(x)
+        return self.body(self.as_input(x))
 
     def head_layers(self):
         return [self.classifier]

@@ -42,7 +42,7 @@ class VGG(NCModel):
         self.fc = deep_linear_head(512, hidden, depth_linear, num_classes, fc_bias)
 
     def features(self, x):
-        h = self.body(x).flatten(1)
+        h = self.body(self.as_input(x)).flatten(1)
         return self.batch_norm(h) if self.bn_features else h
 
     def head_layers(self):
@@ -70,7 +70,7 @@ class HongVGG(NCModel):
         self.classifier = nn.Linear(4096, num_classes, bias=bias)
 
     def features(self, x):
-        h = F.relu(self.bn1(self.fc1(self.body(x).flatten(1))))
+        h = F.relu(self.bn1(self.fc1(self.body(self.as_input(x)).flatten(1))))
         return F.relu(self.fc2(h))
 
     def head_layers(self):
