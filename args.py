@@ -53,7 +53,8 @@ def run(main, args):
 DATASETS = ('mnist', 'fashionmnist', 'cifar10', 'cifar10_random', 'cifar100', 'svhn',
             'mini_imagenet', 'digits', 'mnist5k')
 
-# Defaults that differ between the papers' parsers (spec J §1.1/§1.3, D23 §1.1/§1.3, App. B).
+# Defaults that differ between the papers' parsers (Zhou's and Zhu's train/eval parsers, Dang 2023's
+# balanced and imbalanced parsers, the 2024 parser; README, Recipes).
 RECIPE_DEFAULTS = {
     'zhou2022': dict(model='resnet18', dataset='cifar10', data_dir='../data', loss='MSE',
                      lr=0.1, weight_decay=5e-4, feature_decay_rate=1e-4, patience=40),

@@ -1,5 +1,5 @@
 """Hong & Ling 2023, Figures 1 & 2: NC1 during training and the block structure of the logits
-for imbalanced classes in clusters of equal size (spec Hong §3.1, §7.2, §7.3).
+for imbalanced classes in clusters of equal size (the original's block_main.py).
 
   python block_main.py --dataset_t cifar10 --structure 1 --network ResNet18
 
@@ -75,7 +75,7 @@ WEIGHT_DECAY = 5e-4
 
 
 def structure_counts(structure):
-    """spec Hong §4.2: structure 1 or anything else."""
+    """The class counts of --structure: 1, or anything else (the original's two patterns)."""
     if structure == 1:
         return [5000] * 4 + [4000] * 3 + [3000] * 3
     return [5000] * 4 + [3000] * 2 + [1000] * 4

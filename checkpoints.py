@@ -1,10 +1,10 @@
 """Run folders, checkpoint names and atomic file writes: defined here once.
 
 Layouts (relative to the working directory, as the originals):
-  zhou2022   model_weights/<uid>/epoch_001.pth ...          (spec J §6.1)
+  zhou2022   model_weights/<uid>/epoch_001.pth ...          (Zhou's code)
              model_weights/<random>-<%a-%b-%d-%H-%M>/ when --uid is absent
-  dang2023   model_weights/<run name of spec D23 §1.4>/epoch_001.pth ...
-  dang2024   model_weights/unbalanced_<2024 run name>/ (spec D23 App. B)
+  dang2023   model_weights/<the 2023 code's run name, run_dir>/epoch_001.pth ...
+  dang2024   model_weights/unbalanced_<2024 run name>/ (the 2024 code)
 A checkpoint holds ``model.state_dict()`` only, as in the originals, so their validators and
 ours read each other's files. Every file is written to a temporary name and renamed.
 

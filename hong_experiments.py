@@ -307,7 +307,7 @@ def train_model(args, data, lambdas, weight_decay, loop, save_dir, save_rule, ch
         print('trained model found: %s' % final)
         return model
     ensure_dir(save_dir)
-    checkpoints.lock_run_dir(save_dir)           # one writer per folder (exit 2 for a second one)
+    checkpoints.lock_run_dir(save_dir)           # one writer per folder; training.fit releases it
     atomic_write_text(settings_path, json.dumps(settings, indent=1) + '\n')
     print('lambda_H = %.4g, lambda_W = %.4g, lambda_b = %.4g, weight decay %g -> %s'
           % (lambdas + (weight_decay, save_dir)))
@@ -320,8 +320,7 @@ def train_model(args, data, lambdas, weight_decay, loop, save_dir, save_rule, ch
                                   generator=torch.Generator().manual_seed(loader_seed))
     training.fit(model, loader, objective, optimizer, scheduler, save_dir, args.epoch,
                  save_rule=save_rule, checkpoint_file=checkpoint_file,
-                 resume=os.path.exists(os.path.join(save_dir, 'resume.pth')))
-    checkpoints.unlock_run_dir(save_dir)
+                 resume=os.path.exists(os.path.join(save_dir, 'resume.pth')), resume_flag=False)
     return model
 
 
@@ -400,8 +399,9 @@ def block_structure(pre, counts):
     entries = pre[rows, cols]
     block_of = cluster[rows] * (cluster.max() + 1) + cluster[cols]
     block_mean = {b: entries[block_of == b].mean() for b in np.unique(block_of)}
-    deviation = entries - np.array([block_mean[b] for b in block_of])
-    between = np.array([block_mean[b] for b in block_of]) - entries.mean()
+    entry_block_mean = np.array([block_mean[b] for b in block_of])          # each entry's block mean
+    deviation = entries - entry_block_mean
+    between = entry_block_mean - entries.mean()
     per_cluster = []
     for c in range(cluster.max() + 1):
         mine = cluster[rows] == c
@@ -411,14 +411,14 @@ def block_structure(pre, counts):
                             'within_rms': within_c, 'between_rms': between_c,
                             'block_contrast': within_c / between_c if between_c > 0 else float('inf')})
     diagonal = np.diag(pre)
-    diagonal_mean = {c: diagonal[cluster == c].mean() for c in np.unique(cluster)}
+    diagonal_cluster_mean = np.array([diagonal[cluster == c].mean() for c in cluster])
     within, between_rms = _rms(deviation), _rms(between)
     gap = float(diagonal.mean() - entries.mean())
     return {'within_rms': within, 'between_rms': between_rms,
             'block_contrast': within / between_rms if between_rms > 0 else float('inf'),
             'within_over_gap': within / gap if gap > 0 else float('inf'), 'logit_gap': gap,
-            'diagonal_within_rms': _rms(diagonal - np.array([diagonal_mean[c] for c in cluster])),
-            'diagonal_between_rms': _rms(np.array([diagonal_mean[c] for c in cluster]) - diagonal.mean()),
+            'diagonal_within_rms': _rms(diagonal - diagonal_cluster_mean),
+            'diagonal_between_rms': _rms(diagonal_cluster_mean - diagonal.mean()),
             'per_cluster': per_cluster}
 
 
@@ -540,11 +540,11 @@ def convex_reference(args, settings):
 
 
 def minority_figures(args, settings, matrices, ka, title, stem, xlabel, thresholds, log_x=False, record=None):
-    """The 2 x 5 heatmaps (spec Hong §7.4), the collapse-score curve with the thresholds, and
+    """The 2 x 5 heatmaps (Figs. 5-8), the collapse-score curve with the thresholds, and
     <stem>.json (``minority_record``; ``record`` adds script-specific keys)."""
     minority = [minority_collapse_threshold(s.counts, ka) for s in settings]
     collapsed = [s.level >= threshold for s, threshold in zip(settings, minority)]
-    note = 'red frame: theory predicts minority collapse (spec Hong §9)'
+    note = 'red frame: theory predicts minority collapse (l >= sqrt(n_B)/N)'
     paths = plot_hong.sweep_heatmaps(matrices, [s.value for s in settings], ka, title,
                                      stem + '_z_comparison_plot', collapsed, note)
     convex = convex_reference(args, settings)

@@ -16,7 +16,10 @@ trainer resumes (grids.GridJob). With the local and debug executors the grid's f
 after a SLURM sweep.
 """
 import argparse
+import contextlib
+import io
 import os
+import subprocess
 import sys
 import time
 
@@ -157,8 +160,6 @@ def sbatch_refusal(message):
 
 def submit_slurm(executor, todo, work_dir):
     """map_array through sbatch; a refusal is a UsageError naming the flag to change."""
-    import contextlib
-    import io
     import submitit
     try:
         with contextlib.redirect_stderr(io.StringIO()):      # submitit echoes sbatch's stderr
@@ -177,7 +178,6 @@ NEVER_RUNS = ('PartitionConfig', 'BadConstraints', 'PartitionNodeLimit', 'Partit
 
 def warn_if_held(array_id, seconds=2.0):
     """One line when SLURM accepted the array but holds it for a reason no wait cures."""
-    import subprocess
     deadline = time.time() + seconds
     while time.time() < deadline:
         try:

@@ -135,7 +135,8 @@ def is_saved_epoch(epoch, epochs, save_every):
 
 
 def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_every=1,
-        log_name='train_log.txt', header_lr=True, resume=False, save_rule=None, checkpoint_file=None):
+        log_name='train_log.txt', header_lr=True, resume=False, save_rule=None, checkpoint_file=None,
+        resume_flag=True):
     """Train for ``epochs`` epochs, saving checkpoints into run_dir. Returns per-epoch stats.
 
     Beside each saved epoch_XXX.pth the full training state goes to resume.pth; with
@@ -144,7 +145,9 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
     epoch and the last good checkpoint) as soon as an epoch's loss is not finite.
     save_rule(epoch, epochs) -> bool overrides the every-``save_every`` cadence; an objective
     with ``start_epoch(epoch_index)`` is told each epoch's 0-based index (warm phases);
-    checkpoint_file(run_dir, epoch) overrides the epoch_XXX.pth file names (Hong's layout).
+    checkpoint_file(run_dir, epoch) overrides the epoch_XXX.pth file names (Hong's layout);
+    resume_flag=False for scripts that resume by themselves (Hong's): the full-disk hint then
+    repeats the command without adding --resume.
 
     The run folder is locked for this process until fit returns (checkpoints.lock_run_dir: a
     second trainer stops with exit code 2). A full disk stops with one line naming the file, the free space,
@@ -152,13 +155,13 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
     checkpoints.lock_run_dir(run_dir)          # a no-op when prepare_run_dir took it already
     try:
         return _resume_and_fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_every,
-                               log_name, header_lr, resume, save_rule, checkpoint_file)
+                               log_name, header_lr, resume, save_rule, checkpoint_file, resume_flag)
     finally:
         checkpoints.unlock_run_dir(run_dir)    # the run is over (or stopped): the folder is free
 
 
 def _resume_and_fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_every,
-                    log_name, header_lr, resume, save_rule, checkpoint_file):
+                    log_name, header_lr, resume, save_rule, checkpoint_file, resume_flag):
     save_rule = save_rule or (lambda epoch, total: is_saved_epoch(epoch, total, save_every))
     checkpoint_file = checkpoint_file or checkpoints.checkpoint_path
     state = checkpoints.load_resume_state(run_dir) if resume else None
@@ -172,16 +175,16 @@ def _resume_and_fit(model, loader, objective, optimizer, scheduler, run_dir, epo
         start_epoch = state['epoch'] + 1
         print('resuming %s after epoch %d' % (run_dir, state['epoch']))
     progress = {'last_saved': checkpoint_file(run_dir, state['epoch']) if state else None}
-    with fileio.disk_full_hint(lambda: continue_hint(progress['last_saved'])):
+    with fileio.disk_full_hint(lambda: continue_hint(progress['last_saved'], resume_flag)):
         return _fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, log_name,
                     header_lr, state, start_epoch, save_rule, checkpoint_file, progress)
 
 
-def continue_hint(last_saved):
-    """How to go on after a full disk: the last good checkpoint and this command with --resume."""
+def continue_hint(last_saved, resume_flag=True):
+    """How to go on after a full disk: the last good checkpoint and this command, with --resume
+    when the script needs it to continue (resume_flag)."""
     argv = list(sys.argv)
-    if argv and argv[0].endswith('.py') and '--resume' not in argv and not os.path.basename(argv[0]).startswith(
-            ('block_main', 'limit_main', 'minority_')):         # the Hong scripts resume by themselves
+    if resume_flag and argv and argv[0].endswith('.py') and '--resume' not in argv:
         argv.append('--resume')
     command = 'python ' + shlex.join(argv) if argv and argv[0].endswith('.py') else 'the same command'
     return 'last good checkpoint: %s; free space, then continue with: %s' % (

@@ -138,7 +138,7 @@ def over_head_layers(model, train, num_classes, layer_measures):
 
 
 def dang_layer_measures(stats, product, conventions):
-    """D23's metrics of one head layer's input x_l against P_l (spec D23 §5.1 step 6);
+    """D23's metrics of one head layer's input x_l against P_l, as the 2023 validator measures each head layer;
     NC1 both exact and as the original computed it (float32 Sigma_B, SciPy's pinv rule)."""
     means = stats.class_means.T                                               # U (d, K)
     centred = (stats.class_means - stats.global_mean(conventions)).T          # C (d, K)

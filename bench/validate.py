@@ -55,7 +55,7 @@ def classic_measures(sigma_w, means, mu_G, W, b, K):
 
 
 def classic_zhou(features, labels, W, b, K, chunk=1024):
-    """J's validate_NC.py compute_info + compute_Sigma_W (spec J §7.1-7.2, §12.2 items 5-6):
+    """J's validate_NC.py compute_info + compute_Sigma_W (its per-checkpoint pipeline):
     a Python loop over samples copying each feature to the host into per-class lists and
     adding it to the class sum; then Sigma_W per class in chunks of ``chunk`` rows, each a
     (chunk, D, D) tensor of outer products summed; float32 scipy pinv; centred W."""
