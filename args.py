@@ -17,38 +17,11 @@ resolved namespace equals what the original script would have seen.
 """
 import argparse
 import math
-import os
 import sys
 
 PAPERS = ('zhou2022', 'dang2023', 'dang2024')
 
-class UsageError(ValueError):
-    """Bad input the user can fix: reported as one line naming the flag or file, exit code 2."""
-
-
-class RunStopped(RuntimeError):
-    """A run that cannot go on (e.g. a non-finite loss): one line on stderr, exit code 1."""
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (no usage dump), exit code 2."""
-
-    def error(self, message):
-        sys.stderr.write('%s: error: %s (see --help)\n' % (self.prog, message))
-        sys.exit(2)
-
-
-def run(main, args):
-    """Call a script's main(args); a UsageError becomes one line on stderr and exit code 2."""
-    try:
-        return main(args)
-    except UsageError as error:
-        sys.stderr.write('%s: error: %s\n' % (os.path.basename(sys.argv[0]), error))
-        sys.exit(2)
-    except RunStopped as error:
-        sys.stderr.write('%s: stopped: %s\n' % (os.path.basename(sys.argv[0]), error))
-        sys.exit(1)
-
+from nc_repro.cli import Parser, RunStopped, UsageError, add_output_root, output_path, run  # noqa: F401  (cli.*)
 
 DATASETS = ('mnist', 'fashionmnist', 'cifar10', 'cifar10_random', 'cifar100', 'svhn',
             'mini_imagenet', 'digits', 'mnist5k')
@@ -61,14 +34,14 @@ RECIPE_DEFAULTS = {
     'dang2023': dict(model='resnet18', dataset='mnist', data_dir='~/data', loss='MSE',
                      lr=0.001, weight_decay=1e-4, feature_decay_rate=1e-4, patience=50),
 }
-# args_unbalance.py (D23 §1.3) and the 2024 parser (App. B) for the imbalanced scripts.
+# D23's args_unbalance.py and D24's parser (args_unbalance.py of its repository) for the imbalanced scripts.
 RECIPE_DEFAULTS_UNBALANCED = {
     'dang2023': dict(RECIPE_DEFAULTS['dang2023'], weight_decay=1e-5, feature_decay_rate=1e-5,
                      patience=100),
     'dang2024': dict(RECIPE_DEFAULTS['dang2023'], weight_decay=1e-5, feature_decay_rate=1e-5,
                      patience=100),
 }
-# The imbalanced validators of both repositories default --lr to 0.1 (D23 §1.3, bug B11).
+# The imbalanced validators of both repositories default --lr to 0.1 (docs/original_code.md, D23-B11).
 EVAL_LR_UNBALANCED = 0.1
 
 # Flags that exist in only one paper's parser: seeing one of them names the recipe.
@@ -89,7 +62,7 @@ def str2bool_as_coded(value):
 
 
 def add_model_flags(parser):
-    # ---- model (J §1.1, T §1.3, D23 §1.1) ----
+    # ---- model (the model flags of J's, T's and D23's args.parse_train_args) ----
     parser.add_argument('--model', type=str, default=None,
                         help='architecture name (zhou2022: resnet18, MLP, ResNet18_adapt, ...; '
                              'dang2023/2024: MLP, ResNet18..152, VGG11..19)')
@@ -136,7 +109,7 @@ def add_device_flags(parser):
 
 
 def add_optimisation_flags(parser):
-    # ---- loss and regularisation (J §4, D23 §4.2) ----
+    # ---- loss and regularisation (J's utils.make_criterion, D23's train_1st_order.py) ----
     parser.add_argument('--loss', type=str, default=None,
                         choices=('CrossEntropy', 'MSE', 'RescaledMSE'))
     parser.add_argument('--M', type=float, default=1, help='rescaled MSE: target magnitude')
@@ -146,7 +119,7 @@ def add_optimisation_flags(parser):
                              'optimizer weight decay')
     parser.add_argument('--weight_decay', type=float, default=None, help='lambda_W')
     parser.add_argument('--feature_decay_rate', type=float, default=None, help='lambda_H')
-    # ---- optimiser and schedule (J §5, D23 §4.3) ----
+    # ---- optimiser and schedule (utils.make_optimizer and utils.make_scheduler of J and D23) ----
     parser.add_argument('--optimizer', default='SGD', help='SGD, Adam, LBFGS, SdLBFGS')
     parser.add_argument('--lr', type=float, default=None)
     parser.add_argument('--epochs', type=int, default=200)
@@ -326,3 +299,45 @@ def check(args):
         if not milestones or not all(m.isdigit() for m in milestones):
             raise UsageError('--decay_type %r: milestones after the first "_" must be integers, '
                              'e.g. multistep_100_150' % args.decay_type)
+
+
+# ----------------------------------------------------------------------------------------
+# synthetic_experiment_{balanced,imbalanced}.py (Dang 2023, synthetic experiments)
+
+def get_synthetic_parser(balanced):
+    """The flags of D23's synthetic scripts' own parsers, --seed as an int, plus logging and output flags."""
+    parser = Parser(description='Direct optimisation of the deep linear unconstrained feature model (%s).'
+                    % ('balanced' if balanced else 'imbalanced'))
+    parser.add_argument('--num_classes', type=int, default=4)
+    parser.add_argument('--hidden', type=int, default=64, help='feature dimension d')
+    parser.add_argument('--weight_decay', type=float, default=5e-4, help='lambda_W')
+    parser.add_argument('--feature_decay', type=float, default=5e-4, help='lambda_H')
+    parser.add_argument('--depth_linear', type=int, default=1 if balanced else 6, help='M, head layers')
+    parser.add_argument('--num_iteration', type=int, default=30000)
+    parser.add_argument('--lr', type=float, default=0.1)
+    parser.add_argument('--seed', type=int, default=2, help='an int (the original typed it str and crashed)')
+    if balanced:
+        parser.add_argument('--no-bias', dest='bias', action='store_false')
+        parser.add_argument('--GOF', action='store_true', help='general orthogonal frame targets')
+    # not in the original
+    parser.add_argument('--init_std', type=float, default=None,
+                        help='std of the N(0, std^2) initialisation (default: 0.1 as the original, '
+                             'unless that step is unstable; see nc_repro.ufm.initial_std)')
+    parser.add_argument('--log_every', type=int, default=100,
+                        help='metrics every N iterations (1 = every iteration, as the original)')
+    parser.add_argument('--as_coded_nc1', action='store_true',
+                        help="also the original's float32 pseudo-inverse NC1 (a d x d eigendecomposition)")
+    parser.add_argument('--out_dir', default='synthetic_results', help='parent of the run folder')
+    return parser
+
+
+def parse_synthetic(parser, argv=None):
+    args = parser.parse_args(argv)
+    for dest in ('num_classes', 'hidden', 'depth_linear', 'num_iteration', 'log_every'):
+        if getattr(args, dest) < 1:
+            parser.error('--%s must be at least 1 (got %s)' % (dest, getattr(args, dest)))
+    if not args.lr > 0:
+        parser.error('--lr must be positive (got %s)' % args.lr)
+    if not hasattr(args, 'bias'):
+        args.bias, args.GOF = False, True
+    return args

@@ -40,11 +40,9 @@ import torch
 from tqdm import tqdm
 
 import args as cli
-import convex_ufm
-import hong_experiments as hong
-import training
-from fileio import atomic_write, atomic_write_text
-from plots import plot_hong
+from nc_repro import convex_ufm, hong, training
+from nc_repro.fileio import atomic_write, atomic_write_text
+from nc_repro import hong_figures as plot_hong
 
 
 PAPER_REG = (1e-6, 1e-3)          # (lambda_H, lambda_W) of the README run
@@ -85,7 +83,7 @@ def save_dir_name(args):
     """models/001_<network>_train_0<structure> (cifar10), ..._f_train_0<s> (fashion_mnist);
     digits, non-paper ResNet widths and the MLP's shape are named too."""
     kind = {'cifar10': 'train', 'fashion_mnist': 'f_train'}.get(args.dataset_t, args.dataset_t + '_train')
-    return os.path.join('models', '001_%s_%s_0%d%s' % (args.network, kind, args.structure, hong.network_suffix(args)))
+    return hong.output_path(args, 'models', '001_%s_%s_0%d%s' % (args.network, kind, args.structure, hong.network_suffix(args)))
 
 
 def checkpoint_file(save_dir, epoch):
@@ -94,13 +92,13 @@ def checkpoint_file(save_dir, epoch):
 
 def is_checkpoint_epoch(epoch, epochs):
     """simple_train_batch saves at epochs 1-5 and every 10th; the last epoch too (the original
-    lost it unless E % 10 == 0, so re-runs retrained and the final load failed: bug 5)."""
+    lost it unless E % 10 == 0, so re-runs retrained and the final load failed: docs/original_code.md, Hong-B5)."""
     return epoch <= 5 or epoch % 10 == 0 or epoch == epochs
 
 
 def nc1_per_checkpoint(args, model, data, save_dir, device):
     """{epoch: NC1} over the saved checkpoints, cached in within_class_vari.pickle (the original
-    checked that name but opened within_class_record.pickle on re-runs: bug 2)."""
+    checked that name but opened within_class_record.pickle on re-runs: docs/original_code.md, Hong-B2)."""
     path = os.path.join(save_dir, 'within_class_vari.pickle')
     nc1 = {}
     if os.path.exists(path):
@@ -148,7 +146,7 @@ def main(args):
     model = hong.train_model(args, data, lambdas, WEIGHT_DECAY, 'batch', save_dir,
                              is_checkpoint_epoch, checkpoint_file, device)
     nc1 = nc1_per_checkpoint(args, model, data, save_dir, device)
-    stem = os.path.join('plots', '001_%s_%s_%d' % (args.network, args.dataset_t, args.structure))
+    stem = hong.output_path(args, 'plots', '001_%s_%s_%d' % (args.network, args.dataset_t, args.structure))
     stats, accuracy = hong.class_statistics(model, data, device, with_accuracy=True)
     pre = hong.logit_matrix(model, stats)
     paths = plot_hong.nc1_curve(nc1, stem + '_NC1_plot', note=prediction,
@@ -159,7 +157,7 @@ def main(args):
         convex = convex_ufm.solve_ufm_program(counts, effective_level, args.reg_b + WEIGHT_DECAY / 2,
                                               solver=args.solver)['Z'].T
     record = block_record(args, settings_line, counts, lambdas, level, effective_level, prediction, nc1, pre,
-                          hong.classifier_bias(model), accuracy, convex)
+                          model.classifier_bias().float().numpy(), accuracy, convex)
     atomic_write_text(stem + '.json', json.dumps(record, indent=1) + '\n')
     block = record['block']
     print('NC1 %.4g (epoch %d) -> %.4g (epoch %d): %.3g x lower; training accuracy %.1f %%'

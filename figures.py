@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import args as cli
-import grids
 from args import UsageError
+from nc_repro import grids
 
 
 def get_args_parser():

@@ -1,6 +1,6 @@
 """Hong & Ling 2023, Figure 9: as n_A grows with l N held fixed, the imbalance fades and the
-cosines between the classifiers' logit rows tend to the simplex-ETF value -1/(K-1) (spec Hong
-§3.4, §7.5).
+cosines between the classifiers' logit rows tend to the simplex-ETF value -1/(K-1) (Hong's
+limit_main.py).
 
   python limit_main.py --nalist 500 1000 1500 2000 2500 3000 3500 4000 4500 5000 5500
 
@@ -36,13 +36,11 @@ circles at l_eff (what the trained networks approach).
 import dataclasses
 import json
 import math
-import os
 
 import args as cli
-import hong_experiments as hong
-import training
-from fileio import atomic_write_text
-from plots import plot_hong
+from nc_repro import hong, training
+from nc_repro.fileio import atomic_write_text
+from nc_repro import hong_figures as plot_hong
 
 DEFAULT_NALIST = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000]
 PAPER_LN_PRO, QUICK_LN_PRO = 0.1, 8.0
@@ -64,12 +62,12 @@ def get_args_parser():
     parser.add_argument('--ka', type=int, default=5, help='number of majority classes (classes 0..ka-1)')
     parser.add_argument('--nalist', type=int, nargs='+', default=DEFAULT_NALIST, help='the majority sizes n_A')
     # type=float with an int default: omitted -> the int 2 (names r=2, nb=250); given -> a float
-    # (r=2.0, nb=250.0), exactly as the original's argparse behaves (spec Hong §3.4, bug 7).
+    # (r=2.0, nb=250.0), exactly as the original's argparse behaves (docs/original_code.md, Hong-B7).
     parser.add_argument('--ratio', type=float, default=2, help='nb = na // ratio')
     extra = hong.add_sweep_flags(parser)
     extra.add_argument('--faithful_b', type=int, default=1, choices=[0, 1],
                        help='1: B over the strict upper triangle of size ka, as the original (right '
-                            'for ka = 5 only, bug 6); 0: over the minority block itself')
+                            'for ka = 5 only, Hong-B6); 0: over the minority block itself')
     return parser
 
 
@@ -90,7 +88,7 @@ def main(args):
     hong.announce_scale(scale)
     suffix = hong.dataset_suffix(args)
     settings = [hong.Setting(na, hong.scaled_counts(counts, scale), args.ln_pro / sum(counts) / math.sqrt(scale),
-                             os.path.join('models', '004_%s_ka=%d_na=%d_r=%s%s' % (
+                             hong.output_path(args, 'models', '004_%s_ka=%d_na=%d_r=%s%s' % (
                                  args.network, args.ka, na, args.ratio, suffix)),
                              '234_data_ka=%d_na=%d_nb=%s' % (args.ka, na, na // args.ratio))
                 for na, counts in zip(args.nalist, all_counts)]
@@ -109,7 +107,7 @@ def main(args):
     for index, setting in enumerate(settings):
         print('n_A = %s: A %.4f, B %.4f, AB %.4f%s' % ((setting.value,) + cosines[index] + (
             '' if convex is None else ' (convex program: %.4f, %.4f, %.4f)' % convex_cosines[index],)))
-    stem = os.path.join('plots', 'limit' + suffix)
+    stem = hong.output_path(args, 'plots', 'limit' + suffix)
     paths = plot_hong.limit_cosines(args.nalist, *zip(*cosines), stem,
                                     convex=None if convex is None else list(zip(*convex_cosines)),
                                     convex_effective=None if convex is None else list(zip(*effective_cosines)),

@@ -1,12 +1,12 @@
 """Hong & Ling 2023, Figures 5 & 6: minority collapse as the regularisation level l grows
-(spec Hong §3.2, §7.4). ka majority classes of na samples, 10 - ka minority classes of nb.
+(Hong's minority_l_main.py). ka majority classes of na samples, 10 - ka minority classes of nb.
 
   python minority_l_main.py --ka 5 --reg_z_l 0.0027 0.0030 0.0033 0.0039 0.0045 0.0051 0.0057 0.0063 0.0069 0.0075
 
 One network per l with (lambda_H, lambda_W, lambda_b) = (l/20, 5 l, reg_b), so 2 sqrt(lambda_W
 lambda_H) = l. Writes models/003_<network>_ka=<ka>_na=<na>_nb=<nb>_l=<l>/{network_weight,
 z_data.npy, b_data.npy} and plots/003_<network>_ka=<ka>_nb=<nb>_na=<na>_z_comparison_plot.png
-(the original crashed before writing it, bug 1), plus a collapse-score figure with the
+(the original crashed before writing it, docs/original_code.md, Hong-B1), plus a collapse-score figure with the
 minority-collapse level sqrt(n_B)/N and the total-collapse level drawn (not in the reference).
 
 --quick (hong_experiments.QUICK for the network and training) sweeps its own levels unless
@@ -28,11 +28,9 @@ either side (network_min_score_not_collapsed, network_max_score_collapsed, conve
 Levels and thresholds in the record are those actually used (after the digits rescaling).
 """
 import math
-import os
 
 import args as cli
-import hong_experiments as hong
-import training
+from nc_repro import hong, training
 
 DEFAULT_LEVELS = [0.0027, 0.0030, 0.0033, 0.0039, 0.0045, 0.0051, 0.0057, 0.0063, 0.0069, 0.0075]
 
@@ -74,7 +72,7 @@ def main(args):
     counts = hong.scaled_counts(counts, scale)
     suffix = hong.dataset_suffix(args)
     base = '%s_ka=%d_na=%d_nb=%d' % (args.network, args.ka, args.na, args.nb)
-    settings = [hong.Setting(l, counts, l / math.sqrt(scale), os.path.join('models', '003_%s_l=%s%s' % (base, l, suffix)),
+    settings = [hong.Setting(l, counts, l / math.sqrt(scale), hong.output_path(args, 'models', '003_%s_l=%s%s' % (base, l, suffix)),
                              '234_data_ka=%d_na=%d_nb=%d' % (args.ka, args.na, args.nb))
                 for l in args.reg_z_l]
     matrices = hong.run_sweep(args, settings, 'warm', 0.0, device)
@@ -84,7 +82,7 @@ def main(args):
                   (hong.theory.hong_total_collapse_threshold(counts) * to_flag_units, 'total collapse $\\sqrt{n_A}/N$')]
     print('N = %d; minority collapse at l >= %.4g, total collapse at l >= %.4g (in --reg_z_l units)'
           % (N, thresholds[0][0], thresholds[1][0]))
-    stem = os.path.join('plots', '003_%s_ka=%d_nb=%d_na=%d%s' % (args.network, args.ka, args.nb, args.na, suffix))
+    stem = hong.output_path(args, 'plots', '003_%s_ka=%d_nb=%d_na=%d%s' % (args.network, args.ka, args.nb, args.na, suffix))
     hong.minority_figures(args, settings, matrices, args.ka, lambda l: '$l=%s$' % l, stem, '$l$', thresholds,
                           record={'script': 'minority_l_main.py', 'na': args.na, 'nb': args.nb, 'swept': 'reg_z_l'})
 

@@ -1,5 +1,5 @@
 """Hong & Ling 2023, Figures 7 & 8: minority collapse as the majority size n_A grows at a fixed
-level l (spec Hong §3.3, §7.4).
+level l (Hong's minority_n_main.py).
 
   python minority_n_main.py --ka 5 --nalist 100 200 300 400 600 800 1000 1100 1200 1400
 
@@ -21,11 +21,9 @@ Record (not in the reference): plots/002_<...>.json, the figure stem + '.json', 
 of minority_l_main's record (swept = 'nalist'; value = n_A as given, level = l actually used).
 """
 import math
-import os
 
 import args as cli
-import hong_experiments as hong
-import training
+from nc_repro import hong, training
 
 DEFAULT_NALIST = [100, 200, 300, 400, 600, 800, 1000, 1100, 1200, 1400]
 
@@ -72,7 +70,7 @@ def main(args):
     level = args.reg_l / math.sqrt(scale)
     suffix = hong.dataset_suffix(args)
     settings = [hong.Setting(na, hong.scaled_counts(counts, scale), level,
-                             os.path.join('models', '002_%s_ka=%d_na=%d_nb=%d_l=%s%s' % (
+                             hong.output_path(args, 'models', '002_%s_ka=%d_na=%d_nb=%d_l=%s%s' % (
                                  args.network, args.ka, na, args.nb, args.reg_l, suffix)),
                              '234_data_ka=%d_na=%d_nb=%d' % (args.ka, na, args.nb))
                 for na, counts in zip(args.nalist, all_counts)]
@@ -82,7 +80,7 @@ def main(args):
                   (hong.theory.hong_total_collapse_n_star(args.ka, k_B, n_B, level) / scale, 'total collapse')]
     print('minority collapse for n_A >= %.1f, total collapse for n_A >= %.1f (in --nalist units)'
           % (thresholds[0][0], thresholds[1][0]))
-    stem = os.path.join('plots', '002_%s_ka=%d_nb=%d_l=%s%s' % (args.network, args.ka, args.nb, args.reg_l, suffix))
+    stem = hong.output_path(args, 'plots', '002_%s_ka=%d_nb=%d_l=%s%s' % (args.network, args.ka, args.nb, args.reg_l, suffix))
     hong.minority_figures(args, settings, matrices, args.ka, lambda na: '$n_A=%s$' % na, stem, '$n_A$', thresholds,
                           record={'script': 'minority_n_main.py', 'nb': args.nb, 'reg_l': args.reg_l, 'swept': 'nalist'})
 

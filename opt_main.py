@@ -1,22 +1,22 @@
-"""Solve the convex UFM program of Hong & Ling 2023 and save Z and b (spec Hong §3.5, §8).
+"""Solve the convex UFM program of Hong & Ling 2023 and save Z and b (Hong's opt_main.py and ana_utils.solve_cvx;
+the program is in docs/papers.md, Hong & Ling 2023).
 
   python opt_main.py --cluster_s 3 3 4 --sample_s 5000 4000 3000 --reg_z 0.005 --reg_b 0.01
 
 Class counts: entry i of --sample_s repeated --cluster_s[i] times. Prints the collapse thresholds
-of theory.py (spec Hong §9) for these counts and where --reg_z lies, the solver status, the
+of theory.py (docs/papers.md, Hong & Ling 2023) for these counts and where --reg_z lies, the solver status, the
 objective, b and Z (column k = logits of class k), whether the solution agrees with the
-thresholds, and saves opt_results/<sd_z>.npy (K, K) and opt_results/<sd_b>.npy (K,).
+thresholds, and saves <output_root>/opt_results/<sd_z>.npy (K, K) and <sd_b>.npy (K,) (--output_root,
+default hong_results/, keeps the original's relative layout).
 Not in the reference: --solver / --eps, the threshold report, and no torch or CUDA at all.
 In the README example every cluster is above its threshold, so Z = 0 and b carries the prior.
 """
 import math
-import os
 
 import numpy as np
 
 import args as cli
-import convex_ufm
-import theory
+from nc_repro import convex_ufm, theory
 
 
 def get_args_parser():
@@ -30,6 +30,7 @@ def get_args_parser():
     parser.add_argument('--sd_b', type=str, default='ground_b', help='file stem of the saved bias')
     parser.add_argument('--sd_z', type=str, default='ground_z', help='file stem of the saved Z')
     # not in the reference
+    cli.add_output_root(parser)
     parser.add_argument('--solver', type=str, default=convex_ufm.FAITHFUL_SOLVER,
                         help='cvxpy solver (SCS as the original; CLARABEL, ...)')
     parser.add_argument('--eps', type=float, default=None,
@@ -55,15 +56,15 @@ def check_args(args):
         raise cli.UsageError('--reg_b must be zero or positive and finite (got %s)' % args.reg_b)
     if args.eps is not None and not 0 < args.eps < math.inf:
         raise cli.UsageError('--eps must be positive and finite (got %s)' % args.eps)
-    if npy_path(args.sd_z) == npy_path(args.sd_b) or not args.sd_z or not args.sd_b:
+    if npy_path(args, args.sd_z) == npy_path(args, args.sd_b) or not args.sd_z or not args.sd_b:
         raise cli.UsageError('--sd_z and --sd_b must be two different non-empty names '
                              '(got %r and %r)' % (args.sd_z, args.sd_b))
     return counts
 
 
-def npy_path(stem):
-    """opt_results/<stem>.npy, as np.save('opt_results/' + stem) names it."""
-    return os.path.join('opt_results', stem if stem.endswith('.npy') else stem + '.npy')
+def npy_path(args, stem):
+    """<output_root>/opt_results/<stem>.npy, as np.save('opt_results/' + stem) names it."""
+    return cli.output_path(args, 'opt_results', stem if stem.endswith('.npy') else stem + '.npy')
 
 
 def side(value, threshold):
@@ -79,7 +80,7 @@ def main(args):
     K, N = len(counts), sum(counts)
     reg_z = args.reg_z
     print('counts (K=%d, N=%d): %s' % (K, N, counts))
-    print('thresholds (theory.py, spec Hong §9) for reg_z = l = %g:' % reg_z)
+    print('thresholds (theory.py; docs/papers.md, Hong & Ling 2023) for reg_z = l = %g:' % reg_z)
     clusters = convex_ufm.equal_count_clusters(counts)
     within = {}
     for n_c, indices in clusters:
@@ -128,7 +129,7 @@ def main(args):
         yes(all(agree)), yes(agree_kkt),
         ' (l is within 1% of a threshold: the check is tolerance-limited)' if near else ''))
 
-    z_path, b_path = npy_path(args.sd_z), npy_path(args.sd_b)
+    z_path, b_path = npy_path(args, args.sd_z), npy_path(args, args.sd_b)
     convex_ufm.save_npy(z_path, Z)
     convex_ufm.save_npy(b_path, b)
     print('saved %s %s and %s %s' % (z_path, Z.shape, b_path, b.shape))

@@ -1,5 +1,5 @@
 """Reproduce a paper's results: run its grids through sweep.py, check its claims on the
-finished runs, and write reports/<paper>.md (a row per claim) and reports/README.md.
+finished runs, and write docs/reports/<paper>.md (a row per claim) and docs/reports/README.md.
 
   python reproduce.py --paper all --quick                       # this CPU: digits, MNIST-5k, synthetic
   python reproduce.py --paper dang2023 --quick --no_run         # re-check finished runs only
@@ -30,7 +30,8 @@ def get_args_parser():
     parser.add_argument('--executor', choices=('local', 'slurm', 'debug'), default='local', help='as sweep.py')
     parser.add_argument('--max_parallel', type=int, default=2, help='jobs at once (default 2: this CPU has 2 cores)')
     parser.add_argument('--work_root', default='sweeps', help='grids run in <work_root>/<grid> (default sweeps/, as sweep.py)')
-    parser.add_argument('--report_dir', default='reports', help='where the reports go (default reports/)')
+    parser.add_argument('--report_dir', default=os.path.join('docs', 'reports'),
+                        help='where the reports go (default docs/reports/)')
     slurm = parser.add_argument_group('SLURM (--executor slurm), passed to sweep.py')
     for flag, default in (('--slurm_partition', None), ('--slurm_account', None), ('--gpus_per_job', 1),
                           ('--cpus_per_job', 4), ('--mem_gb', 32), ('--timeout_min', 2880)):

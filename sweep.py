@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import io
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -27,8 +28,8 @@ from tqdm import tqdm
 
 import args as cli
 import figures
-import grids
 from args import UsageError
+from nc_repro import grids
 
 
 def get_args_parser():
@@ -127,13 +128,18 @@ def dry_run(args, jobs, work_dir):
 
 
 def sbatch_lines(args, work_dir, count):
-    """The #SBATCH lines submitit would write for ``count`` jobs. submitit has no public way to
-    render them: this uses its private _make_sbatch_string (checked by
-    tests/test_slurm.py::test_submitit_still_renders_sbatch_headers)."""
-    from submitit.slurm.slurm import _make_sbatch_string
-    header = _make_sbatch_string(command='<job>', folder=os.path.join(work_dir, '.submitit', '%j'),
-                                 map_count=count, **slurm_parameters(args, work_dir))
-    return [line for line in header.splitlines() if line.startswith('#SBATCH')]
+    """The #SBATCH lines of the job array that --executor slurm submits for ``count`` jobs:
+    submitit writes one `#SBATCH --<name>=<value>` line per parameter of slurm_parameters, plus
+    the array range and the log paths below its folder. tests/test_slurm.py checks this preview
+    against the submission file that submitit really hands to sbatch."""
+    parameters = slurm_parameters(args, work_dir)
+    parameters.pop('setup')
+    parallelism = parameters.pop('array_parallelism')
+    logs = os.path.join(work_dir, '.submitit', '%A_%a', '%A_%a_0_log')
+    parameters.update(array='0-%d%%%d' % (count - 1, min(count, parallelism)), output=logs + '.out',
+                      error=logs + '.err')
+    return ['#SBATCH --%s=%s' % (key.replace('_', '-'), shlex.quote(str(value)))
+            for key, value in sorted(parameters.items())]
 
 
 # sbatch's refusals -> the flag to change (first match wins; sbatch's message is quoted)

@@ -9,17 +9,40 @@ Writes synthetic_results/<run name>/: metrics.pkl and metrics.json (every --log_
 iterations), final_state.pt (H and the weights), summary.json/summary.txt (learned vs
 closed-form geometry, also printed). Plot with plots/plot_synthetic.py <run folder>.
 """
-import ufm
-from args import run as run_script
+import os
+
+import numpy as np
+import torch
+
+import args as cli
+from nc_repro import synthetic, ufm
+from nc_repro.synthetic_figures import make_figures
+
+BALANCED = True
 
 
 def get_args_parser():
-    return ufm.get_args_parser(balanced=True)
+    return cli.get_synthetic_parser(balanced=BALANCED)
 
 
 def main(args):
-    return ufm.run(args, balanced=True)
+    counts = ufm.class_counts(args, balanced=BALANCED)
+    bias = args.bias
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    args.init_std = ufm.initial_std(args, counts, bias)
+    model = ufm.DeepLinearUFM(sum(counts), args.hidden, len(counts), args.depth_linear, bias, args.init_std)
+    labels = ufm.make_labels(counts)
+    geometry = synthetic.closed_form(args, counts, balanced=BALANCED)
+    folder = synthetic.run_folder(args, balanced=BALANCED)
+    history, seconds = synthetic.optimise(model, labels, counts, args, BALANCED, geometry)
+    summary = synthetic.compare_with_theory(model, labels, counts, geometry, bias)
+    synthetic.save_results(folder, args, model, labels, history, summary, seconds)
+    figures = [path for path in make_figures(folder) if path.endswith('.png')]
+    print('%d iterations in %.1f s; results in %s; figures %s' % (
+        args.num_iteration, seconds, folder, ', '.join(os.path.basename(path) for path in figures)))
+    return folder
 
 
 if __name__ == '__main__':
-    run_script(main, ufm.parse_args(get_args_parser()))
+    cli.run(main, cli.parse_synthetic(get_args_parser()))

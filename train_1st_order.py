@@ -7,12 +7,14 @@ Dang et al. 2023 (recipe dang2023, checkpoints in model_weights/<run name>/):
   CUDA_VISIBLE_DEVICES=0 python train_1st_order.py --model MLP --dataset cifar10 --depth_relu 6 --depth_linear 1 --width 512 --seed 1 --loss MSE --lr 0.0001 --optimizer Adam --sep_decay
 Offline: append --dataset digits (scikit-learn's bundled handwritten digits).
 
-Recipe (training.run): seed -> data (preloaded tensors) -> model by name -> run folder and
-args.txt -> shuffled mini-batches -> loss of the paper -> SGD/Adam with coupled weight decay
-(none under --sep_decay, whose penalties are in the loss) -> StepLR -> epoch_XXX.pth per epoch.
+Recipe: seed -> data (preloaded tensors) -> model by name -> run folder and args.txt ->
+shuffled mini-batches -> loss of the paper -> SGD/Adam with coupled weight decay (none under
+--sep_decay, whose penalties are in the loss) -> StepLR -> epoch_XXX.pth per epoch.
 """
 import args as cli
-import training
+import datasets
+import models
+from nc_repro import checkpoints, losses, training
 
 
 def get_args_parser():
@@ -22,7 +24,19 @@ def get_args_parser():
 def main(args):
     if args.optimizer in ('LBFGS', 'SdLBFGS'):
         raise cli.UsageError('--optimizer %s needs a closure: use train_2nd_order.py' % args.optimizer)
-    return training.run(args)
+    device = training.setup(args)
+    data = datasets.training_data(args)
+    model = models.build_model(args, data.num_classes, data.input_shape).to(device)
+    save_every = args.save_every or 1
+    run_dir = checkpoints.prepare_run_dir(args, device, model, save_every)
+    loader = datasets.make_train_loader(args, data, device, shuffle=True)
+    objective = losses.make_objective(args, data.num_classes)
+    optimizer = training.make_optimizer(args, model)
+    scheduler = training.make_scheduler(args, optimizer)
+    training.fit(model, loader, objective, optimizer, scheduler, run_dir, args.epochs,
+                 save_every=save_every, resume=args.resume)
+    print('checkpoints: %s' % run_dir)
+    return run_dir
 
 
 if __name__ == '__main__':

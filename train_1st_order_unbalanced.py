@@ -16,7 +16,8 @@ epochs 1, 101, 201, ... and the last (D23) or 1, 11, 21, ... and the last (D24).
 """
 import args as cli
 import datasets
-import training
+import models
+from nc_repro import checkpoints, losses, training
 
 SAVE_EVERY = {'dang2023': 100, 'dang2024': 10}
 
@@ -28,10 +29,22 @@ def get_args_parser():
 def main(args):
     if args.optimizer in ('LBFGS', 'SdLBFGS'):
         raise cli.UsageError('--optimizer %s is not supported by the imbalanced trainer' % args.optimizer)
+    device = training.setup(args)
     counts = datasets.imbalanced_counts(args.paper, args.dataset)
-    return training.run(args, unbalanced=True, class_counts=counts,
-                        full_batch=args.paper == 'dang2023',
-                        default_save_every=SAVE_EVERY[args.paper])
+    data = datasets.training_data(args, counts)
+    model = models.build_model(args, data.num_classes, data.input_shape, unbalanced=True).to(device)
+    save_every = args.save_every or SAVE_EVERY[args.paper]
+    run_dir = checkpoints.prepare_run_dir(args, device, model, save_every, unbalanced=True)
+    # Dang 2023 trains full batch (its script overwrites --batch_size with N); fixed order
+    batch_size = len(data.train) if args.paper == 'dang2023' else args.batch_size
+    loader = datasets.make_train_loader(args, data, device, shuffle=False, batch_size=batch_size)
+    objective = losses.make_objective(args, data.num_classes, unbalanced=True)
+    optimizer = training.make_optimizer(args, model)
+    scheduler = training.make_scheduler(args, optimizer)
+    training.fit(model, loader, objective, optimizer, scheduler, run_dir, args.epochs,
+                 save_every=save_every, resume=args.resume)
+    print('checkpoints: %s' % run_dir)
+    return run_dir
 
 
 if __name__ == '__main__':

@@ -9,7 +9,9 @@ trainable parameters (lambda = --weight_decay); the optimiser has no weight deca
 epoch, as J (T's version had no schedule). The batch log goes to log.txt, as J.
 """
 import args as cli
-import training
+import datasets
+import models
+from nc_repro import checkpoints, losses, training
 
 
 def get_args_parser():
@@ -20,7 +22,21 @@ def main(args):
     if args.optimizer not in ('LBFGS', 'SdLBFGS'):
         raise cli.UsageError('--optimizer %s: train_2nd_order.py supports LBFGS and SdLBFGS '
                              '(use train_1st_order.py for SGD and Adam)' % args.optimizer)
-    return training.run(args, second_order=True)
+    device = training.setup(args)
+    data = datasets.training_data(args)
+    model = models.build_model(args, data.num_classes, data.input_shape).to(device)
+    save_every = args.save_every or 1
+    run_dir = checkpoints.prepare_run_dir(args, device, model, save_every)
+    loader = datasets.make_train_loader(args, data, device, shuffle=True)
+    # the penalty is in the loss and the optimiser has no weight decay (Zhou 2022's script)
+    objective = losses.make_objective(args, data.num_classes, parameter_penalty=True)
+    optimizer = training.make_optimizer(args, model, coupled_weight_decay=False)
+    scheduler = training.make_scheduler(args, optimizer)
+    # its batch log is log.txt, with no LR in the epoch headers, as the original's
+    training.fit(model, loader, objective, optimizer, scheduler, run_dir, args.epochs,
+                 save_every=save_every, log_name='log.txt', header_lr=False, resume=args.resume)
+    print('checkpoints: %s' % run_dir)
+    return run_dir
 
 
 if __name__ == '__main__':

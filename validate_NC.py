@@ -12,12 +12,9 @@ the paper's conventions, append to info.pkl (the paper's key names) and info.jso
 import os
 
 import args as cli
-import checkpoints
 import datasets
 import models
-import nc_metrics
-import training
-import validation
+from nc_repro import checkpoints, nc_metrics, training, validation
 
 
 def get_args_parser():

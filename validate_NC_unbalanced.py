@@ -16,7 +16,7 @@ train and test accuracy, per-class class-mean and classifier-row norms; dang2023
 head layer under per_layer), theory.json (the predicted geometry), test_log.txt, and for
 dang2024 HTH.csv, ReLU_HTH.csv, W.csv, ReLU_H.csv, WTW.csv, WH.csv. As in the originals,
 the theory takes lambda from the flags although the trainer's data term is the MSE mean
-halved (spec D23 §5.3 scaling caveat); --lr defaults to 0.1 here, as the originals' imbalanced
+halved (docs/original_code.md, D23-B10); --lr defaults to 0.1 here, as the originals' imbalanced
 validators (pass the training --lr).
 """
 import functools
@@ -24,13 +24,9 @@ import json
 import os
 
 import args as cli
-import checkpoints
 import datasets
 import models
-import nc_metrics
-import theory
-import training
-import validation
+from nc_repro import checkpoints, nc_metrics, theory, training, validation
 
 
 def get_args_parser():

@@ -171,10 +171,10 @@ def placement(device, report):
     make_train_loader, make_optimizer) and check where every tensor lives."""
     import args as cli
     import datasets
-    import hong_experiments
-    import losses
+    from nc_repro import hong as hong_experiments
+    from nc_repro import losses
     import models
-    import training
+    from nc_repro import training
     recipes = (('dang2023 ResNet18 + SGD', D23_FLAGS + ' --optimizer SGD --lr 0.01'),
                ('dang2023 MLP + Adam', '--model MLP --dataset cifar10 --depth_relu 6 --depth_linear 1 --width 512 '
                 '--seed 1 --loss MSE --lr 0.0001 --optimizer Adam --sep_decay'))

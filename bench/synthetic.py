@@ -15,15 +15,16 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import ufm  # noqa: E402
+import args as cli  # noqa: E402
+import synthetic_experiment_balanced  # noqa: E402
 
 
 def iterations_per_second(flags):
-    parser = ufm.get_args_parser(balanced=True)
+    parser = synthetic_experiment_balanced.get_args_parser()
     with tempfile.TemporaryDirectory() as folder:
-        args = ufm.parse_args(parser, flags + ['--out_dir', folder])
+        args = cli.parse_synthetic(parser, flags + ['--out_dir', folder])
         start = time.perf_counter()
-        ufm.run(args, balanced=True)
+        synthetic_experiment_balanced.main(args)
         seconds = time.perf_counter() - start
     return args.num_iteration / seconds, seconds
 

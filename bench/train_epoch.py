@@ -26,9 +26,9 @@ from torch.utils.flop_counter import FlopCounterMode
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import args as cli  # noqa: E402
 import datasets  # noqa: E402
-import losses  # noqa: E402
+from nc_repro import losses  # noqa: E402
 import models  # noqa: E402
-import training  # noqa: E402
+from nc_repro import training  # noqa: E402
 
 README_MLP = ('--model MLP --dataset cifar10 --depth_relu 6 --depth_linear 1 --width 512 --seed 1 '
               '--loss MSE --lr 0.0001 --optimizer Adam --sep_decay')

@@ -35,8 +35,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import args as cli  # noqa: E402
 import datasets  # noqa: E402
 import models  # noqa: E402
-import nc_metrics  # noqa: E402
-import validation  # noqa: E402
+from nc_repro import nc_metrics  # noqa: E402
+from nc_repro import validation  # noqa: E402
 from train_epoch import matmul_gflops, synchronize  # noqa: E402
 
 README_RESNET18 = '--model ResNet18 --dataset cifar10 --depth_linear 1 --width 512 --seed 1'

@@ -7,10 +7,10 @@ import os
 
 import torch
 
-from args import UsageError
+from nc_repro.cli import UsageError
 
 from . import resnet, vgg
-from .base import NCModel, simplex_etf_weight
+from .base import NCModel
 from .hong_mlp import HongMLP
 from .mlp import MLP, DeepLinearMLP
 from .wide_resnet import wide_resnet
@@ -93,7 +93,7 @@ def _build_model(args, num_classes, input_shape, unbalanced=False):
         return ZHOU_RESNETS[args.model](num_classes=num_classes, fc_bias=args.bias,
                                         ETF_fc=args.ETF_fc, fixdim=args.fixdim, SOTA=args.SOTA)
     if args.model == 'MLP':
-        # imbalanced scripts build the MLP without BatchNorm (D23 §3.4); 2024: ReLU features
+        # imbalanced scripts build the MLP without BatchNorm (D23's train_1st_order_unbalanced.py); 2024: ReLU features
         return DeepLinearMLP(in_features, args.width, args.depth_relu, args.depth_linear,
                              args.bias, num_classes, batchnorm=not unbalanced,
                              relu_features=args.paper == 'dang2024')

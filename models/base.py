@@ -1,9 +1,10 @@
 """What every model of the project exposes, so validation never guesses by module names."""
-import math
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from nc_repro import frames
 
 
 class NCModel(nn.Module):
@@ -42,6 +43,13 @@ class NCModel(nn.Module):
     def head_layers(self):
         raise NotImplementedError
 
+    def classifier_bias(self):
+        """b (K,) of the last head layer in float64 on the CPU; zeros for a bias-free head."""
+        classifier = self.head_layers()[-1]
+        if classifier.bias is None:
+            return torch.zeros(classifier.out_features, dtype=torch.float64)
+        return classifier.bias.detach().double().cpu()
+
     def head(self, h):
         for layer in self.head_layers():
             h = layer(h)
@@ -61,23 +69,15 @@ def _contiguous_state(module, state_dict, prefix, local_metadata):
             state_dict[key] = value.clone(memory_format=torch.contiguous_format)
 
 
-def simplex_etf_weight(num_classes, dim):
-    """J §3.3: sqrt(K/(K-1)) (I - 11^T/K) times the rectangular identity eye(K, D), so the
-    frozen classifier is the canonical simplex ETF in the first K feature coordinates."""
-    K = num_classes
-    centred = torch.eye(K) - torch.ones(K, K) / K
-    etf = math.sqrt(K / (K - 1)) * centred                           # (K, K), unit-norm rows
-    return etf @ torch.eye(K, dim)                                   # (K, D)
-
-
 def freeze_to_simplex_etf(fc):
-    """--ETF_fc (J §3.3): replace fc's weight by the frozen simplex ETF of its shape; the bias
+    """--ETF_fc (J's models/resnet.py): replace fc's weight by the frozen simplex ETF of its shape; the bias
     stays trainable. Saved in the state dict as fc.weight, as J."""
-    fc.weight = nn.Parameter(simplex_etf_weight(fc.out_features, fc.in_features), requires_grad=False)
+    etf = frames.simplex_etf(fc.out_features, fc.in_features, dtype=torch.float32)      # (K, D)
+    fc.weight = nn.Parameter(etf, requires_grad=False)
 
 
 def deep_linear_head(in_features, hidden, depth_linear, num_classes, bias):
-    """D23 §3: (M-1) bias-free Linear layers then the classifier (bias only there); M = 1 is a
+    """The head of D23's models: (M-1) bias-free Linear layers then the classifier (bias only there); M = 1 is a
     plain linear classifier."""
     layers, width = [], in_features
     for _ in range(depth_linear - 1):

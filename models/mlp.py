@@ -1,5 +1,4 @@
 """Multi-layer perceptrons of Zhu et al. 2021 (used by Zhou 2022's README) and Dang et al."""
-import math
 
 import torch.nn as nn
 import torch.nn.functional as F
@@ -8,12 +7,12 @@ from .base import NCModel, deep_linear_head, freeze_to_simplex_etf
 
 
 class MLP(NCModel):
-    """T's MLP (spec J §3.6): [Linear-BN-ReLU] x depth, then fc. forward returns
+    """T's MLP (T's models/mlp.py): [Linear-BN-ReLU] x depth, then fc. forward returns
     (fc(h), normalize(h)).
 
     Extension for the quick grids on digits (the original MLP took neither): fixdim > 0 makes
     the last hidden layer fixdim wide (the feature dimension d, as J's ResNet --fixdim), and
-    ETF_fc freezes the classifier weight to the simplex ETF of J §3.3 (trainable bias)."""
+    ETF_fc freezes the classifier weight to the simplex ETF of J's --ETF_fc (trainable bias)."""
     normalize_returned_features = True
 
     def __init__(self, in_features, hidden, depth=6, fc_bias=True, num_classes=10, ETF_fc=False, fixdim=0):
@@ -36,12 +35,12 @@ class MLP(NCModel):
 
 
 class DeepLinearMLP(NCModel):
-    """D23's MLP (spec D23 §3.1) with a deep linear head of depth_linear layers.
+    """D23's MLP (D23's models/mlp.py) with a deep linear head of depth_linear layers.
 
     batchnorm=True (balanced): [Linear-ReLU-BN] x depth_relu, then one more BatchNorm1d.
     batchnorm=False (imbalanced): [Linear-ReLU] x depth_relu, then an intermediate Linear with
     bias; relu_features=True applies a ReLU to it (Dang 2024, "unconstrained ReLU features").
-    Initialisation as coded (bug B5, kept for faithfulness): orthogonal_ only on the Linear
+    Initialisation as coded (docs/original_code.md, D23-B5, kept for faithfulness): orthogonal_ only on the Linear
     layers among the first depth_relu modules of the backbone, and on every head layer.
 
     Construction order follows the original, so that one seed gives the original's initial

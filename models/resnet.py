@@ -1,11 +1,11 @@
 """Residual networks of the papers.
 
-* ``ResNet`` (J §3.2): torchvision v1.5 layout and module names, so state dicts load both
+* ``ResNet`` (J's models/resnet.py): torchvision v1.5 layout and module names, so state dicts load both
   ways, with J's options: fc_bias, SOTA (3x3 stem, no max-pool), fixdim (the last block
   outputs fixdim channels and gets a 1x1-conv shortcut, even when fixdim = 512), ETF_fc.
-* ``CifarResNet`` (D23 §3.2): the CIFAR "kuangliu" layout with BatchNorm1d features and a
+* ``CifarResNet`` (D23's models/resnet.py): the CIFAR "kuangliu" layout with BatchNorm1d features and a
   deep linear head; bn_features=False is the 2024 code's variant (features before the BN).
-* ``ResNet18_adapt`` (T §3.6): CIFAR ResNet18 of base width k.
+* ``ResNet18_adapt`` (T's models/res_adapt.py): CIFAR ResNet18 of base width k.
 """
 import torch
 import torch.nn as nn
@@ -98,7 +98,7 @@ class ResNet(NCModel):
     def _make_layer(self, block, planes, blocks, stride=1, outdim=None):
         """J's construction: first block, blocks-2 plain blocks, then a final block built
         apart (so blocks=1 gives two blocks); the final block may output ``outdim`` channels
-        and then gets a 1x1-conv shortcut (fixdim quirk, spec J §3.2)."""
+        and then gets a 1x1-conv shortcut (fixdim quirk, docs/original_code.md, J-B13)."""
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
             downsample = nn.Sequential(conv1x1(self.inplanes, planes * block.expansion, stride),
@@ -248,7 +248,7 @@ ResNet152 = _cifar_style(CifarBottleneck, [3, 8, 36, 3])
 
 
 class ResNet18_adapt(NCModel):
-    """T §3.6: CIFAR ResNet18 with base width k (features 8k); returns normalize(h)."""
+    """T's models/res_adapt.py: CIFAR ResNet18 with base width k (features 8k); returns normalize(h)."""
     normalize_returned_features = True
     preferred_memory_format = torch.channels_last    # the same body as D23's ResNet18
 
@@ -265,7 +265,7 @@ class ResNet18_adapt(NCModel):
 
 
 class HongResNet18(NCModel):
-    """Hong & Ling 2023 (spec Hong §5): CIFAR ResNet18 whose feature is the 512-d pooled output
+    """Hong & Ling 2023 (Hong's train_utils.ResNet18): CIFAR ResNet18 whose feature is the 512-d pooled output
     after the last ReLU (non-negative), classifier ``classifier`` = Linear(512, 10). ``width``
     (not in the reference) is the base width k, features 8k; the paper's network is k = 64."""
     preferred_memory_format = torch.channels_last    # measured: bench/train_epoch.py

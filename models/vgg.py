@@ -1,4 +1,4 @@
-"""D23's VGG (spec D23 §3.3): conv(bias)-BN-ReLU stacks, BatchNorm1d(512) features, deep
+"""D23's VGG (D23's models/vgg.py): conv(bias)-BN-ReLU stacks, BatchNorm1d(512) features, deep
 linear head."""
 import torch.nn as nn
 import torch.nn.functional as F
@@ -59,7 +59,7 @@ VGG11, VGG13, VGG16, VGG19 = (_factory(name) for name in CONFIGS)
 
 
 class HongVGG(NCModel):
-    """Hong & Ling 2023 (spec Hong §5): conv stack, fc1 (512->4096), BatchNorm1d, ReLU, fc2
+    """Hong & Ling 2023 (Hong's train_utils.VGG): conv stack, fc1 (512->4096), BatchNorm1d, ReLU, fc2
     (4096->4096), ReLU = the 4096-d feature; ``bn2`` exists (state-dict keys) but is unused."""
 
     def __init__(self, vgg_name, num_classes=10, in_channels=3, bias=True):

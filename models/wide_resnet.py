@@ -1,4 +1,4 @@
-"""J's ``wide_resnet`` (spec J §3.5), repaired: the original cannot be constructed (it rejects
+"""J's ``wide_resnet`` (docs/original_code.md, J-B12), repaired: the original cannot be constructed (it rejects
 SOTA, divides by an undefined temperature and mismatches shapes with fixdim). This is the
 standard WRN-depth-width of Zagoruyko & Komodakis 2016 with J's layout: 3x3 stem to 16
 channels, three stages of 16w, 32w, 64w channels (strides 1, 2, 2) with (depth-2)/6

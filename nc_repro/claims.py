@@ -19,7 +19,7 @@ import os
 import pickle
 from dataclasses import dataclass, field
 
-import grids
+from nc_repro import grids
 
 REPRODUCED, NOT_REPRODUCED, NEEDS_FULL_SCALE, NOT_RUN = ('reproduced', 'not reproduced',
                                                          'needs full scale', 'not run')

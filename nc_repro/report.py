@@ -1,13 +1,13 @@
-"""The Markdown reports of ``reproduce.py``: reports/<paper>.md (a row per claim, then the
-runs' commands) with reports/<paper>.json beside it, and reports/README.md, the summary of
+"""The Markdown reports of ``reproduce.py``: docs/reports/<paper>.md (a row per claim, then the
+runs' commands) with <paper>.json beside it, and docs/reports/README.md, the summary of
 every paper's latest report."""
 import glob
 import json
 import os
 from dataclasses import asdict
 
-from fileio import atomic_write_text
 from nc_repro.claims import STATUSES, Row
+from nc_repro.fileio import atomic_write_text
 
 MARK = {'reproduced': 'reproduced', 'not reproduced': '**not reproduced**',
         'needs full scale': 'needs full scale', 'not run': 'not run'}

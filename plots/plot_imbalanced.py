@@ -13,7 +13,7 @@ against the prediction, lines).
 Predictions. dang2023: the absolute lengths of theory.d23_geometry, ||h_k||^2 = t_k/c_k^2 and
 ||w_k||^2 = t_k (Dang et al. 2023, imbalanced theorem). With --theory_scaling flags (default,
 as the validator) lambda_W and lambda_H are the run's flags; the trainer's data term is the
-MSE mean halved, i.e. the theory's objective divided by K (spec D23 §5.3 scaling caveat), so
+MSE mean halved, i.e. the theory's objective divided by K (docs/original_code.md, D23-B10), so
 --theory_scaling objective uses K lambda_W and K lambda_H, the minimiser the run actually
 approaches. dang2024: the targets diag(ReLU(U)^T ReLU(U)) = d_k and diag(W W^T) = T_kk are
 known up to a common scale (Dang et al. 2024), so the predicted lengths sqrt(d_k) and
@@ -30,8 +30,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from plots import plot_utils  # noqa: E402
-import theory  # noqa: E402
+from nc_repro import plot_utils  # noqa: E402
+from nc_repro import theory  # noqa: E402
 
 METRICS = {
     'dang2023': ['NC1_collapse_metric', 'NC2_W', 'NC2_H', 'NC3_WH', 'NC3_W_sub_H', 'NC3_W_div_H'],

@@ -1,13 +1,12 @@
 """The papers' README commands parse to the right recipe, model, loss, optimiser, schedule
-and defaults (spec J §1, §10; D23 §1, §9)."""
+and defaults (the args.py parsers and README commands of J, T and D23)."""
 import shlex
 
 import pytest
 
 import args as cli
-import losses
 import models
-import training
+from nc_repro import losses, training
 
 ZHOU_SGD = '--gpu_id 0 --uid run --dataset cifar10 --optimizer SGD --batch_size 256 --lr 0.05'
 ZHOU_ADAM = '--gpu_id 0 --uid run --dataset cifar10 --optimizer Adam --batch_size 64 --lr 0.001'

@@ -1,4 +1,4 @@
-"""convex_ufm.py and opt_main.py: the convex UFM program of Hong & Ling 2023 (spec Hong §8, §9)."""
+"""convex_ufm.py and opt_main.py: the convex UFM program of Hong & Ling 2023 (docs/papers.md, Hong & Ling 2023)."""
 import os
 import stat
 import warnings
@@ -7,8 +7,7 @@ import cvxpy as cp
 import numpy as np
 import pytest
 
-import convex_ufm
-import theory
+from nc_repro import convex_ufm, theory
 from conftest import run_script
 
 README_COUNTS = [5000] * 3 + [4000] * 3 + [3000] * 4        # opt_main's defaults, N = 39000
@@ -44,10 +43,10 @@ def test_program_and_numpy_objective_match_the_literal_definition():
 @pytest.mark.parametrize('solver', ['SCS', 'CLARABEL'])
 def test_balanced_closed_form(solver):
     """All n_k = n: Z = alpha (I - 11^T/K), b = 0, alpha = ln((1 - (K-1) l sqrt(n)) / (l sqrt(n)))
-    (spec Hong §8); n = 500, K = 10, l = 0.001 gives alpha = 3.575749."""
+    (the balanced optimum, docs/papers.md, Hong & Ling 2023); n = 500, K = 10, l = 0.001 gives alpha = 3.575749."""
     n, K, l = 500, 10, 0.001
     alpha = np.log((1 - (K - 1) * l * np.sqrt(n)) / (l * np.sqrt(n)))
-    assert alpha == pytest.approx(3.57575, abs=1e-5)                # the spec's 3.5758
+    assert alpha == pytest.approx(3.57575, abs=1e-5)                # 3.5758 to four decimals
     result = convex_ufm.solve_ufm_program([n] * K, l, 0.01, solver=solver)
     assert result['status'] == 'optimal' and result['solver'] == solver
     np.testing.assert_allclose(result['Z'], alpha * (np.eye(K) - 1.0 / K), atol=1e-3)
@@ -76,7 +75,7 @@ def test_readme_example_is_total_collapse_with_scs():
 
 
 def test_readme_counts_below_collapse_have_block_structure():
-    """l = 0.001: diagonals 1.855 / 1.763 / 1.570 per cluster (spec Hong §8, SCS at 1e-5; the
+    """l = 0.001: diagonals 1.855 / 1.763 / 1.570 per cluster (measured with SCS at 1e-5; the
     exact optimum, from Clarabel and SCS at 1e-9, is 1.8546 / 1.7622 / 1.5715), off-diagonal
     values constant within each block pair, Z not symmetric."""
     result = convex_ufm.solve_ufm_program(README_COUNTS, 0.001, 0.01, solver='CLARABEL')
@@ -124,8 +123,12 @@ def test_total_collapse_level_two_classes_by_hand():
     N = n1 + n2
     p1, p2 = n1 / N, n2 / N
     expected = np.sqrt(2 * (p2 ** 2 * n1 + p1 ** 2 * n2)) / N
-    assert expected == pytest.approx(0.0139326, rel=1e-5)
-    assert convex_ufm.total_collapse_level([n1, n2], 0.0) == pytest.approx(expected, rel=1e-9)
+    level = convex_ufm.total_collapse_level([n1, n2], 0.0)
+    assert level == pytest.approx(expected, rel=1e-9)
+    # the convex program itself: Z = 0 just above that level, not just below it
+    above = convex_ufm.solve_ufm_program([n1, n2], 1.05 * level, 0.0, solver='CLARABEL')
+    below = convex_ufm.solve_ufm_program([n1, n2], 0.8 * level, 0.0, solver='CLARABEL')
+    assert convex_ufm.is_total_collapse(above['Z']) and not convex_ufm.is_total_collapse(below['Z'])
 
 
 def test_total_collapse_level_matches_theory_when_largest_count_is_shared():
@@ -216,9 +219,9 @@ def test_opt_main_small_problem_end_to_end(tmp_path):
     assert ('solution agrees with the thresholds of theory.py: yes; with the KKT level: yes'
             in result.stdout)
     assert 'classes [2, 3]: column spread' in result.stdout
-    assert sorted(os.listdir(tmp_path / 'opt_results')) == ['b_small.npy', 'z_small.npy']
-    Z = np.load(tmp_path / 'opt_results' / 'z_small.npy')
-    b = np.load(tmp_path / 'opt_results' / 'b_small.npy')
+    assert sorted(os.listdir(tmp_path / 'hong_results' / 'opt_results')) == ['b_small.npy', 'z_small.npy']
+    Z = np.load(tmp_path / 'hong_results' / 'opt_results' / 'z_small.npy')
+    b = np.load(tmp_path / 'hong_results' / 'opt_results' / 'b_small.npy')
     assert Z.shape == (4, 4) and b.shape == (4,) and Z.dtype == np.float64
     assert convex_ufm.column_spread(Z, [2, 3]) < 1e-3 < convex_ufm.column_spread(Z, [0, 1])
 
@@ -229,8 +232,8 @@ def test_opt_main_readme_command(tmp_path):
     assert 'solver: SCS (eps 1e-05), status: optimal' in result.stdout
     assert 'total collapse (Z = 0) iff l >= sqrt(n_max)/N = 0.00181309: l is above' in result.stdout
     assert 'solution agrees with the thresholds of theory.py: yes' in result.stdout
-    assert np.abs(np.load(tmp_path / 'opt_results' / 'ground_z.npy')).max() < 1e-6
-    assert np.load(tmp_path / 'opt_results' / 'ground_b.npy').shape == (10,)
+    assert np.abs(np.load(tmp_path / 'hong_results' / 'opt_results' / 'ground_z.npy')).max() < 1e-6
+    assert np.load(tmp_path / 'hong_results' / 'opt_results' / 'ground_b.npy').shape == (10,)
 
 
 @pytest.mark.parametrize('flags,needle', [

@@ -16,8 +16,7 @@ import textwrap
 import pytest
 import torch
 
-import checkpoints
-import fileio
+from nc_repro import checkpoints, fileio
 from conftest import ROOT, run_script
 
 FLAGS = ['--model', 'MLP', '--dataset', 'digits', '--depth_relu', '1', '--width', '16', '--seed', '1',
@@ -145,11 +144,11 @@ def test_a_hong_script_stops_with_one_line_on_a_checkpoint_or_a_figure(tmp_path,
     assert_one_line_stop(result, fail_on)
     assert no_temporary_files(tmp_path) == []
     again = run_script('block_main.py', *flags, cwd=tmp_path)
-    assert list(tmp_path.glob('plots/*NC1_plot.png'))
+    assert list(tmp_path.glob('hong_results/plots/*NC1_plot.png'))
 
 
 def test_sweep_status_shows_the_disk_full_exit_code(tmp_path):
-    import grids
+    from nc_repro import grids
     import yaml
     grid = {'name': 'tiny', 'train': 'train_1st_order.py', 'validate': 'validate_NC.py',
             'flags': dict(zip(FLAGS[::2], FLAGS[1::2]), sep_decay=True, epochs=2)}

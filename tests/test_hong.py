@@ -1,27 +1,26 @@
-"""Hong & Ling 2023 scripts: schedule, class patterns, the analysis formulas of spec Hong §7 against
+"""Hong & Ling 2023 scripts: schedule, class patterns, the analysis formulas of Hong's ana_utils.py and main scripts against
 slow references, and each script end to end on digits (tiny width, two epochs)."""
+import glob
 import json
 import os
 import pickle
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 import block_main
-import hong_experiments as hong
 import limit_main
 import minority_l_main
 import minority_n_main
 import models
-import nc_metrics
-import theory
-import training
-from conftest import run_script
+from conftest import ROOT, run_script
+from nc_repro import hong, nc_metrics, theory, training
 
 
 # ---------------------------------------------------------------------------------------
-# schedule and class patterns (spec Hong §3, §4.2, §6.3)
+# schedule and class patterns (Hong's scripts and train_utils.py loops)
 
 @pytest.mark.parametrize('loop, epochs, switch', [('batch', 1000, 333), ('batch_2', 2000, 666),
                                                   ('warm', 2000, 1333), ('batch', 40, 13), ('warm', 40, 26)])
@@ -64,7 +63,7 @@ def test_quick_mode_and_bad_flags(tmp_path):
     assert (paper.dataset_t, paper.network, paper.width, paper.epoch, paper.lr, paper.batch_size, paper.pool) == (
         'cifar10', 'ResNet18', 64, 1000, 0.01, 128, 1)
     assert hong.network_suffix(paper) == '' and hong.network_suffix(args) == '_width=128_depth=2_pool=4'
-    assert block_main.save_dir_name(paper) == os.path.join('models', '001_ResNet18_train_01')
+    assert block_main.save_dir_name(paper) == os.path.join('hong_results', 'models', '001_ResNet18_train_01')
     for script, flags, needle in [('block_main.py', ['--network', 'VGG19'], '--network VGG19'),
                                   ('minority_l_main.py', ['--ka', '9'], '--ka'),
                                   ('minority_n_main.py', ['--epoch', '0'], '--epoch'),
@@ -72,11 +71,11 @@ def test_quick_mode_and_bad_flags(tmp_path):
         result = run_script(script, *flags, cwd=tmp_path, check=False)
         assert result.returncode == 2 and needle in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and 'Traceback' not in result.stderr
-    assert not os.path.exists(tmp_path / 'models')
+    assert not os.path.exists(tmp_path / 'hong_results' / 'models')
 
 
 # ---------------------------------------------------------------------------------------
-# analysis (spec Hong §7) against slow references
+# analysis (Hong's ana_utils.py and main scripts) against slow references
 
 def test_nc1_agrees_with_the_pinv_formula():
     generator = torch.Generator().manual_seed(0)
@@ -139,15 +138,16 @@ TINY = ['--dataset_t', 'digits', '--epoch', '2', '--width', '4']
 
 def test_block_main_writes_checkpoints_nc1_and_figures_and_reruns(tmp_path):
     run_script('block_main.py', '--structure', '2', *TINY, cwd=tmp_path)
-    save_dir = tmp_path / 'models' / '001_ResNet18_digits_train_02_width=4'
+    save_dir = tmp_path / 'hong_results' / 'models' / '001_ResNet18_digits_train_02_width=4'
     assert sorted(p.name for p in save_dir.glob('model_epoch=*')) == ['model_epoch=1', 'model_epoch=2']
     with open(save_dir / 'within_class_vari.pickle', 'rb') as f:
         nc1 = pickle.load(f)
     assert sorted(nc1) == [1, 2] and all(np.isfinite(v) and v > 0 for v in nc1.values())
     for kind in ('NC1', 'Z'):
         for ext in ('png', 'pdf'):
-            assert (tmp_path / 'plots' / ('001_ResNet18_digits_2_%s_plot.%s' % (kind, ext))).stat().st_size > 1000
-    assert (tmp_path / 'data' / '001_data_2_digits.pt').exists()        # the dataset is in the cache name
+            assert (tmp_path / 'hong_results' / 'plots' / ('001_ResNet18_digits_2_%s_plot.%s' % (kind, ext))).stat().st_size > 1000
+    assert (tmp_path / 'hong_results' / 'data' / '001_data_2_digits.pt').exists()   # the dataset is in the cache name
+    assert sorted(os.listdir(tmp_path)) == ['hong_results']                  # nothing outside the output root
     again = run_script('block_main.py', '--structure', '2', *TINY, cwd=tmp_path)
     assert 'trained model found' in again.stdout
     changed = run_script('block_main.py', '--structure', '2', *TINY[:-3], '3', '--width', '4', cwd=tmp_path, check=False)
@@ -165,27 +165,27 @@ def test_block_main_writes_checkpoints_nc1_and_figures_and_reruns(tmp_path):
 def test_minority_scripts_write_logits_and_both_figures(tmp_path, script, flags, folders, figure):
     result = run_script(script, *flags, *TINY, cwd=tmp_path)
     for folder in folders:
-        assert (tmp_path / 'models' / folder / 'network_weight').exists()
-        assert np.load(tmp_path / 'models' / folder / 'z_data.npy').shape == (10, 10)
-        assert np.load(tmp_path / 'models' / folder / 'b_data.npy').shape == (10,)
+        assert (tmp_path / 'hong_results' / 'models' / folder / 'network_weight').exists()
+        assert np.load(tmp_path / 'hong_results' / 'models' / folder / 'z_data.npy').shape == (10, 10)
+        assert np.load(tmp_path / 'hong_results' / 'models' / folder / 'b_data.npy').shape == (10,)
     for suffix in ('_z_comparison_plot', '_collapse_score'):
-        assert (tmp_path / 'plots' / (figure + suffix + '.png')).stat().st_size > 1000
+        assert (tmp_path / 'hong_results' / 'plots' / (figure + suffix + '.png')).stat().st_size > 1000
     assert 'convex program' in result.stdout and 'collapse' in result.stdout
 
 
 def test_limit_main_writes_cosines_and_the_figure(tmp_path):
     run_script('limit_main.py', '--nalist', '500', '1000', *TINY, cwd=tmp_path)
-    assert (tmp_path / 'models' / '004_ResNet18_ka=5_na=1000_r=2_digits_width=4' / 'z_data.npy').exists()
-    with open(tmp_path / 'plots' / 'limit_digits_width=4.json') as f:
+    assert (tmp_path / 'hong_results' / 'models' / '004_ResNet18_ka=5_na=1000_r=2_digits_width=4' / 'z_data.npy').exists()
+    with open(tmp_path / 'hong_results' / 'plots' / 'limit_digits_width=4.json') as f:
         record = json.load(f)
     assert record['nalist'] == [500, 1000] and len(record['A_B_AB']) == 2
     assert record['etf_cosine'] == pytest.approx(-1 / 9)
     for A, B, AB in record['convex_A_B_AB']:       # l N fixed at 0.1: the convex optimum is near the ETF
         assert abs(A + 1 / 9) < 0.05 and abs(B + 1 / 9) < 0.05 and abs(AB + 1 / 9) < 0.05
-    z = np.load(tmp_path / 'models' / '004_ResNet18_ka=5_na=500_r=2_digits_width=4' / 'z_data.npy')
+    z = np.load(tmp_path / 'hong_results' / 'models' / '004_ResNet18_ka=5_na=500_r=2_digits_width=4' / 'z_data.npy')
     expected = hong.cosine_statistics(z, 5)
     assert record['A_B_AB'][0] == pytest.approx(list(expected), rel=1e-9)
-    assert (tmp_path / 'plots' / 'limit_digits_width=4.png').stat().st_size > 1000
+    assert (tmp_path / 'hong_results' / 'plots' / 'limit_digits_width=4.png').stat().st_size > 1000
 
 
 # ---------------------------------------------------------------------------------------
@@ -208,7 +208,7 @@ def test_mlp_trains_and_the_analysis_finds_its_head(tmp_path, monkeypatch):
         h = model.features(data.normalise(data.images)).double()
     means = torch.stack([h[data.labels == k].mean(0) for k in range(10)])
     assert np.allclose(pre, (means @ model.classifier.weight.detach().double().T).numpy(), atol=1e-4)
-    assert np.allclose(hong.classifier_bias(model), model.classifier.bias.detach().numpy())
+    assert np.allclose(model.classifier_bias().numpy(), model.classifier.bias.detach().numpy())
     assert torch.all(h >= 0)                        # features after the last ReLU, as the ResNet18's
     with torch.no_grad():
         logits, returned = model(data.normalise(data.images[:5]))
@@ -265,7 +265,7 @@ SWEEP_KEYS = {'settings', 'quick', 'ka', 'values', 'small_cutoff', 'score_defini
 def test_block_main_quick_record(tmp_path):
     result = run_script('block_main.py', *QUICK_TINY, cwd=tmp_path)
     assert 'quick: dataset digits, network MLP' in result.stdout and 'lambda_H 2e-05, lambda_W 0.002' in result.stdout
-    with open(tmp_path / 'plots' / '001_MLP_digits_1.json') as f:
+    with open(tmp_path / 'hong_results' / 'plots' / '001_MLP_digits_1.json') as f:
         record = json.load(f)
     for key in ('nc1_epochs', 'nc1_values', 'nc1_first', 'nc1_last', 'nc1_drop', 'logits_pre', 'bias', 'class_counts',
                 'clusters', 'block', 'convex_block', 'convex_logits_pre', 'level_l', 'train_accuracy', 'settings'):
@@ -274,7 +274,7 @@ def test_block_main_quick_record(tmp_path):
     assert np.array(record['logits_pre']).shape == (10, 10) and record['clusters'] == [0] * 4 + [1] * 3 + [2] * 3
     assert {'block_contrast', 'within_rms', 'between_rms', 'within_over_gap', 'per_cluster'} <= set(record['block'])
     assert record['convex_block']['block_contrast'] < 1e-3          # the optimum is exactly blocked
-    assert (tmp_path / 'models' / ('001_MLP_digits_train_01_width=128_depth=2_pool=4') / 'model_epoch=2').exists()
+    assert (tmp_path / 'hong_results' / 'models' / ('001_MLP_digits_train_01_width=128_depth=2_pool=4') / 'model_epoch=2').exists()
 
 
 @pytest.mark.parametrize('script, flags, stem', [
@@ -283,7 +283,7 @@ def test_block_main_quick_record(tmp_path):
 ])
 def test_minority_quick_records(tmp_path, script, flags, stem):
     run_script(script, *QUICK_TINY, *flags, cwd=tmp_path)
-    with open(tmp_path / 'plots' / (stem + SUFFIX + '.json')) as f:
+    with open(tmp_path / 'hong_results' / 'plots' / (stem + SUFFIX + '.json')) as f:
         record = json.load(f)
     assert SWEEP_KEYS <= set(record) and record['quick'] and record['small_cutoff'] == hong.SMALL_SCORE
     assert [set(point) for point in record['points']] == [POINT_KEYS] * 2
@@ -297,7 +297,7 @@ def test_minority_quick_records(tmp_path, script, flags, stem):
 def test_limit_quick_record(tmp_path):
     result = run_script('limit_main.py', *QUICK_TINY, '--nalist', '500', '1000', cwd=tmp_path)
     assert 'l N held at 8 (quick)' in result.stdout
-    with open(tmp_path / 'plots' / ('limit' + SUFFIX + '.json')) as f:
+    with open(tmp_path / 'hong_results' / 'plots' / ('limit' + SUFFIX + '.json')) as f:
         record = json.load(f)
     assert record['nalist'] == [500, 1000] and record['ln_pro'] == 8 and record['etf_cosine'] == pytest.approx(-1 / 9)
     assert len(record['points']) == 2 and len(record['distance_first']) == 3 and len(record['distance_decreases']) == 3
@@ -308,7 +308,7 @@ def test_limit_quick_record(tmp_path):
 @pytest.mark.slow
 def test_quick_minority_sweep_separates_collapse(tmp_path):
     run_script('minority_l_main.py', '--quick', '--ka', '5', cwd=tmp_path)
-    with open(tmp_path / 'plots' / ('003_MLP_ka=5_nb=100_na=500' + SUFFIX + '.json')) as f:
+    with open(tmp_path / 'hong_results' / 'plots' / ('003_MLP_ka=5_nb=100_na=500' + SUFFIX + '.json')) as f:
         record = json.load(f)
     assert record['network_matches_theory'] and record['convex_matches_theory']
 
@@ -320,3 +320,22 @@ def test_limit_effective_level_counts_the_weight_decay_on_W():
     ratios = [limit_main.effective_level(0.1 / (7.5 * na)) / (0.1 / (7.5 * na)) for na in (500, 5500)]
     assert ratios[0] == pytest.approx(1.70, abs=0.01) and ratios[1] == pytest.approx(4.65, abs=0.01)
     assert limit_main.effective_level(0.01, weight_decay=0.0) == pytest.approx(0.01)
+
+
+def test_a_hong_script_run_from_the_repository_root_writes_only_below_its_output_root():
+    def listing(folder):
+        return sorted(os.path.relpath(os.path.join(path, name), ROOT)
+                      for path, dirs, files in os.walk(os.path.join(ROOT, folder)) for name in dirs + files
+                      if '__pycache__' not in path and name != '__pycache__')
+    output_root = os.path.join(ROOT, 'hong_results')
+    existed = os.path.exists(output_root)
+    before = {folder: listing(folder) for folder in ('models', 'plots')}
+    top_before = set(os.listdir(ROOT))
+    try:
+        run_script('block_main.py', '--dataset_t', 'digits', '--epoch', '1', '--width', '4', '--seed', '1', cwd=ROOT)
+        assert {folder: listing(folder) for folder in ('models', 'plots')} == before
+        assert set(os.listdir(ROOT)) - top_before <= {'hong_results'}
+        assert glob.glob(os.path.join(output_root, 'plots', '001_ResNet18_digits_1_NC1_plot.png'))
+    finally:
+        if not existed:
+            shutil.rmtree(output_root, ignore_errors=True)

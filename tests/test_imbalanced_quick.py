@@ -20,8 +20,7 @@ import numpy as np
 import pytest
 
 import datasets
-import grids
-import theory
+from nc_repro import grids, theory
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIGITS_COUNTS = list(datasets.DIGITS_STEP_COUNTS)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from optimizers import SdLBFGS
+from nc_repro.optimizers import SdLBFGS
 
 DTYPE = torch.float64
 

@@ -15,12 +15,10 @@ import scipy.linalg
 import torch
 
 import args as cli
-import checkpoints
 import models
-import nc_metrics
-import theory
+from nc_repro import checkpoints, nc_metrics, theory
 import validate_NC
-import validation
+from nc_repro import validation
 from models.mlp import DeepLinearMLP
 from models.resnet import ResNet18
 from models.vgg import VGG16

@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
-import theory
+from nc_repro import theory
 from conftest import run_script
 from plots import plot_imbalanced
 

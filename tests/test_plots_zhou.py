@@ -1,18 +1,13 @@
-"""Zhou 2022's five figure scripts (plots/zhou_figures.py, plots/plot_*_mse.py, plots/plot_*_rmse.py)
-and the shared helpers (plots/plot_utils.py), on small fake info.pkl files with J's key set."""
+"""Zhou 2022's five figure scripts (nc_repro/zhou_figures.py, plots/plot_*_mse.py, plots/plot_*_rmse.py)
+and the shared helpers (nc_repro/plot_utils.py), on small fake info.pkl files with J's key set."""
 import os
 import pickle
 import struct
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'plots'))
-
-import plot_utils  # noqa: E402
-import zhou_figures  # noqa: E402
+from nc_repro import plot_utils, zhou_figures
 
 SCRIPTS = {'plot_optim_mse.py': 'optim_mse', 'plot_etf_mse.py': 'etf_mse', 'plot_dk_mse.py': 'dk_mse',
            'plot_M_rmse.py': 'M_rmse', 'plot_k_rmse.py': 'k_rmse'}
@@ -22,7 +17,7 @@ PNG_MAGIC, PDF_MAGIC = b'\x89PNG\r\n\x1a\n', b'%PDF-'
 
 
 def fake_info(epochs=4, num_samples=30, K=10, d=12, seed=0, epoch_numbers=None, full_last_only=False):
-    """A J info.pkl dict (spec J §7.4 keys and element types) with smooth made-up curves. The
+    """A J info.pkl dict (the keys and element types J's validate_NC.py writes) with smooth made-up curves. The
     per-epoch value of every scalar key is 1000 * key index + epoch, so a curve says where it came from."""
     rng = np.random.default_rng(seed)
     scalar_keys = ['collapse_metric', 'ETF_metric', 'WH_relation_metric', 'Wh_b_relation_metric',
@@ -177,7 +172,7 @@ def test_epoch_series_uses_stored_epochs_and_truncates():
     assert zhou_figures.last_epoch_drawn([(None, plain)], epochs_flag=7) == 7
 
 
-def test_tables_follow_the_spec():
+def test_tables_follow_js_plot_scripts():
     optim = zhou_figures.FIGURES['optim_mse']
     assert [(s.label, s.color, s.marker) for s in optim.series] == [('SGD', 'r', 'v'), ('Adam', 'b', 'o'),
                                                                      ('LBFGS', 'g', 's')]
@@ -300,7 +295,7 @@ def test_free_y_leaves_the_range_to_matplotlib(tmp_path, recorder):
     write_runs(str(tmp_path), [s.uid for s in table.series])
     zhou_figures.main(table, ['--weights_dir', str(tmp_path), '--out_dir', 'figs', '--free_y'])
     nc2 = recorder.figures[os.path.join('figs', 'optim_mse', 'resnet18-NC2')]
-    assert nc2['ylim'][1] > 1004                                  # the spec's range stops at 0.8
+    assert nc2['ylim'][1] > 1004                                  # J's range stops at 0.8
 
 
 def test_five_scripts_never_share_an_output_path(tmp_path, recorder):

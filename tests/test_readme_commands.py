@@ -123,16 +123,41 @@ def test_training_command_then_its_validator(script, argv, tmp_path):
         assert len(info['NC2_W']) == len(info['epoch'])
 
 
+def readme_outputs():
+    """{script: [glob]} from the README's "writes" tables: every backticked path of a row whose
+    first cell is a script, with <...> and .. as wildcards and {a, b} expanded; Hong & Ling's
+    paths are relative to their output root, hong_results/ (the README says so)."""
+    with open(os.path.join(ROOT, 'README.md')) as f:
+        rows = re.findall(r'^\| `(\w+\.py)` \|(.*)\|\s*$', f.read(), flags=re.M)
+    outputs = {}
+    for script, cells in rows:
+        for path in re.findall(r'`([^`]*/[^`]*)`', cells.split('|')[-1]):
+            pattern = re.sub(r'<[^>]*>|\.\.', '*', path)
+            braces = re.match(r'(.*)\{(.*)\}(.*)', pattern)
+            names = [braces.group(1) + name.strip() + braces.group(3) for name in braces.group(2).split(',')] \
+                if braces else [pattern]
+            root = '' if script.startswith('synthetic') else 'hong_results/'
+            outputs.setdefault(script, []).extend(root + name for name in names)
+    return outputs
+
+
+OUTPUTS = readme_outputs()
+
+
+def test_the_readme_names_the_outputs_of_every_experiment_script():
+    experiments = {s for s, _ in COMMANDS if s not in TRAINERS and not s.startswith('validate')}
+    assert experiments <= set(OUTPUTS), experiments - set(OUTPUTS)
+    assert 'hong_results/opt_results/*.npy' in OUTPUTS['opt_main.py']
+
+
 @pytest.mark.parametrize('script,argv', [case(s, a) for s, a in COMMANDS
                                          if s not in TRAINERS and not s.startswith('validate')])
-def test_experiment_command(script, argv, tmp_path):
+def test_experiment_command_writes_what_the_readme_says(script, argv, tmp_path):
     result = run_script(script, *offline(script, argv), cwd=tmp_path, timeout=1800)
-    written = [p for p in glob.glob(str(tmp_path / '**' / '*'), recursive=True) if os.path.isfile(p)]
-    assert written, result.stdout[-2000:]
-    if script.startswith(('block', 'minority', 'limit')):
-        assert glob.glob(str(tmp_path / 'plots' / '*.png')), result.stdout[-2000:]
+    for pattern in OUTPUTS[script]:
+        assert glob.glob(str(tmp_path / pattern)), '%s wrote no %s:\n%s' % (script, pattern, result.stdout[-2000:])
     if script == 'opt_main.py':
-        assert len(glob.glob(str(tmp_path / 'opt_results' / '*.npy'))) == 2
+        assert len(glob.glob(str(tmp_path / 'hong_results' / 'opt_results' / '*.npy'))) == 2
 
 
 def test_cifar10_random_command_on_written_cifar10_files(tmp_path, monkeypatch):

@@ -8,8 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-import grids
-import theory
+from nc_repro import grids, theory
 from conftest import run_script
 from nc_repro import claims
 from nc_repro.papers import dang2023, dang2024, zhou2022

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-import checkpoints
+from nc_repro import checkpoints
 from conftest import ROOT, run_script
 
 RECIPES = {

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-import checkpoints
+from nc_repro import checkpoints
 from conftest import ROOT, run_script
 
 FLAGS = ['--model', 'MLP', '--dataset', 'digits', '--depth_relu', '1', '--width', '16', '--seed', '1',

@@ -15,8 +15,7 @@ import pytest
 import torch
 import yaml
 
-import checkpoints
-import grids
+from nc_repro import checkpoints, grids
 from conftest import ROOT, run_script
 
 FLAGS = {'model': 'MLP', 'dataset': 'digits', 'depth_relu': 1, 'seed': 1, 'loss': 'MSE', 'lr': 0.001,
@@ -92,23 +91,6 @@ def release_requeued(job_id, deadline):
     raise AssertionError('job %s was not requeued after USR2:\n%s' % (job_id, shown))
 
 
-def test_submitit_still_renders_sbatch_headers():
-    """sweep.py --dry_run uses submitit's private _make_sbatch_string (no public way exists):
-    this fails clearly when submitit renames or changes it."""
-    try:
-        from submitit.slurm.slurm import _make_sbatch_string
-    except ImportError as error:
-        pytest.fail('submitit %s no longer has submitit.slurm.slurm._make_sbatch_string (%s): adapt '
-                    'sweep.sbatch_lines' % (__import__('submitit').__version__, error))
-    header = _make_sbatch_string(command='<job>', folder='/tmp/x/%j', map_count=3, gpus_per_node=0,
-                                 cpus_per_task=1, ntasks_per_node=1, mem='1GB', time=10, array_parallelism=2,
-                                 setup=['echo hi'], job_name='nc-x', partition='debug')
-    for line in ('#SBATCH --array=0-2%2', '#SBATCH --cpus-per-task=1', '#SBATCH --time=10',
-                 '#SBATCH --partition=debug', '#SBATCH --job-name=nc-x', '#SBATCH --signal=USR2@90'):
-        assert line in header.splitlines(), 'submitit changed the sbatch header (%s missing):\n%s' % (line, header)
-    assert 'echo hi' in header
-
-
 def test_a_grid_runs_on_slurm_bounded_by_max_parallel_with_setup_and_a_failing_job(tmp_path, cluster):
     runs = [{'name': 'w16', 'width': 16}, {'name': 'w24', 'width': 24}, {'name': 'w32', 'width': 32},
             {'name': 'bad', 'width': 16, 'optimizer': 'Nope'}]
@@ -131,6 +113,13 @@ def test_a_grid_runs_on_slurm_bounded_by_max_parallel_with_setup_and_a_failing_j
     assert len(glob.glob(str(work / 'model_weights' / '*' / 'info.pkl'))) == 3
     outputs = [open(path).read() for path in glob.glob(str(work / '.submitit' / '*' / '*.out'))]
     assert outputs and all('setup ran: %s' % VENV in text for text in outputs), outputs[:1]
+    # the --dry_run preview is what submitit handed to sbatch, line for line
+    preview = run_script('sweep.py', grid, *SLURM_FLAGS, '--max_parallel', '2', '--work_dir', work,
+                         '--slurm_setup', *setup, '--dry_run', cwd=tmp_path).stdout
+    previewed = [line for line in preview.splitlines() if line.startswith('#SBATCH')]
+    submission, = glob.glob(str(work / '.submitit' / '*' / '*_submission.sh'))
+    submitted_lines = open(submission).read().splitlines()
+    assert previewed and all(line in submitted_lines for line in previewed), (previewed, submitted_lines)
     drawn = run_script('figures.py', grid, '--work_dir', work, cwd=tmp_path)
     assert 'drawn from 3 runs' in drawn.stdout and (work / 'figures' / 'slurmgrid.png').exists(), drawn.stdout
 

@@ -6,7 +6,7 @@ import pickle
 import pytest
 import yaml
 
-import grids
+from nc_repro import grids
 from conftest import run_script
 
 GRID = {

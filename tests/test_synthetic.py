@@ -1,4 +1,4 @@
-"""The synthetic deep-linear UFM experiments reach the closed-form minimiser (D23 §5.3, §6)."""
+"""The synthetic deep-linear UFM experiments reach the closed-form minimiser (Dang 2023, imbalanced theorem; docs/papers.md)."""
 import json
 import os
 import pickle
@@ -6,11 +6,13 @@ import pickle
 import pytest
 import torch
 
-import ufm
+import args as cli
+import synthetic_experiment_balanced
+import synthetic_experiment_imbalanced
 from conftest import run_script
 
 CASES = [
-    # script, flags, depth: the spec's reference configurations
+    # script, flags, depth: the README configurations of D23's synthetic scripts
     ('synthetic_experiment_imbalanced.py', ['--hidden', '64', '--depth_linear', '1']),
     ('synthetic_experiment_imbalanced.py', ['--hidden', '64', '--depth_linear', '3']),
     ('synthetic_experiment_balanced.py', ['--hidden', '64', '--lr', '0.1', '--no-bias']),
@@ -46,8 +48,9 @@ def test_optimum_matches_the_closed_form(script, flags, tmp_path):
 def run_in_process(flags, cwd, monkeypatch, balanced=True):
     os.makedirs(cwd, exist_ok=True)
     monkeypatch.chdir(cwd)
-    args = ufm.parse_args(ufm.get_args_parser(balanced), flags + ['--log_every', '10'])
-    return os.path.join(cwd, ufm.run(args, balanced))
+    script = synthetic_experiment_balanced if balanced else synthetic_experiment_imbalanced
+    args = cli.parse_synthetic(script.get_args_parser(), flags + ['--log_every', '10'])
+    return os.path.join(cwd, script.main(args))
 
 
 def test_run_folder_name_and_seed(tmp_path, monkeypatch):

@@ -1,12 +1,12 @@
-"""theory.py against the spec's reference tables, brute-force root checks and closed forms."""
+"""theory.py against independently computed reference tables, brute-force root checks and closed forms."""
 import numpy as np
 import pytest
 
-import theory
+from nc_repro import theory
 
 STEP = [100, 100, 200, 200, 300, 300, 400, 400, 500, 500]
-# spec D23 §5.3 "Reference values" (float32, as the code computes them): b and s_k of every
-# second class for the 10-class rows (the table prints each value twice), all s_k otherwise
+# Reference values of D23's imbalanced theory (float32, as D23's code computes them): b and
+# s_k of every second class for the 10-class rows (classes come in equal pairs), all s_k otherwise
 TABLE = [
     (STEP, 1, 1e-5, 1e-5, 9e-4, [3.157531, 3.756612, 4.158186, 4.468780, 4.725535]),
     (STEP, 1, 1e-4, 1e-5, 9e-3, [1.769824, 2.107638, 2.333929, 2.508895, 2.653501]),
@@ -96,11 +96,19 @@ def test_brute_force_with_vanishing_classes_every_depth():
     assert outcomes == {'none', 'negative', 'positive'}
 
 
-def test_deep_depths_are_fast_enough_to_call_per_class():
-    # M = 9 for 100 classes in one call (sympy needs seconds per class): only correctness here
+def test_depth_nine_for_a_hundred_classes_gives_the_largest_root_of_each_polynomial():
+    # M = 9 for 100 classes in one call (the original asked sympy for every root, seconds per
+    # class): each x_k is a root of its polynomial, no real root lies above it, and s_k grows with n_k
     counts = np.arange(1, 101) * 5
-    s = theory.d23_singular_values(counts, 9, 1e-5, 1e-5)['s']
-    assert np.all(np.diff(s) > 0)          # larger classes, larger singular values
+    result = theory.d23_singular_values(counts, 9, 1e-5, 1e-5)
+    for n_k, x_k in zip(counts, result['x']):
+        coefficients = theory.d23_polynomial(n_k, result['b'], 9)
+        scale = np.abs(coefficients).max() * max(1.0, x_k) ** 18
+        assert abs(np.polyval(coefficients, x_k)) < 1e-9 * scale, n_k
+        roots = np.roots(coefficients)
+        real = roots[np.abs(roots.imag) < 1e-7].real
+        assert real.max() == pytest.approx(x_k, rel=1e-6), n_k
+    assert np.all(np.diff(result['s']) > 0)          # larger classes, larger singular values
 
 
 def test_clamping_a_class_too_small_to_survive():
@@ -152,9 +160,9 @@ def test_m1_closed_form():
     np.testing.assert_allclose(deep['W_div_H'], deep['c'] ** 2, rtol=1e-15)
 
 
-def test_geometry_matches_the_spec_measured_minimiser():
-    # spec D23 §5.3: SGD on the UFM objective, n = [200, 100, 50, 50], lambda = 5e-4, measured
-    # values matching the formulas "to >= 4 digits" (so rtol 1e-4, not the printed digits)
+def test_geometry_matches_a_measured_minimiser():
+    # full-batch SGD on the UFM objective (docs/papers.md, Dang 2023), n = [200, 100, 50, 50],
+    # lambda = 5e-4: measured values that match the formulas to 4 digits or more (so rtol 1e-4)
     counts = [200, 100, 50, 50]
     one = theory.d23_geometry(counts, 1, 5e-4, 5e-4)
     np.testing.assert_allclose(one['WWT'], [13.942, 9.800, 6.871, 6.871], rtol=1e-4)
@@ -217,8 +225,8 @@ def test_d24_logit_gaps_by_hand():
     assert theory.d24_logit_gaps([10000, 1], 1e-2, 1e-2)[1] == 0.0
 
 
-def test_hong_thresholds_reproduce_the_spec_table():
-    # spec Hong §9 table: minority_l rows
+def test_hong_thresholds_reproduce_the_measured_table():
+    # thresholds measured with cvxpy on the README grids: minority_l rows
     assert theory.hong_minority_collapse_lambda(5, 500, 5, 100) == pytest.approx(0.003333, abs=5e-7)
     assert theory.hong_total_collapse_threshold([500] * 5 + [100] * 5) == pytest.approx(0.007454, abs=5e-7)
     assert theory.hong_minority_collapse_lambda(3, 500, 7, 100) == pytest.approx(0.004545, abs=5e-7)
@@ -250,33 +258,18 @@ def test_hong_thresholds_reproduce_the_spec_table():
 
 
 def test_hong_opt_main_and_balanced_closed_form():
-    # spec Hong §8: README opt_main example, N = 39000, collapse levels
+    # Hong's README opt_main example, N = 39000, collapse levels
     counts = [5000] * 3 + [4000] * 3 + [3000] * 4
     assert theory.hong_total_collapse_threshold(counts) == pytest.approx(1.81e-3, abs=5e-6)
     assert theory.hong_within_cluster_threshold(3000, 39000) == pytest.approx(1.40e-3, abs=5e-6)
     assert 0.005 > theory.hong_total_collapse_threshold(counts)               # README l: Z = 0
-    # balanced: n = 500, K = 10, l = 0.001 gives alpha = 3.5758 (spec; exact 3.575749); zero from 1/(K sqrt(n)) on
+    # balanced: n = 500, K = 10, l = 0.001 gives alpha = 3.5758 (to four decimals; exact 3.575749); zero from 1/(K sqrt(n)) on
     assert theory.hong_balanced_logit_scale(500, 10, 0.001) == pytest.approx(3.5758, abs=1e-4)
     assert theory.hong_balanced_logit_scale(500, 10, 0.001) == pytest.approx(np.log((1 - 9 * np.sqrt(500) / 1000) / (np.sqrt(500) / 1000)), rel=1e-12)
     edge = 1 / (10 * np.sqrt(500))
     assert edge == pytest.approx(theory.hong_total_collapse_threshold([500] * 10), rel=1e-12)
     assert theory.hong_balanced_logit_scale(500, 10, edge) == 0.0
     assert theory.hong_balanced_logit_scale(500, 10, edge * (1 - 1e-9)) == pytest.approx(0.0, abs=1e-7)
-
-
-def test_reference_frames():
-    for K, d in ((2, None), (4, None), (10, 9), (10, 16)):
-        frame = theory.simplex_etf(K, d)
-        assert frame.shape == (d or K, K)
-        gram = frame.T @ frame
-        np.testing.assert_allclose(np.diag(gram), np.ones(K), atol=1e-12)
-        np.testing.assert_allclose(gram[~np.eye(K, dtype=bool)], -1 / (K - 1), atol=1e-12)
-        np.testing.assert_allclose(frame.sum(1), 0, atol=1e-12)
-    np.testing.assert_array_equal(theory.orthogonal_frame(3, 5).T @ theory.orthogonal_frame(3, 5), np.eye(3))
-    with pytest.raises(ValueError, match='d >= K-1'):
-        theory.simplex_etf(10, 8)
-    with pytest.raises(ValueError, match='d >= K'):
-        theory.orthogonal_frame(4, 3)
 
 
 @pytest.mark.parametrize('call,match', [

@@ -7,11 +7,9 @@ import shlex
 import torch
 
 import args as cli
-import checkpoints
 import datasets
-import losses
 import models
-import training
+from nc_repro import checkpoints, losses, training
 from conftest import run_script
 
 DANG_MLP = ('--model MLP --dataset cifar10 --depth_relu 6 --depth_linear 1 --width 512 --seed 1 '
@@ -24,7 +22,7 @@ def train_in_process(command, tmp_path, monkeypatch):
     training.set_seed(args.seed)
     data = datasets.training_data(args)
     model = models.build_model(args, data.num_classes, data.input_shape)
-    run_dir = checkpoints.prepare_run_dir(args)
+    run_dir = checkpoints.prepare_run_dir(args, 'cpu', model, save_every=1)
     loader = datasets.make_train_loader(args, data, 'cpu')
     optimizer = training.make_optimizer(args, model)
     history = training.fit(model, loader, losses.make_objective(args, data.num_classes), optimizer,
@@ -58,7 +56,7 @@ def test_zhou_uid_layout_and_force(tmp_path, monkeypatch):
     args, data, model, run_dir, history = train_in_process(command, tmp_path, monkeypatch)
     assert run_dir == os.path.join('model_weights', 'sgd_run')
     assert sorted(os.listdir(run_dir)) == ['.lock', 'args.json', 'args.txt', 'epoch_001.pth', 'epoch_002.pth',
-                                           'log.txt', 'resume.pth', 'train_log.jsonl', 'train_log.txt']
+                                           'log.txt', 'resume.pth', 'run.json', 'train_log.jsonl', 'train_log.txt']
     assert open(os.path.join(run_dir, 'args.txt')).read().startswith('Namespace(')
     log = open(os.path.join(run_dir, 'train_log.txt')).read().splitlines()
     assert log[0].startswith('# of model parameters: ')
@@ -76,8 +74,8 @@ def test_save_every_and_step_schedule(tmp_path, monkeypatch):
     command = DANG_MLP + ' --dataset digits --epochs 5 --width 32 --patience 2 --gamma 0.5'
     monkeypatch.chdir(tmp_path)
     args = cli.parse(cli.get_train_parser(), shlex.split(command))
-    assert [e for e in range(1, 6) if training.is_saved_epoch(e, 5, 2)] == [1, 3, 5]
-    assert [e for e in range(1, 12001) if training.is_saved_epoch(e, 12000, 100)][:3] == [1, 101, 201]
+    assert [e for e in range(1, 6) if checkpoints.is_saved_epoch(e, 5, 2)] == [1, 3, 5]
+    assert [e for e in range(1, 12001) if checkpoints.is_saved_epoch(e, 12000, 100)][:3] == [1, 101, 201]
     model = models.build_model(args, 10, (1, 8, 8))
     optimizer = training.make_optimizer(args, model)
     scheduler = training.make_scheduler(args, optimizer)
@@ -95,7 +93,7 @@ def test_non_finite_loss_stops_with_last_good_checkpoint(tmp_path, monkeypatch):
         '--uid diverge'))
     data = datasets.training_data(args)
     model = models.build_model(args, data.num_classes, data.input_shape)
-    run_dir = checkpoints.prepare_run_dir(args)
+    run_dir = checkpoints.prepare_run_dir(args, 'cpu', model, save_every=1)
     optimizer = training.make_optimizer(args, model)
     try:
         training.fit(model, datasets.make_train_loader(args, data, 'cpu'),

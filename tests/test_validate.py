@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import validation
+from nc_repro import validation
 from conftest import run_script
 
 DANG = ['--model', 'MLP', '--dataset', 'digits', '--depth_relu', '3', '--depth_linear', '3', '--width', '128',
@@ -168,7 +168,7 @@ def test_same_run_validated_twice_gives_identical_info(dang_run, tmp_path):
 
 def test_disk_space_warning(tmp_path, monkeypatch, capsys):
     import shutil
-    import checkpoints
+    from nc_repro import checkpoints
     model = torch.nn.Linear(1000, 1000)                      # 4 MB per checkpoint
     monkeypatch.setattr(shutil, 'disk_usage', lambda path: shutil._ntuple_diskusage(10 ** 9, 0, 10 ** 7))
     needed, free = checkpoints.warn_if_disk_too_small(str(tmp_path), model, 200)

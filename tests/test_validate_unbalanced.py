@@ -10,8 +10,7 @@ import pickle
 import numpy as np
 import pytest
 
-import theory
-import validation
+from nc_repro import theory, validation
 from conftest import run_script
 
 BASE = ['--model', 'MLP', '--dataset', 'digits', '--depth_relu', '2', '--depth_linear', '2', '--width', '64',

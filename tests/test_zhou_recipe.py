@@ -1,8 +1,8 @@
-"""Zhou et al. 2022 recipe (spec mse_nc_zhou2022.md, "J"): rescaled MSE, fixed simplex-ETF
+"""Zhou et al. 2022 recipe (code J, docs/papers.md): rescaled MSE, fixed simplex-ETF
 classifier, --fixdim, --SOTA, the mini-ImageNet cache split and T's cifar10_random models.
 
 Every network is built the way train_1st_order.py builds it: its parser, ``cli.parse`` with
-the recipe resolution, then ``models.build_model``. Expected values come from the spec and are
+the recipe resolution, then ``models.build_model``. Expected values come from J's and T's code and are
 computed here by hand or by explicit loops, never by calling the code under test twice.
 """
 import copy
@@ -18,10 +18,10 @@ import torchvision
 
 import args as cli
 import datasets
-import losses
 import models
+from nc_repro import losses
 import train_1st_order
-import training
+from nc_repro import training
 from conftest import run_script
 from test_datasets import write_cifar10
 
@@ -63,7 +63,7 @@ def fake_cifar10(tmp_path, monkeypatch):
 
 
 # ----------------------------------------------------------------------------------------
-# 1. losses (spec §4.2, §4.3)
+# 1. losses (J's MSE and utils.Rescale_Square_Loss)
 
 LOGITS = [[0.5, -1.0, 2.0, 0.0],
           [1.5, 0.25, -0.5, 3.0],
@@ -72,7 +72,7 @@ LABELS = [2, 0, 3]
 
 
 def rescaled_mse_by_loops(logits, labels, M, k):
-    """§4.3: l_i = (1/K)[k (z_{i,y_i} - M)^2 + sum_{j != y_i} z_{i,j}^2], mean over i."""
+    """Rescaled MSE: l_i = (1/K)[k (z_{i,y_i} - M)^2 + sum_{j != y_i} z_{i,j}^2], mean over i."""
     total = 0.0
     for row, y in zip(logits, labels):
         per_sample = 0.0
@@ -82,8 +82,8 @@ def rescaled_mse_by_loops(logits, labels, M, k):
     return total / len(logits)
 
 
-def test_rescaled_mse_matches_the_spec_formula():
-    """§4.3 with M = 3, k = 5 chosen on the command line (--loss RescaledMSE --M 3 --k 5)."""
+def test_rescaled_mse_matches_the_paper_formula():
+    """Rescaled MSE with M = 3, k = 5 chosen on the command line (--loss RescaledMSE --M 3 --k 5)."""
     args = parse('--loss RescaledMSE --M 3 --k 5')
     assert (args.loss, args.M, args.k) == ('RescaledMSE', 3.0, 5.0)
     criterion = losses.make_objective(args, 4).criterion
@@ -98,7 +98,7 @@ def test_rescaled_mse_matches_the_spec_formula():
 
 
 def test_rescaled_mse_with_m_k_one_is_the_plain_mse():
-    """§4.2/§4.3: M = k = 1 is nn.MSELoss (mean over the B x K entries) against the one-hot."""
+    """M = k = 1 is nn.MSELoss (mean over the B x K entries) against the one-hot."""
     logits, labels = torch.tensor(LOGITS), torch.tensor(LABELS)
     reference = nn.MSELoss()(logits, nn.functional.one_hot(labels, 4).float())
     rescaled = losses.make_criterion('RescaledMSE', 4, k=1, M=1)(logits, labels)
@@ -109,10 +109,10 @@ def test_rescaled_mse_with_m_k_one_is_the_plain_mse():
 
 
 # ----------------------------------------------------------------------------------------
-# 2. fixed simplex-ETF classifier (spec §3.3, §4.4, §5.1)
+# 2. fixed simplex-ETF classifier (J's --ETF_fc, models/resnet.py and utils.make_optimizer)
 
 def test_etf_classifier_is_the_canonical_simplex_etf():
-    """§3.3: W = [M0 | 0] with M0 M0^T = K/(K-1)(I - 11^T/K): unit diagonal, -1/(K-1) off it."""
+    """--ETF_fc: W = [M0 | 0] with M0 M0^T = K/(K-1)(I - 11^T/K): unit diagonal, -1/(K-1) off it."""
     args, model = build('--gpu_id 0 --uid run --dataset cifar10 --optimizer SGD --lr 0.05 --ETF')
     assert args.ETF_fc                              # README's --ETF is a prefix of --ETF_fc
     W = model.fc.weight.detach().double()
@@ -130,7 +130,7 @@ def test_etf_classifier_is_the_canonical_simplex_etf():
 
 @pytest.mark.parametrize('fixdim', [10, 5])
 def test_etf_classifier_with_fixdim_is_k_by_fixdim(fixdim):
-    """§3.3: D = fixdim, so W = M0[:, :fixdim] with M0 = sqrt(K/(K-1))(I - 11^T/K); for
+    """--ETF_fc --fixdim: D = fixdim, so W = M0[:, :fixdim] with M0 = sqrt(K/(K-1))(I - 11^T/K); for
     fixdim = K that is M0 itself, an ETF (rows of unit norm summing to zero)."""
     _, model = build('--ETF_fc --fixdim %d --SOTA' % fixdim)
     W = model.fc.weight.detach().double()
@@ -145,7 +145,7 @@ def test_etf_classifier_with_fixdim_is_k_by_fixdim(fixdim):
 
 
 def test_sgd_step_leaves_the_etf_weight_untouched_and_decays_the_bias(fake_cifar10):
-    """§3.3/§4.4/§5.1: the frozen weight is outside the optimizer (no decay either); the bias
+    """The frozen weight is outside the optimizer (no decay either); the bias
     takes the SGD (momentum 0.9, weight decay 5e-4) first step b - lr (g + wd b)."""
     args = parse('--uid run --dataset cifar10 --optimizer SGD --lr 0.05 --ETF_fc '
                  '--batch_size 10 --data_dir %s' % fake_cifar10)
@@ -180,10 +180,10 @@ def test_sgd_step_leaves_the_etf_weight_untouched_and_decays_the_bias(fake_cifar
 
 
 # ----------------------------------------------------------------------------------------
-# 3. --fixdim (spec §3.2)
+# 3. --fixdim (J's models/resnet.py; docs/original_code.md, J-B13)
 
 def test_fixdim_sets_the_feature_dimension_and_adds_a_shortcut():
-    """§3.2: the last block's conv2/bn2 output F channels, its shortcut is a stride-1
+    """The last block's conv2/bn2 output F channels, its shortcut is a stride-1
     1x1 conv + BN(F), fc is Linear(F, K); J honours F (T would use K)."""
     _, model = build('--SOTA --fixdim 5')
     last = model.layer4[-1]
@@ -203,7 +203,7 @@ def test_fixdim_sets_the_feature_dimension_and_adds_a_shortcut():
 
 
 def test_fixdim_512_is_not_the_baseline_resnet18():
-    """§3.2: even --fixdim 512 adds the 512->512 1x1 conv + BN shortcut (263,168 parameters);
+    """Even --fixdim 512 adds the 512->512 1x1 conv + BN shortcut (263,168 parameters);
     counts by hand: 11,181,642 (default), 11,173,962 (SOTA), ~8.86 M (SOTA + fixdim 10)."""
     _, baseline = build('--model resnet18')
     _, sota = build('--SOTA')
@@ -221,7 +221,7 @@ def test_fixdim_512_is_not_the_baseline_resnet18():
 
 
 # ----------------------------------------------------------------------------------------
-# 4. --SOTA (spec §2.1, §2.2, §2.3, §3.2)
+# 4. --SOTA (J's datasets.make_dataset and models/resnet.py)
 
 def stem_trace(model):
     """Forward a 32x32 batch; return (max-pool called?, spatial size of layer4's output)."""
@@ -243,7 +243,7 @@ def stem_trace(model):
 
 
 def test_sota_stem_is_3x3_without_max_pool():
-    """§3.2: SOTA conv1 = Conv2d(3, 64, 3, s1, p1, no bias), max-pool kept but skipped
+    """SOTA conv1 = Conv2d(3, 64, 3, s1, p1, no bias), max-pool kept but skipped
     (32 -> 4x4 at layer4); default stem 7x7/s2/p3 + max-pool (32 -> 1x1)."""
     _, sota = build('--SOTA')
     _, plain = build('--model resnet18')
@@ -261,14 +261,14 @@ def test_sota_stem_is_3x3_without_max_pool():
     ('cifar10', True, 'crop_flip'), ('cifar10', False, None),
     ('mini_imagenet', True, 'crop_flip'), ('cifar10_random', True, None)])
 def test_sota_chooses_crop_and_flip_where_the_paper_does(dataset, sota, expected):
-    """§2.1/§2.2: --SOTA adds RandomCrop(padding 4) + flip on cifar10 and mini_imagenet;
-    §2.3: cifar10_random ignores --SOTA."""
+    """--SOTA adds RandomCrop(padding 4) + flip on cifar10 and mini_imagenet;
+    cifar10_random (T) ignores --SOTA."""
     args = parse('--dataset %s%s' % (dataset, ' --SOTA' if sota else ''))
     assert datasets.augmentation(args) == expected
 
 
 def test_sota_cifar10_loader_crops_and_flips_the_raw_pixels(fake_cifar10):
-    """§2.1: with --SOTA each training batch is a 4-pixel-padded 32x32 crop, maybe flipped, of
+    """With --SOTA each training batch is a 4-pixel-padded 32x32 crop, maybe flipped, of
     the raw image, then CIFAR-normalised; without --SOTA the images pass unchanged."""
     common = '--dataset cifar10 --batch_size 10 --data_dir %s' % fake_cifar10
     for sota in (True, False):
@@ -293,7 +293,7 @@ def test_sota_cifar10_loader_crops_and_flips_the_raw_pixels(fake_cifar10):
 
 
 # ----------------------------------------------------------------------------------------
-# 5. mini-ImageNet cache (spec §2.2)
+# 5. mini-ImageNet cache (J's datasets.MiniImagenet)
 
 CACHE_CLASSES = {'train': 2, 'val': 1, 'test': 1}     # real cache: 64 / 16 / 20
 CACHE_MARKERS = {'train': 201, 'val': 202, 'test': 203}
@@ -321,7 +321,7 @@ def write_mini_imagenet_cache(root):
 
 
 def test_mini_imagenet_cache_builds_j_split(tmp_path):
-    """§2.2: first 500 of each class train, last 100 test, class-major; classes numbered over
+    """First 500 of each class train, last 100 test, class-major; classes numbered over
     the train, val, test caches in that order; processed_{train,test}.pkl in J's keys."""
     raw = write_mini_imagenet_cache(str(tmp_path))
     args = parse('--dataset mini_imagenet --data_dir %s' % tmp_path)
@@ -365,7 +365,7 @@ def test_mini_imagenet_cache_builds_j_split(tmp_path):
 
 
 def test_mini_imagenet_missing_cache_names_data_dir(tmp_path):
-    """§2.2: not downloadable; a missing cache is one line naming the file and --data_dir."""
+    """Not downloadable; a missing cache is one line naming the file and --data_dir."""
     empty = tmp_path / 'nothing_here'
     empty.mkdir()
     args = parse('--dataset mini_imagenet --data_dir %s' % empty)
@@ -387,11 +387,11 @@ def test_mini_imagenet_missing_cache_names_data_dir(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------
-# 6. cifar10_random with T's models (spec §2.3, §3.6, §10)
+# 6. cifar10_random with T's models (T's datasets.py and models; J's README commands)
 
 def test_cifar10_random_mlp_builds_and_runs(fake_cifar10):
-    """§3.6: MLP = `depth` x [Linear-BN-ReLU] on the 3072 flattened inputs, fc(width -> 10);
-    forward returns (logits, normalize(h)); §2.3: ImageNet statistics, 10 classes."""
+    """T's MLP = `depth` x [Linear-BN-ReLU] on the 3072 flattened inputs, fc(width -> 10);
+    forward returns (logits, normalize(h)); T's cifar10_random: ImageNet statistics, 10 classes."""
     args = parse('--dataset cifar10_random --optimizer SGD --batch_size 64 --lr 0.01 --model MLP '
                  '--width 16 --depth 3 --weight_decay 1e-4 --data_dir %s' % fake_cifar10)
     data = datasets.training_data(args)
@@ -412,7 +412,7 @@ def test_cifar10_random_mlp_builds_and_runs(fake_cifar10):
 
 
 def test_cifar10_random_resnet18_adapt_builds_and_runs(fake_cifar10):
-    """§3.6: ResNet18_adapt of base width k: 3x3 stem 3 -> k, stages k..8k, features 8k,
+    """T's ResNet18_adapt of base width k: 3x3 stem 3 -> k, stages k..8k, features 8k,
     fc(8k -> 10); --ETF_fc/--fixdim/--SOTA do not apply to it."""
     args = parse('--dataset cifar10_random --model ResNet18_adapt --width 4 --depth 2 '
                  '--data_dir %s' % fake_cifar10)

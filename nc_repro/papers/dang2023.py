@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-import theory
+from nc_repro import theory
 from nc_repro.claims import Claim, Measurement, MissingResult, all_pass, fmt, fold_drop, relative_error, same_order
 
 NAME = 'dang2023'

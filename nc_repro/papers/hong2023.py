@@ -3,7 +3,7 @@
 5-8) at the threshold l = sqrt(n_B)/N that the convex program also shows, and the cosine limits
 of Fig. 9.
 
-Read from the JSON records the scripts write under plots/ in each grid's work folder (keys in
+Read from the JSON records the scripts write under hong_results/plots/ in each grid's work folder (keys in
 the scripts' docstrings): block_main's NC1 series and block contrast, the minority sweeps'
 per-point spread of the minority logit vectors (network and convex program) against the
 theory's prediction, and limit_main's distances of A, B, AB to -1/(K-1). See
@@ -14,6 +14,7 @@ import json
 import os
 
 from nc_repro.claims import Claim, Measurement, MissingResult, all_pass, fmt
+from nc_repro.cli import OUTPUT_ROOT
 
 NAME = 'hong2023'
 TITLE = 'Hong & Ling 2023, the UFM under cross-entropy with imbalanced data'
@@ -34,14 +35,14 @@ NOTES = ['Quick scale: a two-layer ReLU MLP (width 128, 4x4-pooled digits) inste
 
 def records(grid, pattern):
     found = []
-    for path in sorted(glob.glob(os.path.join(grid.work_dir, 'plots', pattern))):
+    for path in sorted(glob.glob(os.path.join(grid.work_dir, OUTPUT_ROOT, 'plots', pattern))):
         try:
             with open(path) as f:
                 found.append(json.load(f))
         except ValueError:
             raise MissingResult('%s is not valid JSON (interrupted run?)' % os.path.relpath(path)) from None
     if not found:
-        raise MissingResult('no plots/%s in %s' % (pattern, os.path.relpath(grid.work_dir)))
+        raise MissingResult('no %s/plots/%s in %s' % (OUTPUT_ROOT, pattern, os.path.relpath(grid.work_dir)))
     return found
 
 
@@ -87,14 +88,14 @@ CLAIMS = [
     Claim('H1', 'Block structure: features collapse within each cluster of equal-sized classes (NC1 -> 0) and the '
           'logit matrix M W^T shows one block per cluster (Figs. 1 and 2)',
           'NC1 first/last >= 10x; block contrast (off-diagonal spread inside blocks / between blocks) <= 0.3',
-          [('hong_block', None)], block_structure, 'hong_block/plots/001_*_Z_plot.png'),
+          [('hong_block', None)], block_structure, 'hong_block/hong_results/plots/001_*_Z_plot.png'),
     Claim('H2', 'Minority collapse: the minority classes share one logit vector beyond l = sqrt(n_B)/N (as the '
           'regularisation grows, Figs. 5-6, or the majority size grows, Figs. 7-8) and not below it, where the '
           'convex program also collapses',
           'per sweep, minority spread < 0.1 exactly at the points beyond the threshold, for the network and the convex program',
-          [('hong_minority', None)], minority_collapse, 'hong_minority/plots/003_*ka=5*_z_comparison_plot.png'),
+          [('hong_minority', None)], minority_collapse, 'hong_minority/hong_results/plots/003_*ka=5*_z_comparison_plot.png'),
     Claim('H3', 'As n_A grows with l N fixed, the cosines A, B, AB between classifier rows approach the simplex '
           'ETF value -1/(K-1) = -1/9 (Fig. 9)',
           'largest n_A: every distance to -1/9 <= 0.05 and below the smallest n_A\'s largest',
-          [('hong_limit', None)], cosine_limits, 'hong_limit/plots/limit*.png'),
+          [('hong_limit', None)], cosine_limits, 'hong_limit/hong_results/plots/limit*.png'),
 ]

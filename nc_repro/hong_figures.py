@@ -1,5 +1,5 @@
-"""Figures of Hong & Ling 2023 (spec Hong §7), with the collapse thresholds of spec §9 drawn on
-them (not in the reference). Called by block_main.py, minority_l_main.py, minority_n_main.py
+"""Figures of Hong & Ling 2023 (as Hong's main scripts draw them), with the collapse thresholds
+(docs/papers.md, Hong & Ling 2023) drawn on them (not in the reference). Called by block_main.py, minority_l_main.py, minority_n_main.py
 and limit_main.py; each function writes <stem>.png (the original's name) and <stem>.pdf."""
 import math
 import os
@@ -10,10 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm, SymLogNorm  # noqa: E402
 
-try:
-    from plots.plot_utils import save_figure
-except ImportError:          # run from inside plots/
-    from plot_utils import save_figure
+from nc_repro.plot_utils import save_figure  # noqa: E402
 
 PANELS_PER_ROW = 5
 
@@ -25,7 +22,7 @@ def _save(fig, stem):
 
 
 def nc1_curve(nc1_by_epoch, stem, note=None, lr_switch=None):
-    """block_main's NC1 plot: NC1 against epoch, log y (spec §7.2)."""
+    """block_main's NC1 plot: NC1 against epoch, log y (Hong's block_main.py)."""
     epochs = sorted(nc1_by_epoch)
     fig, ax = plt.subplots()
     ax.plot(epochs, [nc1_by_epoch[e] for e in epochs], marker='o', ms=3)
@@ -46,7 +43,7 @@ def cluster_edges(counts):
 
 
 def logit_heatmap(pre, counts, stem, note=None):
-    """block_main's Z plot: (pre - min + 0.01) / (max - min) with LogNorm, gray (spec §7.3).
+    """block_main's Z plot: (pre - min + 0.01) / (max - min) with LogNorm, gray (Hong's block_main.py).
     Red dotted lines (not in the reference) separate the clusters of equal class counts, the
     blocks the theory predicts."""
     span = max(float(pre.max() - pre.min()), 1e-12)
@@ -63,8 +60,8 @@ def logit_heatmap(pre, counts, stem, note=None):
 def sweep_heatmaps(matrices, values, ka, title, stem, collapsed=None, note=None):
     """minority_l / minority_n: one panel per sweep value in ascending order showing pre^T
     (x = true class, y = logit) with SymLogNorm(0.03) over the global min/max, ticks at [0, ka],
-    white dashed lines at ka - 0.5 (spec §7.4). 2 x 5 panels for the README's ten values; more
-    rows for more values (the original raised IndexError, bug 17). Panels whose setting the
+    white dashed lines at ka - 0.5 (Hong's minority_n_main.py). 2 x 5 panels for the README's ten values; more
+    rows for more values (the original raised IndexError, docs/original_code.md, Hong-B17). Panels whose setting the
     theory predicts to be minority-collapsed get a red frame (not in the reference)."""
     order = np.argsort(values, kind='stable')
     rows = max(2, math.ceil(len(values) / PANELS_PER_ROW))
@@ -95,7 +92,7 @@ def sweep_heatmaps(matrices, values, ka, title, stem, collapsed=None, note=None)
 
 def collapse_score_curve(values, scores, xlabel, stem, thresholds, convex_scores=None, log_x=False, small=None):
     """Not in the reference: the minority-collapse score of the trained networks (and of the
-    convex program's solution) against the swept quantity, with the thresholds of spec §9 as
+    convex program's solution) against the swept quantity, with the thresholds (docs/papers.md, Hong & Ling 2023) as
     vertical lines. thresholds: [(value, label)]; ``small``: the cut-off below which a score
     counts as collapsed, drawn as a horizontal line."""
     order = np.argsort(values, kind='stable')

@@ -4,7 +4,7 @@ Statistics (``ClassStatistics``) are accumulated batch by batch in float64 with 
 matrix products: per-class counts n_k, sums and squared norms, and the pooled scatter, all of
 features shifted by a per-class reference (the class mean of the first batch that contains the
 class), which removes the cancellation of one-pass second moments when features are collapsed
-far from the origin (spec nc_metrics_reference §3.5, §4.2).
+far from the origin (tests/test_nc_metrics.py shows that cancellation without the shift).
 
 Measures are functions of those statistics and of the classifier; each docstring names the
 paper and formula. Where the papers' codes differ, the choice is a named field of
@@ -20,10 +20,12 @@ import numpy as np
 import scipy.linalg
 import torch
 
+from nc_repro import frames
+
 
 @dataclass(frozen=True)
 class Conventions:
-    """Choices on which the classic codes disagree (spec nc_metrics_reference §3.3)."""
+    """Choices on which the classic codes (T, J, D23, Hong, Papyan 2020's measurement code) disagree."""
     global_mean: str          # 'sample': (1/N) sum_i h_i;  'classes': (1/K) sum_k mu_k
     between_weights: str      # 'uniform': Sigma_B = (1/K) sum_k ...;  'counts': weights n_k/N (Hong)
     nc1_divide_by_K: bool     # NC1 = tr(Sigma_W Sigma_B^+)/K, or without /K (Papyan's Colab code)
@@ -43,7 +45,7 @@ CONVENTIONS = {
 
 
 class ClassStatistics:
-    """Per-class statistics of features, exact in float64 (reference §4.2).
+    """Per-class statistics of features, exact in float64.
 
     Two ways to get the within-class second moments that NC1 needs:
     * streaming (scatter=True): the pooled shifted scatter Q (D x D) is accumulated with one
@@ -51,7 +53,7 @@ class ClassStatistics:
     * from a feature cache (``ClassStatistics.from_features``, scatter=False): only counts and
       sums are accumulated; NC1 then needs Sigma_W only along the <= K-1 between-class
       directions, v^T Sigma_W v, computed in float64 from the cached features in one more
-      pass of 2 N D (K-1) flops instead of 2 N D^2 (reference §4.7). Validation keeps the
+      pass of 2 N D (K-1) flops instead of 2 N D^2. Validation keeps the
       features anyway (for NC4 and the margins), so it uses this mode.
     """
 
@@ -222,11 +224,12 @@ def nc1(stats, conventions, as_coded=True, sigma_w_swap=None):
 
     'nc1': exact, float64, with Sigma_B's pseudo-inverse taken in its K-1 dimensional range:
     the thin SVD A = U diag(s) V^T of the between-class factor gives Sigma_B = V diag(s^2) V^T,
-    so NC1 = (1/K) sum_{i<r} v_i^T Sigma_W v_i / s_i^2, r = min(K-1, D) (reference §4.3);
+    so NC1 = (1/K) sum_{i<r} v_i^T Sigma_W v_i / s_i^2, r = min(K-1, D);
     directions with s_i <= s_0 max(K, D) eps64 are dropped as genuinely degenerate.
     'nc1_as_coded': Sigma_W and Sigma_B as the original computed them (float32 with SciPy's
     pinv for T/J/D23, float64 with rcond 1e-10 for Hong), which under-reports NC1 when a
-    between-class direction is small (reference §3.4).
+    between-class direction is small (the float32 cut-off drops it; docs/original_code.md, "NC1 as
+    the originals computed it").
     'sb_condition': s_{r-1}/s_0, small values mean the as-coded number is unreliable.
     as_coded=False skips the original's D x D pseudo-inverse ('nc1_as_coded' is then None).
 
@@ -305,52 +308,28 @@ def _as64(matrix):
     return torch.as_tensor(matrix).detach().to(torch.float64).cpu()
 
 
-def simplex_etf_gram(K):
-    """P = (I_K - 11^T/K) / sqrt(K-1), the unit-Frobenius-norm simplex-ETF Gram matrix."""
-    return (torch.eye(K, dtype=torch.float64) - 1.0 / K) / (K - 1) ** 0.5
-
-
-def alignment_error(A, target):
-    """|| A/||A||_F - T/||T||_F ||_F in [0, 2] (the normalised distance used by Zhu et al.
-    2021 for NC2/NC3 and by Dang et al. 2023 for the orthogonal-frame and GOF targets)."""
+def alignment_error(A, target, normalised=True):
+    """|| A/||A||_F - T/||T||_F ||_F in [0, 2], the normalised distance of a matrix to its
+    target used for NC2 and NC3 by Zhu et al. 2021, Zhou 2022 and Dang 2023/2024; with
+    normalised=False the plain || A - T ||_F (Dang 2023's balanced synthetic script). The targets
+    are named values: frames.simplex_etf_gram(K), frames.orthogonal_frame_gram(K), or the
+    diagonal closed forms of theory.d23_geometry / theory.d24_targets."""
     A, target = _as64(A), _as64(target)
+    if not normalised:
+        return float(torch.linalg.norm(A - target))
     return float(torch.linalg.norm(A / torch.linalg.norm(A) - target / torch.linalg.norm(target)))
 
 
-def etf_error(gram):
-    """|| G/||G||_F - P ||_F: distance of a K x K matrix to the simplex-ETF Gram target."""
-    gram = _as64(gram)
-    return alignment_error(gram, simplex_etf_gram(gram.shape[0]))
-
-
-def centred_rows(W):
+def classifier_rows(W, conventions):
+    """W~ = W - 1 w_bar^T when conventions.center_classifier (J), the raw W otherwise (T), in
+    float64: the classifier of Zhou 2022's NC2 (ETF_metric) and NC3 (WH_relation_metric)."""
     W = _as64(W)
-    return W - W.mean(0, keepdim=True)
-
-
-def nc2_classifier(W, conventions):
-    """NC2 on the classifier, J's 'ETF_metric' (Zhou 2022, spec J §7.2): etf_error(W~ W~^T) with
-    W~ = W - 1 w_bar^T when conventions.center_classifier (J), raw W otherwise (T)."""
-    W = centred_rows(W) if conventions.center_classifier else _as64(W)
-    return etf_error(W @ W.T)
+    return W - W.mean(0, keepdim=True) if conventions.center_classifier else W
 
 
 def centred_means(stats, conventions):
     """M~ = [mu_k - mu_G] (K, D)."""
     return (stats.class_means - stats.global_mean(conventions)).cpu()
-
-
-def nc2_means(stats, conventions):
-    """NC2 on the features: etf_error(M~ M~^T) (Papyan 2020; Kothapalli 2023's ETF error)."""
-    centred = centred_means(stats, conventions)
-    return etf_error(centred @ centred.T)
-
-
-def nc3_duality(W, stats, conventions):
-    """NC3, J's 'WH_relation_metric': etf_error(W~ Hbar) with Hbar = M~^T (D x K), W~ centred
-    (J) or raw (T) (Zhu et al. 2021 / Zhou et al. 2022)."""
-    W = centred_rows(W) if conventions.center_classifier else _as64(W)
-    return etf_error(W @ centred_means(stats, conventions).T)
 
 
 def bias_relation(W, b, global_mean):
@@ -394,11 +373,11 @@ def max_angle(vectors):
 # per-sample measures, batched
 
 def cosine_margins(features, labels, W, global_mean, conventions, chunk=8192):
-    """J's cosine margin per sample (spec J §7.2): c_ik = (W h_i)_k / (||h_i - mu_G|| ||w~_k||)
+    """J's cosine margin per sample (J's validate_NC.py): c_ik = (W h_i)_k / (||h_i - mu_G|| ||w~_k||)
     with the raw W in the numerator and the centred rows w~_k in the norm; margin_i =
     c_{i,y_i} - max_{k != y_i} c_ik. Returns (N,) float64."""
     W = _as64(W)
-    row_norms = torch.linalg.norm(centred_rows(W), dim=1)                  # (K,)
+    row_norms = torch.linalg.norm(W - W.mean(0, keepdim=True), dim=1)      # (K,) centred rows
     mu = _as64(global_mean)
     margins = []
     for start in range(0, len(labels), chunk):
@@ -413,7 +392,8 @@ def cosine_margins(features, labels, W, global_mean, conventions, chunk=8192):
 
 def nearest_class_mean(features, class_means, chunk=8192):
     """argmin_k ||h_i - mu_k|| in float64, equal to the decision of the direct differences
-    (Papyan 2020's NCC classifier; reference §4.3: never decide by the expanded form).
+    (Papyan 2020's NCC classifier; never decided by the expanded form, which cancels far from the
+    origin).
 
     Fast path: scores s_k = ||o_k||^2 - 2 <h - m, o_k> = ||h - mu_k||^2 - ||h - m||^2, with m the
     mean of the class means and o_k = mu_k - m: centring removes the common offset that makes
@@ -454,109 +434,15 @@ def ncc_mismatch_count(features, predictions, class_means):
 
 
 # ----------------------------------------------------------------------------------------
-# Dang et al. 2023: orthogonal-frame targets (balanced, bias-free) and GOF targets (imbalanced)
-# W: product matrix (K, d); U: uncentred class means (d, K); C: centred class means (d, K)
+# Dang et al. 2023: the one measure that is not an alignment
 
-def identity_target(K):
-    return torch.eye(K, dtype=torch.float64)
-
-
-def nc2_etf_w(W):
-    """D23 NC2_ETF_W = || WW^T/||WW^T|| - (I - 11^T/K)/sqrt(K-1) || (spec D23 App. A)."""
-    W = _as64(W)
-    return etf_error(W @ W.T)
-
-
-def nc2_identity_w(W):
-    """D23 NC2_Identity_W = || WW^T/||WW^T|| - I/sqrt(K) || (orthogonal frame)."""
-    W = _as64(W)
-    return alignment_error(W @ W.T, identity_target(W.shape[0]))
-
-
-def nc2_etf_h(C):
-    """D23 NC2_ETF_H = || C^T C/||C^T C|| - ETF ||."""
-    C = _as64(C)
-    return etf_error(C.T @ C)
-
-
-def nc2_identity_h(U):
-    """D23 NC2_Identity_H = || U^T U/||U^T U|| - I/sqrt(K) ||."""
-    U = _as64(U)
-    return alignment_error(U.T @ U, identity_target(U.shape[1]))
-
-
-def nc3_etf_wh(W, C):
-    """D23 NC3_ETF_WH = || WC/||WC|| - ETF ||."""
-    return etf_error(_as64(W) @ _as64(C))
-
-
-def nc3_identity_wh(W, U):
-    """D23 NC3_Identity_WH = || WU/||WU|| - I/sqrt(K) ||."""
-    W, U = _as64(W), _as64(U)
-    return alignment_error(W @ U, identity_target(W.shape[0]))
-
-
-def nc3_w_sub_h(W, U):
-    """D23 NC3_W_sub_H = || W/||W|| - U^T/||U|| || (with C for the centred variant)."""
-    return alignment_error(_as64(W), _as64(U).T)
-
-
-def nc2_w_gof(W, t):
-    """D23 imbalanced NC2_W = || WW^T/||.|| - diag(t)/||diag(t)|| ||, t_k = s_k^{2M} (§5.2)."""
-    W = _as64(W)
-    return alignment_error(W @ W.T, torch.diag(_as64(t)))
-
-
-def nc2_h_gof(U, t, c, normalised=True):
-    """D23 NC2_H: U^T U against diag(t_k/c_k^2); normalised as in the imbalanced scripts, or
-    || U^T U - diag(t/c^2) ||_F unnormalised as the balanced synthetic script (§6.3)."""
-    U, target = _as64(U), torch.diag(_as64(t) / _as64(c) ** 2)
-    gram = U.T @ U
-    return alignment_error(gram, target) if normalised else float(torch.linalg.norm(gram - target))
-
-
-def nc3_wh_gof(W, U, t, c):
-    """D23 NC3_WH = || WU/||WU|| - diag(t/c)/||diag(t/c)|| ||."""
-    return alignment_error(_as64(W) @ _as64(U), torch.diag(_as64(t) / _as64(c)))
-
-
-def nc3_w_sub_h_gof(W, U, c, normalised=True):
-    """D23 NC3_W_sub_H = || W/||W|| - diag(c)U^T/||diag(c)U^T|| || (imbalanced), or
-    || W - diag(c) U^T ||_F unnormalised (balanced synthetic script)."""
-    W, target = _as64(W), torch.diag(_as64(c)) @ _as64(U).T
-    return alignment_error(W, target) if normalised else float(torch.linalg.norm(W - target))
-
-
-def nc3_w_div_h(W, U, r):
-    """D23 NC3_W_div_H = || diag(WW^T)/diag(U^T U) - r ||_2 (squared length ratios; r = n_k for
-    M = 1 as coded, c_k^2 otherwise; unnormalised)."""
+def length_ratio_error(W, U, r):
+    """Dang 2023's NC3_W_div_H = || diag(W W^T)/diag(U^T U) - r ||_2: squared classifier-row
+    over class-mean lengths against the closed form r (n_k for M = 1 as coded, c_k^2 otherwise;
+    unnormalised). W: (K, d) product, U: (d, K) uncentred class means."""
     W, U = _as64(W), _as64(U)
     ratios = (W ** 2).sum(1) / (U ** 2).sum(0)
     return float(torch.linalg.norm(ratios - _as64(r)))
-
-
-# Dang et al. 2024 (spec D23 App. B): targets built by theory.py
-
-def nc2_h_relu(U, d_target):
-    """D24 NC2_H = || R/||R|| - diag(d)/||diag(d)|| ||, R = ReLU(U)^T ReLU(U)."""
-    relu = torch.relu(_as64(U))
-    return alignment_error(relu.T @ relu, torch.diag(_as64(d_target)))
-
-
-def nc2_w_d24(W, S):
-    """D24 NC2_W = || W/||W|| - S/||S|| || (S from theory.d24_classifier_target)."""
-    return alignment_error(W, S)
-
-
-def nc2_wwt_d24(W, T):
-    """D24 NC2_WWT = || WW^T/||WW^T|| - T/||T|| ||."""
-    W = _as64(W)
-    return alignment_error(W @ W.T, T)
-
-
-def nc3_wh_d24(W, U, Q):
-    """D24 NC3_WH = || WU/||WU|| - Q/||Q|| ||."""
-    return alignment_error(_as64(W) @ _as64(U), Q)
 
 
 # ----------------------------------------------------------------------------------------
@@ -571,11 +457,12 @@ def measure(features, labels, W, b, conventions, logits=None, num_classes=None):
     b64 = _as64(b) if b is not None else torch.zeros(W64.shape[0], dtype=torch.float64)
     global_mean = stats.global_mean(conventions)
     logits = _as64(features) @ W64.T + b64 if logits is None else _as64(logits)
+    W_rows, means, etf = classifier_rows(W64, conventions), centred_means(stats, conventions), frames.simplex_etf_gram(K)
     result = nc1(stats, conventions)
     result.update({
-        'nc2_classifier': nc2_classifier(W64, conventions),
-        'nc2_means': nc2_means(stats, conventions),
-        'nc3_duality': nc3_duality(W64, stats, conventions),
+        'nc2_classifier': alignment_error(W_rows @ W_rows.T, etf),
+        'nc2_means': alignment_error(means @ means.T, etf),
+        'nc3_duality': alignment_error(W_rows @ means.T, etf),
         'bias_relation': bias_relation(W64, b64, global_mean),
         'ncc_mismatch': ncc_mismatch_count(features, logits.argmax(1), stats.class_means) / len(labels),
         'equinorm_means': equinorm(centred_means(stats, conventions)),

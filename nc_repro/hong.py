@@ -1,8 +1,8 @@
 """What the Hong & Ling 2023 training scripts share (block_main, minority_l_main,
 minority_n_main, limit_main): flags, the rendered imbalanced data, one trained model per
-setting through the project's training loop, and the analysis of spec Hong §7.
+setting through the project's training loop, and the analysis of Hong's ana_utils.py and main scripts.
 
-Training as the code does it (spec Hong §6): SGD(lr 0.01, momentum 0.9, weight decay 5e-4 for
+Training as the code does it (Hong's train_utils.py loops): SGD(lr 0.01, momentum 0.9, weight decay 5e-4 for
 block_main and limit_main, 0 for the minority scripts), batch 128 reshuffled every epoch, loss
 CE + lambda_W ||W||^2 + lambda_b ||b||^2 + lambda_H (N/|B|) sum_B ||h||^2 (losses.HongObjective).
 The loops are passed lr 0.1 while the optimiser starts at 0.01, so the printed "divide the
@@ -13,7 +13,7 @@ lambda_H and lambda_W by 10 for the first int(E/6) epochs (it prints "larger").
 Offline stand-in (not in the reference): ``--dataset_t digits`` has at most about 175 images per
 class (train and test together), so every class count of a script is multiplied by
 s = 100 / (largest count of the script), and the nuclear-norm level l by 1/sqrt(s). Every
-threshold of spec §9 is sqrt(n)/N up to constants, so it moves by the same 1/sqrt(s): the
+threshold of the theory (docs/papers.md, Hong & Ling 2023) is sqrt(n)/N up to constants, so it moves by the same 1/sqrt(s): the
 transitions stay at the same place relative to the sweep.
 
 ``--quick`` (offline, finishes in seconds per model on a CPU; any other flag given explicitly
@@ -44,17 +44,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-import checkpoints
-import convex_ufm
 import datasets
-import losses
 import models
-import nc_metrics
-import theory
-import training
-from args import Parser, UsageError
-from fileio import atomic_write, atomic_write_text
-from plots import plot_hong
+from nc_repro import checkpoints, convex_ufm, losses, nc_metrics, theory, training
+from nc_repro.cli import Parser, UsageError, add_output_root, output_path  # noqa: F401  (scripts: hong.output_path)
+from nc_repro.fileio import atomic_write, atomic_write_text
+from nc_repro.validation import feature_pass
+from nc_repro import hong_figures as plot_hong
 
 NUM_CLASSES = 10
 BATCH_SIZE = 128
@@ -85,7 +81,9 @@ def get_common_parser(description, paper_epochs, quick_extra='', quick_epochs=QU
                         help='epochs per model (default %d; %d with --quick)' % (paper_epochs, quick_epochs))
     parser.set_defaults(paper_epochs=paper_epochs, quick_epochs=quick_epochs)
     extra = parser.add_argument_group('not in the reference')
-    extra.add_argument('--data_dir', type=str, default='data/', help='torchvision root (default data/, as the original)')
+    add_output_root(extra)
+    extra.add_argument('--data_dir', type=str, default=None,
+                       help='torchvision root (default <output_root>/data/; the original: data/)')
     extra.add_argument('--device', type=str, default='auto', help='auto (CUDA when present), cpu, cuda:1, ...')
     extra.add_argument('--gpu_id', type=int, default=0)
     extra.add_argument('--width', type=int, default=None,
@@ -113,6 +111,8 @@ PAPER_DEFAULTS = {'dataset_t': 'cifar10', 'network': 'ResNet18', 'pool': 1, 'lr'
 def parse(parser, argv=None):
     """Flags, with --quick applied, checked up front (one-line errors)."""
     args = parser.parse_args(argv)
+    if args.data_dir is None:
+        args.data_dir = output_path(args, 'data')
     if args.quick:
         args.dataset_t = 'digits'         # --quick is the offline check, whatever --dataset_t says
     for key, paper in PAPER_DEFAULTS.items():
@@ -192,7 +192,7 @@ def check_levels(flag, values):
 # class counts, names and the offline rescaling
 
 def two_cluster_counts(ka, na, nb):
-    """minority_l / minority_n / limit (spec Hong §4.2): classes 0..ka-1 get na, the rest nb."""
+    """minority_l / minority_n / limit (the class patterns of Hong's scripts): classes 0..ka-1 get na, the rest nb."""
     return [na] * ka + [nb] * (NUM_CLASSES - ka)
 
 
@@ -205,7 +205,7 @@ def offline_scale(args, all_counts):
 
 def scaled_counts(counts, scale):
     """Counts times s, rounded, at least 2 per class (a class of one sample breaks the class
-    mean in the original, bug 14)."""
+    mean in the original, docs/original_code.md, Hong-B14)."""
     if scale == 1.0:
         return [int(round(c)) for c in counts]
     return [max(2, int(round(c * scale))) for c in counts]
@@ -219,7 +219,7 @@ def announce_scale(scale):
 
 def dataset_suffix(args):
     """'' for cifar10 (the original folder names), else '_<dataset>' (the original's folders and
-    caches did not name the dataset, bug 8), plus ``network_suffix``."""
+    caches did not name the dataset, Hong-B8), plus ``network_suffix``."""
     suffix = '' if args.dataset_t == 'cifar10' else '_' + args.dataset_t
     return suffix + network_suffix(args)
 
@@ -247,10 +247,10 @@ def ensure_dir(path):
 # data and training
 
 def rendered_data(args, counts, cache_stem, device):
-    """The imbalanced training set (train split first, test split to top up; spec §4.3) on the
-    device. Indices are cached in data/<stem>_<dataset>.pt and reused only for the same request."""
+    """The imbalanced training set (train split first, test split to top up, as Hong's utils.save_train_data) on the
+    device. Indices are cached in <output_root>/data/<stem>_<dataset>.pt and reused only for the same request."""
     bundle = datasets.hong_dataset(args.dataset_t, args.data_dir)
-    cache = os.path.join(ensure_dir('data'), '%s_%s.pt' % (cache_stem, args.dataset_t))
+    cache = os.path.join(ensure_dir(output_path(args, 'data')), '%s_%s.pt' % (cache_stem, args.dataset_t))
     data = datasets.hong_training_set(bundle, counts, cache)
     found = torch.bincount(data.labels, minlength=NUM_CLASSES).tolist()
     print('class counts: %s (N = %d)' % (found, sum(found)))
@@ -258,7 +258,7 @@ def rendered_data(args, counts, cache_stem, device):
 
 
 def effective_lr_factor(loop, epochs):
-    """epoch index (0-based) -> lr / 0.01, as the original loops set it (spec Hong §6.3).
+    """epoch index (0-based) -> lr / 0.01, as the original loops set it (Hong's train_utils.py).
 
     'batch' (simple_train_batch, block_main) and 'batch_2' (limit_main) set lr/10 at epoch
     int(E/6) and, in an elif, lr/100 at int(E/3); 'warm' (minority scripts) at int(E/3) and
@@ -325,7 +325,7 @@ def train_model(args, data, lambdas, weight_decay, loop, save_dir, save_rule, ch
 
 
 def final_weights_file(save_dir, epoch):
-    """The sweep loops save once, at the end, to <save_dir>/network_weight (spec §6.5)."""
+    """The sweep loops save once, at the end, to <save_dir>/network_weight (Hong's simple_train_batch_warm and _2)."""
     return os.path.join(save_dir, 'network_weight')
 
 
@@ -335,17 +335,16 @@ def only_final(epoch, epochs):
 
 def lambdas_for_level(level, reg_b):
     """(lambda_H, lambda_W, lambda_b) = (l/20, 5 l, reg_b), so 2 sqrt(lambda_W lambda_H) = l
-    (spec Hong §6.2)."""
+    (docs/papers.md, Hong & Ling 2023)."""
     return (level / 20, 5 * level, reg_b)
 
 
 # ----------------------------------------------------------------------------------------
-# analysis (spec Hong §7)
+# analysis (Hong's ana_utils.py and the main scripts)
 
 def class_statistics(model, data, device, with_accuracy=False):
     """Eval-mode features of the rendered training set -> nc_metrics.ClassStatistics (and the
     training accuracy in percent with with_accuracy)."""
-    from validation import feature_pass
     features = feature_pass(model, data, BATCH_SIZE, device)
     stats = nc_metrics.ClassStatistics.from_features(features.layer_inputs[0], features.labels, NUM_CLASSES)
     if not with_accuracy:
@@ -355,13 +354,13 @@ def class_statistics(model, data, device, with_accuracy=False):
 
 
 def hong_nc1(stats):
-    """NC1 = tr(Sigma_W pinv(Sigma_B, rcond=1e-10)) / K with Sigma_B weighted by n_k/N (spec
-    Hong §7.2), as coded; computed in the span of the class means (nc_metrics.nc1)."""
+    """NC1 = tr(Sigma_W pinv(Sigma_B, rcond=1e-10)) / K with Sigma_B weighted by n_k/N (Hong's
+    block_main.py), as coded; computed in the span of the class means (nc_metrics.nc1)."""
     return nc_metrics.nc1(stats, nc_metrics.CONVENTIONS['hong2023'])['nc1_as_coded']
 
 
 def logit_matrix(model, stats):
-    """pre = M W^T (K x K, no bias; row k = true class, column j = logit; spec Hong §7.3)."""
+    """pre = M W^T (K x K, no bias; row k = true class, column j = logit; Hong's block_main.py Z plot)."""
     W = model.head_layers()[-1].weight.detach().double().cpu()
     return (stats.class_means.cpu() @ W.T).numpy()
 
@@ -422,12 +421,6 @@ def block_structure(pre, counts):
             'per_cluster': per_cluster}
 
 
-def classifier_bias(model):
-    """b (K,), zeros for the bias-free ResNet18_bf (the original crashed there, bug 11)."""
-    bias = model.head_layers()[-1].bias
-    return np.zeros(NUM_CLASSES, np.float32) if bias is None else bias.detach().cpu().numpy()
-
-
 def save_logits(save_dir, pre, bias):
     """z_data.npy (pre, float64) and b_data.npy (b, float32), as the sweep scripts save them."""
     for name, array in (('z_data.npy', pre), ('b_data.npy', bias)):
@@ -448,16 +441,16 @@ def minority_collapse_score(pre, ka, zero=convex_ufm.STRUCTURE_TOL):
 
 
 def pairwise_cosines(rows):
-    """compute_pairwise_angle: cosines between the rows of a matrix (spec Hong §7.5)."""
+    """compute_pairwise_angle: cosines between the rows of a matrix (Hong's ana_utils)."""
     unit = rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-300)
     return unit @ unit.T
 
 
 def cosine_statistics(pre, ka, faithful_b=True):
-    """limit_main's A, B, AB (spec Hong §7.5), cosines between the rows of pre^T (= Z_cvx).
+    """limit_main's A, B, AB (Hong's limit_main.py), cosines between the rows of pre^T (= Z_cvx).
     A: mean over the strict upper triangle of the majority block; AB: mean of the majority x
     minority block; B: the minority block at the strict-upper-triangle indices of size ka, as
-    the original (right only for ka = 5, bug 6; entries outside the block are left out instead of
+    the original (right only for ka = 5, docs/original_code.md, Hong-B6; entries outside the block are left out instead of
     raising), or with faithful_b=False over the minority block's own triangle."""
     cosines = pairwise_cosines(pre.T)
     A = cosines[:ka, :ka][np.triu_indices(ka, 1)].mean()
@@ -470,10 +463,10 @@ def cosine_statistics(pre, ka, faithful_b=True):
 
 
 # ----------------------------------------------------------------------------------------
-# thresholds (theory.py, spec Hong §9)
+# thresholds (theory.py; docs/papers.md, Hong & Ling 2023)
 
 def collapse_prediction(counts, level):
-    """What spec §9 predicts at nuclear-norm level l for these class counts, in one line."""
+    """What the theory (docs/papers.md, Hong & Ling 2023) predicts at nuclear-norm level l for these class counts, in one line."""
     N = sum(counts)
     sizes = sorted({c for c in counts if counts.count(c) >= 2})
     levels = ', '.join('%.4g (n=%d)' % (theory.hong_within_cluster_threshold(n, N), n) for n in sizes)
@@ -511,7 +504,7 @@ def add_sweep_flags(parser):
 
 def run_sweep(args, settings, loop, weight_decay, device):
     """Train (or reload) one network per setting, in the order given, after seeding the global
-    RNG once (spec Hong §4.5): each model's initialisation depends on the settings before it.
+    RNG once (seed 666, as Hong's sweep scripts): each model's initialisation depends on the settings before it.
     Saves z_data.npy / b_data.npy per setting; returns the pre = M W^T matrices."""
     training.set_seed(args.seed)
     matrices = []
@@ -522,13 +515,13 @@ def run_sweep(args, settings, loop, weight_decay, device):
                             setting.save_dir, only_final, final_weights_file, device)
         stats, setting.train_accuracy = class_statistics(model, data, device, with_accuracy=True)
         pre = logit_matrix(model, stats)
-        save_logits(setting.save_dir, pre, classifier_bias(model))
+        save_logits(setting.save_dir, pre, model.classifier_bias().float().numpy())
         matrices.append(pre)
     return matrices
 
 
 def convex_reference(args, settings):
-    """The convex UFM program (spec Hong §8) solved for each setting's counts and level, in the
+    """The convex UFM program (docs/papers.md, Hong & Ling 2023) solved for each setting's counts and level, in the
     pre orientation (rows = classes, = Z_cvx^T), or None with --no_convex."""
     if args.no_convex:
         return None

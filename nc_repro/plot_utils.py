@@ -1,7 +1,7 @@
 """Helpers every figure script shares: read info files, write figures atomically as PNG+PDF.
 
-Figure scripts run as ``python plots/<script>.py`` (sys.path[0] is plots/); importing this module
-puts the project root on sys.path too, so ``checkpoints`` and the other top-level modules import.
+Figure scripts run as ``python plots/<script>.py``; each puts the project root on sys.path
+before importing from the package.
 """
 import argparse
 import io
@@ -12,10 +12,7 @@ import sys
 import matplotlib
 matplotlib.use('Agg')
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if PROJECT_ROOT not in sys.path:
-    sys.path.append(PROJECT_ROOT)
-from fileio import atomic_write  # noqa: E402  (scripts put the project root on sys.path)
+from nc_repro.fileio import atomic_write  # noqa: E402
 
 
 class FigureInputError(SystemExit):

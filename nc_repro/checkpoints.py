@@ -32,8 +32,8 @@ import time
 import numpy as np
 import torch
 
-from args import UsageError
-from fileio import atomic_write, atomic_write_text, human_bytes, stop_if_disk_full  # noqa: F401  (re-exported)
+from nc_repro.cli import UsageError
+from nc_repro.fileio import atomic_write, atomic_write_text, human_bytes, stop_if_disk_full  # noqa: F401  (re-exported)
 
 
 def checkpoint_name(epoch):
@@ -113,7 +113,7 @@ def to_project_layout(state, model, path):
 # run folders
 
 def zhou_run_name(args, now=None):
-    """J §1.1: <uid>, or a random number and a timestamp when --uid is absent."""
+    """J's args.parse_train_args: <uid>, or a random number and a timestamp when --uid is absent."""
     if args.uid:
         return args.uid
     now = now or datetime.datetime.now()
@@ -121,7 +121,7 @@ def zhou_run_name(args, now=None):
 
 
 def dang_run_name(args, prefix=''):
-    """D23 §1.4 (prefix '' balanced, 'unbalanced_' imbalanced); values through str()."""
+    """The run name of D23's args.parse_train_args (prefix '' balanced, 'unbalanced_' imbalanced); values through str()."""
     return ('%s%s-%s-%s-%s-width_%s-depth_relu_%s-depth_linear_%s-bias_%s-lr_%s'
             '-data_augmentation_%s-epochs_%s-seed_%s' % (
                 prefix, args.dataset, args.model, args.loss, args.optimizer, args.width,
@@ -130,7 +130,7 @@ def dang_run_name(args, prefix=''):
 
 
 def dang2024_run_name(args):
-    """D23 App. B: the 2024 repository's imbalanced folder name."""
+    """D24's args_unbalance.py: the 2024 repository's imbalanced folder name."""
     return ('unbalanced_%s-%s-%s-%s-width_%s-depth_relu_%s-depth_linear_%s-bias_%s-lr_%s'
             '-sep_decay_%s-weight_decay_%s-epochs_%s-seed_%s' % (
                 args.dataset, args.model, args.loss, args.optimizer, args.width,
@@ -158,10 +158,12 @@ def write_args(folder, args):
                       json.dumps(vars(args), indent=1, sort_keys=True, default=str) + '\n')
 
 
-def prepare_run_dir(args, unbalanced=False):
+def prepare_run_dir(args, device, model, save_every, unbalanced=False):
     """Create the run folder and write args.txt/args.json and the empty log.txt, as the
-    originals' parsers do. zhou2022 refuses an existing --uid folder unless --force or
-    --resume."""
+    originals' parsers do, then run.json (``write_run_record``) and a warning when the
+    checkpoints to come (every ``save_every`` epochs) will not fit on the disk. zhou2022
+    refuses an existing --uid folder unless --force or --resume. The folder stays locked for
+    this process (``lock_run_dir``) until ``training.fit`` returns."""
     folder = run_dir(args, unbalanced)
     if args.paper == 'zhou2022' and os.path.isdir(folder) and not (args.force or args.resume):
         raise UsageError('%s already exists; pass --force to overwrite it, --resume to continue '
@@ -172,7 +174,17 @@ def prepare_run_dir(args, unbalanced=False):
         with stop_if_disk_full(os.path.join(folder, 'log.txt')):
             open(os.path.join(folder, 'log.txt'), 'w').close()
     write_args(folder, args)
+    write_run_record(folder, args, device)
+    saved = [epoch for epoch in range(1, args.epochs + 1) if is_saved_epoch(epoch, args.epochs, save_every)]
+    warn_if_disk_too_small(folder, model, len(saved))
     return folder
+
+
+def is_saved_epoch(epoch, epochs, save_every):
+    """Epoch e (1-based) is saved when (e - 1) % save_every == 0 or it is the last one:
+    every epoch for save_every = 1 (balanced scripts), epochs 1, 101, 201, ... and the last
+    for 100 (Dang 2023 imbalanced), 1, 11, 21, ... for 10 (Dang 2024)."""
+    return (epoch - 1) % save_every == 0 or epoch == epochs
 
 
 # ----------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ x_l of layer l is mapped to the bias-free logits by P_l = A_{M-1} ... A_l; P_0 =
 product that D23's metrics use.
 """
 import json
-import math
 import os
 import pickle
 import time
@@ -23,12 +22,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import checkpoints
-import nc_metrics
-import theory
-from args import UsageError
 from datasets import BatchLoader
-from training import topk_correct
+from nc_repro import checkpoints, frames, nc_metrics, theory
+from nc_repro.cli import UsageError
+from nc_repro.nc_metrics import alignment_error
+from nc_repro.training import topk_correct
 
 
 @dataclass
@@ -81,13 +79,6 @@ def head_products(model):
     return products[::-1]
 
 
-def classifier_bias(model):
-    classifier = model.head_layers()[-1]
-    if classifier.bias is None:
-        return torch.zeros(classifier.out_features, dtype=torch.float64)
-    return classifier.bias.detach().double().cpu()
-
-
 def statistics(features, labels, num_classes):
     return nc_metrics.ClassStatistics.from_features(features, labels, num_classes)
 
@@ -96,28 +87,30 @@ def statistics(features, labels, num_classes):
 # per-recipe metrics: each returns a flat dict of per-epoch values under the paper's keys
 
 def zhou_metrics(model, train, test, num_classes, conventions):
-    """J's info.pkl entries (spec J §7.2, §7.4), plus NC1 as coded, NC4 as Papyan's NCC
+    """J's info.pkl entries (as J's validate_NC.py computes and pickles them), plus NC1 as coded, NC4 as Papyan's NCC
     mismatch, and the class-mean ETF error."""
     W = model.head_layers()[-1].weight.detach().double().cpu()                # (K, d)
-    b = classifier_bias(model)
+    b = model.classifier_bias()
     h = train.layer_inputs[0]
     stats = statistics(h, train.labels, num_classes)
     mu_G = stats.global_mean(conventions)
     nc1 = nc_metrics.nc1(stats, conventions)
     margins = nc_metrics.cosine_margins(h, train.labels, W, mu_G, conventions)
     test_mu_G = test.layer_inputs[0].double().mean(0)
+    W_rows, means = nc_metrics.classifier_rows(W, conventions), nc_metrics.centred_means(stats, conventions)
+    etf = frames.simplex_etf_gram(num_classes)
     return {
         'collapse_metric': nc1['nc1'],
         'collapse_metric_as_coded': nc1['nc1_as_coded'],
-        'ETF_metric': nc_metrics.nc2_classifier(W, conventions),
-        'WH_relation_metric': nc_metrics.nc3_duality(W, stats, conventions),
+        'ETF_metric': alignment_error(W_rows @ W_rows.T, etf),                 # NC2
+        'WH_relation_metric': alignment_error(W_rows @ means.T, etf),          # NC3
         'Wh_b_relation_metric': nc_metrics.bias_relation(W, b, mu_G),
         'avg_cos_margin': float(margins.mean()),
         'all_cos_margin': np.sort(margins.float().numpy()),
         'W': W.float().numpy(), 'b': b.float().numpy(),
         'mu_G_train': mu_G.float().numpy(), 'mu_G_test': test_mu_G.float().numpy(),
         **accuracies(train, test),
-        'NC2_means_ETF': nc_metrics.nc2_means(stats, conventions),
+        'NC2_means_ETF': alignment_error(means @ means.T, etf),
         'NC4_ncc_mismatch': nc_metrics.ncc_mismatch_count(
             h, train.logits.argmax(1), stats.class_means) / len(train.labels),
     }
@@ -143,24 +136,26 @@ def dang_layer_measures(stats, product, conventions):
     means = stats.class_means.T                                               # U (d, K)
     centred = (stats.class_means - stats.global_mean(conventions)).T          # C (d, K)
     nc1 = nc_metrics.nc1(stats, conventions)
+    K = product.shape[0]
+    etf, orthogonal = frames.simplex_etf_gram(K), frames.orthogonal_frame_gram(K)
     return {
         'NC1_collapse_metric': nc1['nc1'],
         'NC1_collapse_metric_as_coded': nc1['nc1_as_coded'],
-        'NC2_ETF_W': nc_metrics.nc2_etf_w(product),
-        'NC2_Identity_W': nc_metrics.nc2_identity_w(product),
-        'NC2_ETF_H': nc_metrics.nc2_etf_h(centred),
-        'NC2_Identity_H': nc_metrics.nc2_identity_h(means),
-        'NC3_ETF_WH': nc_metrics.nc3_etf_wh(product, centred),
-        'NC3_Identity_WH': nc_metrics.nc3_identity_wh(product, means),
-        'NC3_W_sub_H': nc_metrics.nc3_w_sub_h(product, means),
-        'NC3_W_sub_H_centered': nc_metrics.nc3_w_sub_h(product, centred),
+        'NC2_ETF_W': alignment_error(product @ product.T, etf),
+        'NC2_Identity_W': alignment_error(product @ product.T, orthogonal),
+        'NC2_ETF_H': alignment_error(centred.T @ centred, etf),
+        'NC2_Identity_H': alignment_error(means.T @ means, orthogonal),
+        'NC3_ETF_WH': alignment_error(product @ centred, etf),
+        'NC3_Identity_WH': alignment_error(product @ means, orthogonal),
+        'NC3_W_sub_H': alignment_error(product, means.T),
+        'NC3_W_sub_H_centered': alignment_error(product, centred.T),
     }
 
 
 def dang_balanced_metrics(model, train, test, num_classes, conventions):
-    """D23 validate_NC.py's info_dict keys (spec D23 §5.1) at the backbone, plus the same
+    """D23 validate_NC.py's info_dict keys at the backbone, plus the same
     metrics at every head layer under ``per_layer`` (the original computed and dropped them).
-    Both NC2 variants are filled every epoch (the original filled one of them per --no-bias)."""
+    Both NC2 variants are filled every epoch (the original filled one of them per --no-bias; docs/original_code.md, D23-B6)."""
     per_layer, backbone, backbone_stats = over_head_layers(
         model, train, num_classes, lambda stats, product: dang_layer_measures(stats, product, conventions))
     mu_G = backbone_stats.global_mean(conventions)
@@ -169,7 +164,7 @@ def dang_balanced_metrics(model, train, test, num_classes, conventions):
                                               'NC3_ETF_WH', 'NC3_W_sub_H')}
     metrics.update({
         'W': model.head_layers()[-1].weight.detach().float().cpu().numpy(),
-        'b': classifier_bias(model).float().numpy(),
+        'b': model.classifier_bias().float().numpy(),
         'H': (backbone_stats.class_means - mu_G).T.float().numpy(),
         'mu_G_train': mu_G.float().numpy(),
         **accuracies(train, test),
@@ -181,22 +176,24 @@ def dang_balanced_metrics(model, train, test, num_classes, conventions):
 
 
 def dang_imbalanced_metrics(model, train, test, num_classes, conventions, geometry):
-    """D23 validate_NC_unbalanced.py (spec D23 §5.2) against the closed-form targets of
+    """D23 validate_NC_unbalanced.py against the closed-form targets of
     theory.d23_geometry (t = s^{2M}, c = t + N lambda_H, r): NC1, NC2_W, NC2_H, NC3_WH,
     NC3_W_sub_H, NC3_W_div_H with W the full product and U the uncentred class means of the
     backbone features; the same measures of every head layer's input under per_layer."""
-    t, c, r = (torch.from_numpy(geometry[key]) for key in ('t', 'c', 'W_div_H'))
+    t, c, r = (torch.from_numpy(geometry[key]).double() for key in ('t', 'c', 'W_div_H'))
+    # the general-orthogonal-frame targets of Dang 2023 Thm. 4.1 (diagonal Grams)
+    WWT_target, HTH_target, WH_target = torch.diag(t), torch.diag(t / c ** 2), torch.diag(t / c)
 
     def measures(stats, product):
         U = stats.class_means.T                                                  # (d, K)
         nc1 = nc_metrics.nc1(stats, conventions)
         return {'NC1_collapse_metric': nc1['nc1'],
                 'NC1_collapse_metric_as_coded': nc1['nc1_as_coded'],
-                'NC2_W': nc_metrics.nc2_w_gof(product, t),
-                'NC2_H': nc_metrics.nc2_h_gof(U, t, c),
-                'NC3_WH': nc_metrics.nc3_wh_gof(product, U, t, c),
-                'NC3_W_sub_H': nc_metrics.nc3_w_sub_h_gof(product, U, c),
-                'NC3_W_div_H': nc_metrics.nc3_w_div_h(product, U, r)}
+                'NC2_W': alignment_error(product @ product.T, WWT_target),
+                'NC2_H': alignment_error(U.T @ U, HTH_target),
+                'NC3_WH': alignment_error(product @ U, WH_target),
+                'NC3_W_sub_H': alignment_error(product, torch.diag(c) @ U.T),
+                'NC3_W_div_H': nc_metrics.length_ratio_error(product, U, r)}
 
     per_layer, backbone, stats = over_head_layers(model, train, num_classes, measures)
     W = head_products(model)[0]
@@ -223,7 +220,7 @@ def stale_feature_rows(train, test, batch=D24_VALIDATION_BATCH):
 
 def dang2024_metrics(model, train, test, num_classes, conventions, targets, counts, run_dir,
                      stale_features=False):
-    """The 2024 validator (spec D23 App. B): NC1, and with U the uncentred class means of the
+    """The 2024 validator (D24's validate_NC_unbalanced.py): NC1, and with U the uncentred class means of the
     (ReLU) features and W the full product: NC2_H (ReLU(U)^T ReLU(U) vs diag(d)), NC2_W (W vs
     S), NC2_WWT (W W^T vs T), NC3_WH (W U vs Q). Also writes its CSV matrices (HTH, ReLU_HTH,
     W, ReLU_H, WTW = W W^T, WH), overwritten at every checkpoint as the original.
@@ -238,16 +235,15 @@ def dang2024_metrics(model, train, test, num_classes, conventions, targets, coun
     matrices = {'HTH': U.T @ U, 'ReLU_HTH': relu.T @ relu, 'W': W, 'ReLU_H': relu,
                 'WTW': W @ W.T, 'WH': W @ U}
     for name, matrix in matrices.items():
-        checkpoints.atomic_write_text(os.path.join(run_dir, name + '.csv'),
-                                      '\n'.join(','.join(repr(float(x)) for x in row)
-                                                for row in matrix.numpy()) + '\n')
+        checkpoints.atomic_write(os.path.join(run_dir, name + '.csv'),
+                                 lambda f, values=matrix.numpy(): np.savetxt(f, values, delimiter=','))
     swap = stale_feature_rows(train, test) if stale_features else None
     nc1 = nc_metrics.nc1(stats, conventions, sigma_w_swap=swap)
     return {'NC1': nc1['nc1'], 'NC1_as_coded': nc1['nc1_as_coded'],
-            'NC2_W': nc_metrics.nc2_w_d24(W, S),
-            'NC2_WWT': nc_metrics.nc2_wwt_d24(W, torch.from_numpy(targets['WWT'])),
-            'NC2_H': nc_metrics.nc2_h_relu(U, torch.from_numpy(targets['HTH_diag'])),
-            'NC3_WH': nc_metrics.nc3_wh_d24(W, U, torch.from_numpy(targets['WH'])),
+            'NC2_W': alignment_error(W, S),
+            'NC2_WWT': alignment_error(W @ W.T, torch.from_numpy(targets['WWT'])),
+            'NC2_H': alignment_error(relu.T @ relu, torch.diag(torch.from_numpy(targets['HTH_diag']))),
+            'NC3_WH': alignment_error(W @ U, torch.from_numpy(targets['WH'])),
             'class_mean_norms': torch.linalg.norm(U, dim=0).numpy(),
             'classifier_row_norms': torch.linalg.norm(W, dim=1).numpy(),
             **accuracies(train, test)}
@@ -255,7 +251,7 @@ def dang2024_metrics(model, train, test, num_classes, conventions, targets, coun
 
 RECIPES = {'zhou2022': zhou_metrics, 'dang2023': dang_balanced_metrics}
 
-# The originals' key order; J's nuclear_metric is never filled (spec J §7.4) and stays [].
+# The originals' key order; J's nuclear_metric is never filled (J-B6) and stays [].
 INFO_KEYS = {
     'zhou2022': ['collapse_metric', 'ETF_metric', 'WH_relation_metric', 'Wh_b_relation_metric',
                  'nuclear_metric', 'avg_cos_margin', 'all_cos_margin', 'W', 'b', 'mu_G_train',

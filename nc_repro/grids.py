@@ -37,11 +37,11 @@ import submitit.helpers
 import yaml
 
 import args as cli
-import checkpoints
-from args import UsageError
-from fileio import atomic_write
+from nc_repro import checkpoints
+from nc_repro.cli import UsageError
+from nc_repro.fileio import atomic_write
 
-ROOT = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))      # the project root
 VALIDATORS = {'validate_NC.py': dict(unbalanced=False, allowed=('zhou2022', 'dang2023')),
               'validate_NC_unbalanced.py': dict(unbalanced=True, allowed=('dang2023', 'dang2024'))}
 GRID_KEYS = {'name', 'title', 'train', 'validate', 'flags', 'sweep', 'runs', 'validate_flags', 'quick',

@@ -1,7 +1,7 @@
 """The convex unconstrained-feature program of Hong & Ling 2023 and checks of its collapse structure.
 
 Hong & Ling 2023, "Neural Collapse for Unconstrained Feature Model under Cross-entropy Loss with
-Imbalanced Data" (arXiv 2309.09725); the original solves it in ``ana_utils.solve_cvx`` (spec Hong §8):
+Imbalanced Data" (arXiv 2309.09725); the original solves it in ``ana_utils.solve_cvx``:
 
     minimise_{Z, b}  (1/N) sum_k n_k [ logsumexp_j(Z[j,k] + b_j) - (Z[k,k] + b_k) ]
                      + l ||Z D||_*  +  l_2 ||b||_2^2,        D = diag(sqrt(n_1), ..., sqrt(n_K)),
@@ -10,24 +10,23 @@ where column k of Z (K x K) is the logit vector shared by every sample of class 
 nuclear-norm level (2 sqrt(lambda_W lambda_H) of the UFM) and l_2 the bias ridge.
 
 The original ran ``prob.solve()`` with no options under cvxpy 1.3.2, which means SCS with
-eps_abs = eps_rel = 1e-5 (spec Hong §1); that is our default. Any installed cvxpy solver that
+eps_abs = eps_rel = 1e-5 (the tolerances cvxpy 1.3.2 passes to SCS); that is our default. Any installed cvxpy solver that
 handles exponential and PSD cones may be chosen instead (not in the reference).
 
-Predicted structure (spec Hong §9, formulas in theory.py): the columns of the classes sharing a
+Predicted structure (docs/papers.md, Hong & Ling 2023; formulas in theory.py): the columns of the classes sharing a
 count n_c coincide iff l >= sqrt(n_c)/N, and Z = 0 iff l >= sigma_max(G_0), which theory.py gives
 as sqrt(n_max)/N. ``total_collapse_level`` computes sigma_max(G_0) itself, so the two can be compared.
 No torch here: opt_main.py needs numpy, scipy (through cvxpy) and cvxpy only.
 """
-import os
 import warnings
 
 import cvxpy as cp
 import numpy as np
 
-from fileio import atomic_write
+from nc_repro.fileio import atomic_write
 
 FAITHFUL_SOLVER = 'SCS'
-FAITHFUL_EPS = 1e-5          # eps_abs = eps_rel that cvxpy 1.3.2 (and 1.9) hands to SCS (spec Hong §1)
+FAITHFUL_EPS = 1e-5          # eps_abs = eps_rel that cvxpy 1.3.2 (and 1.9) hands to SCS (Hong pins cvxpy 1.3.2)
 STRUCTURE_TOL = 1e-3         # logits closer than this count as equal (solver error is ~1e-5 or less)
 # The solver options that ``eps`` sets, for the solvers whose options we know.
 TOLERANCE_OPTIONS = {
@@ -52,7 +51,7 @@ def check_counts(counts):
 
 def class_counts(cluster_sizes, samples_per_class):
     """opt_main's n_list: entry i of samples_per_class repeated cluster_sizes[i] times, in order
-    (spec Hong §3.5); e.g. [3,3,4] x [5000,4000,3000] -> [5000]*3 + [4000]*3 + [3000]*4."""
+    (as Hong's opt_main.py); e.g. [3,3,4] x [5000,4000,3000] -> [5000]*3 + [4000]*3 + [3000]*4."""
     if len(cluster_sizes) != len(samples_per_class):
         raise ValueError('--cluster_s and --sample_s must have the same length (got %d and %d)'
                          % (len(cluster_sizes), len(samples_per_class)))
@@ -98,7 +97,7 @@ def check_solver(solver):
 # The program
 
 def build_ufm_program(counts, reg_z, reg_b):
-    """(problem, Z, b) of spec Hong §8, built from the same pieces as the original:
+    """(problem, Z, b) of the convex program (docs/papers.md, Hong & Ling 2023), built from the same pieces as the original:
     log_sum_exp over the columns of Z + b 1^T, the true-class logit picked by a product with I,
     norm(Z D, 'nuc') and square(norm(b, 2))."""
     counts = check_counts(counts)
@@ -123,13 +122,13 @@ def _solve_once(problem, solver, eps, verbose):
 
 
 def solve_ufm_program(counts, reg_z, reg_b, solver='SCS', eps=None, verbose=False):
-    """Solve the convex UFM program of Hong & Ling 2023 (spec Hong §8).
+    """Solve the convex UFM program of Hong & Ling 2023 (docs/papers.md, Hong & Ling 2023).
 
     counts (K,) samples per class; reg_z = l > 0 (nuclear-norm level); reg_b = l_2 >= 0.
     solver: any installed cvxpy solver handling exponential + PSD cones (SCS, the faithful
     default, or CLARABEL, ...). eps: convergence tolerance; None gives SCS the faithful 1e-5
     and other solvers their own defaults. If a solver other than SCS fails, SCS is tried (with a
-    warning), as the spec advises (Hong §14: Clarabel once raised SolverError where SCS solved).
+    warning): Clarabel has been seen to raise SolverError on a case SCS solved.
     Returns dict(Z (K, K) float64 with column k = logits of class k, b (K,), objective, status,
     solver = the solver that produced the answer, eps = its tolerance, None for its default).
     """
@@ -167,7 +166,7 @@ def solve_ufm_program(counts, reg_z, reg_b, solver='SCS', eps=None, verbose=Fals
 
 
 def ufm_objective(Z, b, counts, reg_z, reg_b):
-    """The objective of spec Hong §8 evaluated in numpy at (Z (K, K), b (K,))."""
+    """The convex program's objective (docs/papers.md, Hong & Ling 2023) evaluated in numpy at (Z (K, K), b (K,))."""
     counts = check_counts(counts)
     logits = Z + b[:, None]                                                  # (K, K)
     top = logits.max(axis=0)                                                 # (K,)
@@ -210,7 +209,7 @@ def optimal_bias_only(counts, reg_b, iterations=100):
 
 
 def total_collapse_level(counts, reg_b):
-    """sigma_max(G_0), G_0 = (1/N)(p* 1^T - I) D with p* = softmax(b*) (spec Hong §9): Z = 0 is
+    """sigma_max(G_0), G_0 = (1/N)(p* 1^T - I) D with p* = softmax(b*) (docs/papers.md, Hong & Ling 2023): Z = 0 is
     optimal iff l >= this level (the subgradient condition of the nuclear norm at Z = 0).
     It equals theory.py's sqrt(n_max)/N whenever the largest count is shared by two or more
     classes; when one class alone is the largest it is smaller [measured]."""

@@ -2,18 +2,18 @@
 
 Wang, Ma, Goldfarb & Liu, "Stochastic quasi-Newton methods for nonconvex stochastic
 optimization", SIAM J. Optim. 27(2), 2017, §3 (SdLBFGS), as coded in J's
-``optim_local/sdlbfgs.py`` (spec mse_nc_zhou2022.md §5.2): H_0 = I (gamma = 1), Powell-type
+``optim_local/sdlbfgs.py``: H_0 = I (gamma = 1), Powell-type
 damping of y with the constants 0.25 / 0.75, the L-BFGS two-loop recursion, a unit-length
 direction and a fixed step of length ``lr`` (no line search).
 
 Used by ``train_2nd_order.py --optimizer SdLBFGS`` through ``training.make_optimizer``
 (J: ``lr=--lr, history_size=--history_size, lr_decay=False``), one ``step(closure)`` per
-mini-batch; the closure returns the loss with its explicit L2 penalty (spec §5.3).
+mini-batch; the closure returns the loss with its explicit L2 penalty (J's train_2nd_order.py).
 
 Differences from J, none of which changes the trajectory with J's settings (weight_decay 0,
 no line search): the strong-Wolfe line search is not provided (J never uses it); a nonzero
 weight decay is subtracted from the direction unless ``faithful_weight_decay_sign=True``
-(J adds it, spec §12.1); ``step`` always returns the closure's first loss (J returns a
+(J adds it, docs/original_code.md, J-B11); ``step`` always returns the closure's first loss (J returns a
 float when it exits early on a small gradient).
 """
 import math
@@ -24,7 +24,7 @@ import torch
 class SdLBFGS(torch.optim.Optimizer):
     """Stochastic damped L-BFGS over all parameters of a single group, as flat vectors.
 
-    Per ``step(closure)`` (spec §5.2), with g the flat gradient of the closure's loss:
+    Per ``step(closure)`` (as J's SdLBFGS.step), with g the flat gradient of the closure's loss:
 
     1. stop if ||g||_1 <= tolerance_grad;
     2. first iteration ever: d = -g. Later: s = t_prev d_prev, y = g - g_prev, damped
@@ -139,7 +139,7 @@ class SdLBFGS(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
-        """One SdLBFGS step (spec §5.2) on the loss of ``closure`` (which zeroes the
+        """One SdLBFGS step (as J's SdLBFGS.step) on the loss of ``closure`` (which zeroes the
         gradients, computes the loss and calls backward). Returns the closure's first loss."""
         if closure is None:
             raise ValueError('SdLBFGS.step needs a closure that zeroes the gradients, computes '
@@ -190,7 +190,7 @@ class SdLBFGS(torch.optim.Optimizer):
             prev_loss = loss
 
             if weight_decay > 0:
-                # J adds +wd*params to the descent direction (spec §12.1), which pushes the
+                # J adds +wd*params to the descent direction (docs/original_code.md, J-B11), which pushes the
                 # weights away from 0; the descent direction of wd/2 ||params||^2 is -wd*params.
                 sign = 1.0 if group['faithful_weight_decay_sign'] else -1.0
                 direction.add_(self._flat_params(), alpha=sign * weight_decay)

@@ -8,7 +8,7 @@ the same loop: the step is always driven by a closure.
 
 Differences from the originals, all affecting logs only: the logged training accuracy is
 that of the training forward pass itself (train mode, before the update) instead of a
-second eval-mode forward after the update (spec J §12.2, D23 B18); the loss is read from
+second eval-mode forward after the update (docs/original_code.md, J-B15 and D23-B18); the loss is read from
 the device only every tenth batch, as the originals print it.
 """
 import json
@@ -23,12 +23,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import checkpoints
-import datasets
-import fileio
-import losses
-import models
-from args import RunStopped, UsageError
+from nc_repro import checkpoints, fileio
+from nc_repro.cli import RunStopped, UsageError
+from nc_repro.optimizers import SdLBFGS
 
 LOG_EVERY_BATCHES = 10
 
@@ -38,7 +35,7 @@ class TrainingDiverged(RunStopped):
 
 
 def set_seed(seed):
-    """utils.set_seed of J and D23 (spec J §5.5, D23 §4.7)."""
+    """utils.set_seed of J and D23."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -46,6 +43,17 @@ def set_seed(seed):
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     os.environ['PYTHONHASHSEED'] = str(seed)
+
+
+def setup(args):
+    """The first step of every trainer: the device (``select_device``), the seed of the
+    originals (``set_seed``) and, under --deterministic, deterministic kernels. Returns the device."""
+    device = select_device(args)
+    set_seed(args.seed)
+    if args.deterministic:
+        torch.use_deterministic_algorithms(True)
+        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
+    return device
 
 
 def select_device(args):
@@ -58,7 +66,7 @@ def select_device(args):
 
 
 def make_optimizer(args, model, coupled_weight_decay=True):
-    """J §5.1 / D23 §4.3: one group of all trainable parameters (a frozen ETF weight is left
+    """utils.make_optimizer of J and D23: one group of all trainable parameters (a frozen ETF weight is left
     out). Coupled L2 weight decay unless --sep_decay or a second-order trainer, whose
     regularisation is in the loss."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -71,7 +79,6 @@ def make_optimizer(args, model, coupled_weight_decay=True):
         return torch.optim.LBFGS(params, lr=args.lr, history_size=args.history_size,
                                  line_search_fn='strong_wolfe')
     if args.optimizer == 'SdLBFGS':
-        from optimizers import SdLBFGS
         return SdLBFGS(params, lr=args.lr, history_size=args.history_size, lr_decay=False)
     raise UsageError('--optimizer %s is not known; choose SGD, Adam, LBFGS or SdLBFGS' % args.optimizer)
 
@@ -127,13 +134,6 @@ def train_one_epoch(model, loader, objective, optimizer, epoch, epochs, log=None
             'train_acc5': 100 * float(correct5) / seen}
 
 
-def is_saved_epoch(epoch, epochs, save_every):
-    """Epoch e (1-based) is saved when (e - 1) % save_every == 0 or it is the last one:
-    every epoch for save_every = 1 (balanced scripts), epochs 1, 101, 201, ... and the last
-    for 100 (D23 imbalanced, spec D23 §4.6), 1, 11, 21, ... for 10 (2024 code)."""
-    return (epoch - 1) % save_every == 0 or epoch == epochs
-
-
 def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_every=1,
         log_name='train_log.txt', header_lr=True, resume=False, save_rule=None, checkpoint_file=None,
         resume_flag=True):
@@ -162,7 +162,7 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
 
 def _resume_and_fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_every,
                     log_name, header_lr, resume, save_rule, checkpoint_file, resume_flag):
-    save_rule = save_rule or (lambda epoch, total: is_saved_epoch(epoch, total, save_every))
+    save_rule = save_rule or (lambda epoch, total: checkpoints.is_saved_epoch(epoch, total, save_every))
     checkpoint_file = checkpoint_file or checkpoints.checkpoint_path
     state = checkpoints.load_resume_state(run_dir) if resume else None
     start_epoch = 1
@@ -266,42 +266,3 @@ def _fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, log_na
         except OSError:               # a full disk: already reported by the write that failed
             pass
     return history
-
-
-def run(args, unbalanced=False, second_order=False, class_counts=None, full_batch=False,
-        default_save_every=1):
-    """The recipe every trainer follows: device and seed, data, model, run folder, loader,
-    objective, optimiser and schedule, then ``fit``. Returns the run folder.
-
-    unbalanced:    the imbalanced scripts' model (MLP without BatchNorm) and folder prefix
-    second_order:  explicit 1/2 lambda ||p||^2 penalty, no optimiser weight decay, batch log
-                   in log.txt without the LR in epoch headers (J's train_2nd_order.py)
-    class_counts:  per-class training counts (first n_k of each class, in file order)
-    full_batch:    one batch of all training samples in a fixed order (D23 imbalanced)
-    """
-    device = select_device(args)
-    set_seed(args.seed)
-    if args.deterministic:
-        torch.use_deterministic_algorithms(True)
-        os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
-    data = datasets.training_data(args, class_counts)
-    model = models.build_model(args, data.num_classes, data.input_shape, unbalanced).to(device)
-    run_dir = checkpoints.prepare_run_dir(args, unbalanced)
-    checkpoints.write_run_record(run_dir, args, device)
-    save_every = args.save_every or default_save_every
-    checkpoints.warn_if_disk_too_small(run_dir, model, len(
-        [e for e in range(1, args.epochs + 1) if is_saved_epoch(e, args.epochs, save_every)]))
-    batch_size = len(data.train) if full_batch else args.batch_size
-    loader = datasets.make_train_loader(args, data, device, shuffle=class_counts is None,
-                                        batch_size=batch_size)
-    objective = losses.make_objective(args, data.num_classes, unbalanced, second_order)
-    optimizer = make_optimizer(args, model, coupled_weight_decay=not second_order)
-    scheduler = make_scheduler(args, optimizer)
-    try:
-        fit(model, loader, objective, optimizer, scheduler, run_dir, args.epochs,
-            save_every=save_every, log_name='log.txt' if second_order else 'train_log.txt',
-            header_lr=not second_order, resume=args.resume)
-    finally:
-        checkpoints.unlock_run_dir(run_dir)      # taken by prepare_run_dir
-    print('checkpoints: %s' % run_dir)
-    return run_dir

@@ -1,10 +1,10 @@
-"""The ten figures of Zhou et al. 2022's five plot scripts (spec J §8), drawn by one piece of code.
+"""The ten figures of Zhou et al. 2022's five plot scripts, drawn by one piece of code.
 
 J's plot_optim_mse.py, plot_etf_mse.py, plot_dk_mse.py, plot_M_rmse.py and plot_k_rmse.py each carry
 their own copy of the same ten figure functions. Here they are two functions, ``plot_epoch_metric``
 (eight per-epoch curves) and ``plot_margin_distribution`` (the sorted cosine margins of the last
 epoch, whole or its smallest 1000), driven by one table per script (``FIGURES``): the runs (uid,
-legend label, colour, marker), the y labels, y ticks, y ranges and legend places of spec J §8.1-8.5.
+legend label, colour, marker), the y labels, y ticks, y ranges and legend places of J's five scripts.
 The five scripts only name their table:
 
   python plots/plot_optim_mse.py [--weights_dir model_weights] [--out_dir figures] [--epochs N]
@@ -12,7 +12,7 @@ The five scripts only name their table:
   python plots/plot_dk_mse.py --uids run_a run_b --labels 'd=5' 'd=10'
 
 Everything J draws is kept (figure size, line width, marker size, alpha, fonts, grid, series order,
-colours, markers, legends, y ticks and ranges, linear axes, file names). Departures (spec J §12.1, §14):
+colours, markers, legends, y ticks and ranges, linear axes, file names). Departures (docs/original_code.md, J-B2 to J-B5):
 * Output goes to <out_dir>/<figure set>/ (figures/optim_mse/resnet18-NC1.png and .pdf, ...), one folder
   per script. J joins an absolute '/imgs/...' onto model_weights, so its figures land at the
   filesystem root, and plot_k_rmse.py writes into plot_M_rmse.py's folder, overwriting its PDFs.
@@ -25,7 +25,7 @@ colours, markers, legends, y ticks and ranges, linear axes, file names). Departu
   '$\\alpha=1, M=3$', ...) for its four k curves, so the alpha = 5, 15, 20 curves were labelled M = 3, 5, 7.
   Here every figure of the k set is labelled '$\\alpha=k, M=1$'.
 * plot_optim_mse.py reads the LBFGS run named ..._LBFGS_bias_true_batchsize_512_..., as J's plot does;
-  J's cmds_mse.sh never produced that run (spec J §9.1), our fixed grid does (train_2nd_order.py).
+  J's cmds_mse.sh never produced that run (J-B1, J-B2), our fixed grid does (train_2nd_order.py).
 * Each info.pkl is read once (J reads each twice). A missing or unreadable run is one line on stderr
   and the other runs are drawn; when no run can be read the script stops with a one-line error.
 * x values are info['epoch'] when our validator stored them (runs validated every few epochs), else
@@ -44,15 +44,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-import plot_utils  # noqa: E402
+from nc_repro import plot_utils  # noqa: E402
 
-# J's drawing constants (spec J §8): one (10, 8) figure per panel, thick translucent curves.
+# J's drawing constants (common to its plot scripts): one (10, 8) figure per panel, thick translucent curves.
 FIGSIZE = (10, 8)
 LINE_WIDTH, ALPHA, MARKER_SIZE = 5, 0.7, 16
 LABEL_FONTSIZE, TICK_FONTSIZE, LEGEND_FONTSIZE = 40, 30, 30
 PARTIAL_MARGINS = 1000          # J's plot_part_cos_margin_distribution(k=1000)
 
-# Keys a Zhou 2022 info.pkl must hold to be drawn (spec J §7.4); nuclear_metric may be absent or [].
+# Keys a Zhou 2022 info.pkl must hold to be drawn (the keys J's validate_NC.py pickles); nuclear_metric may be absent or [].
 REQUIRED_KEYS = ('collapse_metric', 'ETF_metric', 'WH_relation_metric', 'Wh_b_relation_metric',
                  'avg_cos_margin', 'all_cos_margin', 'train_acc1', 'test_acc1')
 
@@ -97,7 +97,7 @@ class FigureSet:
     axes: dict
 
 
-# J's main() order; y labels of spec J §8 ("Common to all J plot scripts").
+# J's main() order; the y labels common to all J plot scripts.
 PANELS = (
     Panel('NC1', 'plot_collapse', 'resnet18-NC1', 'collapse_metric', r'$\mathcal{NC}_1$', 'epoch'),
     Panel('NC2', 'plot_ETF', 'resnet18-NC2', 'ETF_metric', r'$\mathcal{NC}_2$', 'epoch'),
@@ -113,7 +113,7 @@ PANELS = (
           r'$\mathcal{P}_{CM}$', 'margin_part'),
 )
 
-# spec J §8.1 (plot_optim_mse.py)
+# J's plot_optim_mse.py
 OPTIM_AXES = {
     'NC1': Axis((-2, 6.01, 2), (-0.2, 6), 'upper right'),
     'NC2': Axis((0, 0.81, .2), (-0.02, 0.8), 'upper right'),
@@ -127,7 +127,7 @@ OPTIM_AXES = {
     'margin_part': Axis((-1.2, 1.21, 0.4), (-1.2, 1.2), 'lower right'),
 }
 
-# spec J §8.2 (plot_etf_mse.py): default legend place except the two margin distributions.
+# J's plot_etf_mse.py: default legend place except the two margin distributions.
 ETF_AXES = {
     'NC1': Axis((0, 12.1, 4), (-0.4, 12)),
     'NC2': Axis((-0.2, 1.21, .2), (-0.02, 1.2)),
@@ -141,7 +141,7 @@ ETF_AXES = {
     'margin_part': Axis((-1.2, 1.21, 0.4), (-1.2, 1.2), 'lower right'),
 }
 
-# spec J §8.3-8.5 (plot_dk_mse.py, plot_M_rmse.py, plot_k_rmse.py): §8.2's ticks and ranges, the
+# J's plot_dk_mse.py, plot_M_rmse.py, plot_k_rmse.py: plot_etf_mse.py's ticks and ranges, the
 # default legend place everywhere, three other y labels.
 DK_AXES = dict(ETF_AXES)
 DK_AXES.update({
@@ -153,7 +153,7 @@ DK_AXES.update({
 
 _CIFAR_SOTA = 'cifar10_MSE_SGD_bias_true_batchsize_128_ETFfc_%s_fixdim_%s_sota_true'
 _MINI_RMSE = 'mini_imagenet_RMSE_SGD_bias_true_batchsize_128_ETFfc_false_fixdim_false_sota_true_M_%d_k_%d'
-# J's five-curve style sequence (§8.2-8.5): cyan v, blue o, green s, red X ('v' when partial), purple >.
+# J's five-curve style sequence (plot_etf_mse.py to plot_k_rmse.py): cyan v, blue o, green s, red X ('v' when partial), purple >.
 _STYLES = (('c', 'v', None), ('b', 'o', None), ('g', 's', None), ('r', 'X', 'v'), ('purple', '>', None))
 
 
@@ -364,7 +364,7 @@ def load_runs(weights_dir, series):
 
 def get_args_parser(figure_set):
     parser = argparse.ArgumentParser(
-        description='Zhou et al. 2022, %s: ten figures (spec J §8).' % figure_set.title,
+        description='Zhou et al. 2022, %s: ten figures, as drawn by J.' % figure_set.title,
         parents=[plot_utils.out_dir_parser()])
     parser.add_argument('--weights_dir', default='model_weights',
                         help='folder holding <uid>/info.pkl (default: %(default)s)')

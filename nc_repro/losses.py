@@ -2,18 +2,19 @@
 
 Data terms (z = logits (B, K), y = labels, e_y = one-hot):
   CrossEntropy  mean_i -log softmax(z_i)_{y_i}
-  MSE           (1/(B K)) sum_i ||z_i - e_{y_i}||^2        (nn.MSELoss, no 1/2; spec J §4.2)
+  MSE           (1/(B K)) sum_i ||z_i - e_{y_i}||^2        (nn.MSELoss, no 1/2; J's MSE)
   RescaledMSE   (1/B) sum_i (1/K) [k (z_{i,y_i} - M)^2 + sum_{j != y_i} z_{i,j}^2]
-                (Zhou et al. 2022, rescaled square loss with alpha = k; spec J §4.3)
+                (Zhou et al. 2022, rescaled square loss with alpha = k; J's utils.Rescale_Square_Loss)
 
 Explicit penalties (the optimiser's coupled weight decay is configured in training.py):
-  zhou2022 --sep_decay  (T §4.5)   + lambda_W/2 (||W||^2 + ||b||^2) + lambda_H/2 sum_batch ||f_i||^2
+  zhou2022 --sep_decay  (T)        + lambda_W/2 (||W||^2 + ||b||^2) + lambda_H/2 sum_batch ||f_i||^2
                                    with f_i the L2-NORMALISED feature the model returns, so the
-                                   feature term is the constant B/2 lambda_H: faithfully a no-op.
-  dang --sep_decay      (D23 §4.2) + lambda_W/2 sum_l ||W_l||_F^2 + lambda_H/2 sum_batch ||h_i||^2
+                                   feature term is the constant B/2 lambda_H: faithfully a no-op
+                                   (T's loss_compute; docs/original_code.md, T-B1).
+  dang --sep_decay      (D23)      + lambda_W/2 sum_l ||W_l||_F^2 + lambda_H/2 sum_batch ||h_i||^2
                                    (head weights only; features summed over the batch); the
                                    imbalanced trainers halve the data term first (MSE and CE).
-  second-order trainer  (J §4.4)   + sum_{p trainable} lambda/2 ||p||^2
+  second-order trainer  (J)        + sum_{p trainable} lambda/2 ||p||^2
 """
 import torch
 import torch.nn as nn
@@ -86,13 +87,13 @@ class Objective:
 
 
 class HongObjective:
-    """Hong & Ling 2023, per mini-batch B (spec Hong §6.2):
+    """Hong & Ling 2023, per mini-batch B (the loss of Hong's train_utils loops):
         CE_mean + lambda_W ||W||_F^2 + lambda_b ||b||^2 + lambda_H (N/|B|) sum_{i in B} ||h_i||^2,
     an unbiased estimate of the UFM objective (1/N) sum_i CE + lambda_W ||W||^2 + lambda_H ||H||^2
-    + lambda_b ||b||^2 (no 1/2 factors). Warm phase of simple_train_batch_warm (spec §6.4):
+    + lambda_b ||b||^2 (no 1/2 factors). Warm phase of Hong's simple_train_batch_warm:
     lambda_H and lambda_W divided by 10 for the first ``warm_epochs`` epochs (the original prints
     "larger", the code makes them smaller). A bias-free classifier skips the bias term (the
-    original crashed, bug 11)."""
+    original crashed, docs/original_code.md, Hong-B11)."""
 
     def __init__(self, lambda_H, lambda_W, lambda_b, num_train, warm_epochs=0):
         self.lambda_H, self.lambda_W, self.lambda_b = lambda_H, lambda_W, lambda_b
@@ -112,10 +113,13 @@ class HongObjective:
         return loss + self.scale * self.lambda_H * self.num_train / len(labels) * feature_sum
 
 
-def make_objective(args, num_classes, unbalanced=False, second_order=False):
-    """The training objective each paper's trainer uses for these flags."""
+def make_objective(args, num_classes, unbalanced=False, parameter_penalty=False):
+    """The training objective each paper's trainer uses for these flags: the criterion, plus
+    lambda/2 sum_p ||p||^2 over all trainable parameters when ``parameter_penalty`` (Zhou 2022's
+    second-order trainer), or the --sep_decay penalties (data term halved for the imbalanced
+    trainers, Dang 2023 eq. 2)."""
     criterion = make_criterion(args.loss, num_classes, args.k, args.M)
-    if second_order:
+    if parameter_penalty:
         return Objective(criterion, 'all_params', args.weight_decay)
     if not args.sep_decay:
         return Objective(criterion)

@@ -7,8 +7,7 @@
   logit gaps M_k and the targets of NC2_H, NC2_W, NC2_WWT and NC3_WH.
 * Hong & Ling 2023, cross-entropy UFM with imbalanced data (spec Hong §8, §9): the collapse
   thresholds of the nuclear-norm level l and the balanced closed form.
-* Reference frames as vectors (simplex ETF, orthogonal frame); the unit-Frobenius Gram
-  targets that the measures compare against live in nc_metrics.
+* The reference frames (simplex ETF, orthogonal frame) and their Gram targets are in frames.py.
 
 Every function accepts array-likes and returns numpy floats/arrays in float64.
 """
@@ -292,42 +291,6 @@ def hong_balanced_logit_scale(n, K, l):
     if root >= 1.0 / K:
         return 0.0
     return float(np.log((1 - (K - 1) * root) / root))
-
-
-# ----------------------------------------------------------------------------------------
-# Reference frames (Papyan et al. 2020, Def. 1; Zhou et al. 2022 / Dang et al. 2023 for the
-# bias-free orthogonal frame). Vectors as columns; nc_metrics holds the normalised Grams.
-
-def simplex_etf(K, d=None):
-    """(d, K) simplex equiangular tight frame: unit columns with pairwise cosine -1/(K-1),
-    sqrt(K/(K-1)) P (I - 11^T/K) with P (d, K) having orthonormal columns (Papyan et al. 2020,
-    Def. 1). d defaults to K (P = I); d must be >= K-1 (d = K-1 uses an orthonormal basis of
-    the complement of 1)."""
-    if int(K) != K or K < 2:
-        raise ValueError('K (number of classes) must be an integer >= 2, got %r' % (K,))
-    K = int(K)
-    d = K if d is None else int(d)
-    if d < K - 1:
-        raise ValueError('a simplex ETF of K=%d vectors needs dimension d >= K-1=%d, got d=%d' % (K, K - 1, d))
-    centred = np.sqrt(K / (K - 1)) * (np.eye(K) - np.ones((K, K)) / K)          # (K, K)
-    if d == K:
-        return centred
-    if d == K - 1:
-        basis = np.linalg.svd(centred)[0][:, :K - 1]                           # (K, K-1) spans 1-complement
-        return basis.T @ centred                                               # (K-1, K)
-    return np.vstack([centred, np.zeros((d - K, K))])                          # (d, K)
-
-
-def orthogonal_frame(K, d=None):
-    """(d, K) orthogonal frame: the first K standard basis vectors, the bias-free MSE
-    geometry of balanced data (Dang et al. 2023, balanced theorem; spec D23 App. A 'OF')."""
-    if int(K) != K or K < 1:
-        raise ValueError('K (number of classes) must be an integer >= 1, got %r' % (K,))
-    K = int(K)
-    d = K if d is None else int(d)
-    if d < K:
-        raise ValueError('an orthogonal frame of K=%d vectors needs dimension d >= K, got d=%d' % (K, d))
-    return np.eye(d, K)                                                        # (d, K)
 
 
 # ----------------------------------------------------------------------------------------
