@@ -29,6 +29,7 @@ block_contrast = within-block rms / between-block rms of the off-diagonal entrie
 sharp blocks, about 1 or more without blocks; within_over_gap; per_cluster; diagonal spreads),
 convex_logits_pre and convex_block (the convex UFM program at level_l_with_weight_decay and
 lambda_b + weight_decay / 2; null with --no_convex).
+Every path above is below --output_root (default hong_results/), in the original's layout.
 """
 import json
 import math

@@ -32,6 +32,7 @@ term). The level the network trains at is therefore l_eff = 2 sqrt((lambda_W + 2
 = l sqrt(1 + 2.5e-4 / (5 l)), 1.7 to 4.65 times l across the README sweep. The figure names this
 range, and the convex program is drawn at both levels: crosses at l (the paper's points),
 circles at l_eff (what the trained networks approach).
+Every path above is below --output_root (default hong_results/), in the original's layout.
 """
 import dataclasses
 import json

@@ -26,6 +26,7 @@ network_score, network_small, convex_score, convex_small, train_accuracy, networ
 convex_logits_pre), network_matches_theory, convex_matches_theory and the extreme scores on
 either side (network_min_score_not_collapsed, network_max_score_collapsed, convex_...).
 Levels and thresholds in the record are those actually used (after the digits rescaling).
+Every path above is below --output_root (default hong_results/), in the original's layout.
 """
 import math
 

@@ -19,6 +19,7 @@ collapsed network from a slow one.
 
 Record (not in the reference): plots/002_<...>.json, the figure stem + '.json', with the keys
 of minority_l_main's record (swept = 'nalist'; value = n_A as given, level = l actually used).
+Every path above is below --output_root (default hong_results/), in the original's layout.
 """
 import math
 

@@ -65,7 +65,7 @@ def measure(model, labels, counts, args, balanced, geometry, as_coded):
     if gof:
         t, c = torch.from_numpy(geometry['t']), torch.from_numpy(geometry['c'])
         _, U_last, _ = class_means(inputs[-1], labels, K)
-        # general-orthogonal-frame targets (Dang 2023 Thm. 4.1); the balanced script leaves NC2_H
+        # general-orthogonal-frame targets (Dang 2023, imbalanced theorem; docs/papers.md); the balanced script leaves NC2_H
         # and NC3_W_sub_H unnormalised
         metrics['NC2_W'] = alignment_error(products[0] @ products[0].T, torch.diag(t))
         metrics['NC2_H'] = alignment_error(U.T @ U, torch.diag(t / c ** 2), normalised=not balanced)
@@ -120,7 +120,7 @@ def format_summary(summary):
 
 
 def closed_form(args, counts, balanced):
-    """The minimiser's per-class geometry (theory.d23_geometry, Dang 2023 Thm. 3.1/4.1), with
+    """The minimiser's per-class geometry (theory.d23_geometry, Dang 2023, balanced and imbalanced theorems), with
     the depth M; the balanced script keeps negative roots unclamped, as the original."""
     geometry = theory.d23_geometry(counts, args.depth_linear, args.weight_decay, args.feature_decay,
                                    clamp=not balanced)

@@ -1,11 +1,11 @@
 """Closed-form Neural Collapse geometry of the papers, in numpy/scipy (no symbolic algebra).
 
 * Dang et al. 2023, bias-free MSE with a deep linear head of depth M on imbalanced data
-  (spec D23 §5.3): singular values s_k of the global minimiser and the predicted Gram
+  (the imbalanced theorem; docs/papers.md, Dang 2023): singular values s_k of the global minimiser and the predicted Gram
   diagonals of W = W_M...W_1 and of the class means.
-* Dang et al. 2024, cross-entropy with unconstrained ReLU features (spec D23 App. B): the
+* Dang et al. 2024, cross-entropy with unconstrained ReLU features (D24's validator; docs/papers.md, Dang 2024): the
   logit gaps M_k and the targets of NC2_H, NC2_W, NC2_WWT and NC3_WH.
-* Hong & Ling 2023, cross-entropy UFM with imbalanced data (spec Hong §8, §9): the collapse
+* Hong & Ling 2023, cross-entropy UFM with imbalanced data (docs/papers.md, Hong & Ling 2023): the collapse
   thresholds of the nuclear-norm level l and the balanced closed form.
 * The reference frames (simplex ETF, orthogonal frame) and their Gram targets are in frames.py.
 
@@ -44,14 +44,14 @@ def _counts(counts):
 # Dang et al. 2023: bias-free MSE, deep linear head
 
 def d23_b(N, depth, lambda_W, lambda_H):
-    """b = M N (N lambda_W^M lambda_H)^{1/M} (Dang et al. 2023, imbalanced theorem; spec D23 §5.3)."""
+    """b = M N (N lambda_W^M lambda_H)^{1/M} (Dang et al. 2023, imbalanced theorem)."""
     return depth * N * (N * lambda_W ** depth * lambda_H) ** (1.0 / depth)
 
 
 def d23_polynomial(n_k, b, depth):
     """Coefficients (highest degree first, for np.roots / np.polyval) of
     b (x^M + 1)^2 - n_k M x^{M-1}, whose real roots are those of
-    b/n_k - M x^{M-1}/(x^M + 1)^2 = 0 (spec D23 §5.3; x^M = -1 is never a root of the latter)."""
+    b/n_k - M x^{M-1}/(x^M + 1)^2 = 0 (Dang et al. 2023, imbalanced theorem; x^M = -1 is never a root of the latter)."""
     M = depth
     coefficients = np.zeros(2 * M + 1)                                         # (2M+1,) degree 2M..0
     coefficients[0] += b                      # b x^{2M}
@@ -63,7 +63,7 @@ def d23_polynomial(n_k, b, depth):
 
 def d23_largest_root(n_k, N, depth, lambda_W, lambda_H):
     """The largest real root x of b/n_k - M x^{M-1}/(x^M + 1)^2 = 0, b = d23_b(...)
-    (Dang et al. 2023, imbalanced theorem; spec D23 §5.3, where the original asks sympy for
+    (Dang et al. 2023, imbalanced theorem; D23's validate_NC_unbalanced.py asks sympy for
     every real root and takes the max).
 
     Solved by bracketing on the shape of g(x) = M x^{M-1}/(x^M + 1)^2:
@@ -116,13 +116,13 @@ def _root_or_collapse(n_k, N, depth, lambda_W, lambda_H, no_root):
 def d23_singular_values(counts, depth, lambda_W, lambda_H, clamp=True, as_coded_float32=False,
                         no_root='raise'):
     """{'b': float, 'x': (K,), 's': (K,)} with x_k = d23_largest_root(n_k, ...) and
-    s_k = (N lambda_H x_k^M)^{1/(2M)} (Dang et al. 2023, imbalanced theorem; spec D23 §5.3).
+    s_k = (N lambda_H x_k^M)^{1/(2M)} (Dang et al. 2023, imbalanced theorem).
 
     clamp: x_k < 0 becomes 0, so s_k = 0 (minority collapse), as in validate_NC_unbalanced.py
     and synthetic_experiment_imbalanced.py; synthetic_experiment_balanced.py does not clamp
     (an unclamped negative x_k with odd M gives s_k = nan, as the original's fractional power).
-    as_coded_float32: cast x to float32 before computing s, as the original does (the spec's
-    reference table is printed that way).
+    as_coded_float32: cast x to float32 before computing s, as the original does (the
+    reference values of tests/test_theory.py are computed that way).
     no_root: a class with no real root (even M, b/n_k above the peak of the right side) makes
     the original crash; 'raise' (default) raises the ValueError of d23_largest_root, 'collapse'
     gives it x_k = 0 and s_k = 0 (no positive root: the class collapses, as a clamped one).
@@ -147,8 +147,8 @@ def d23_singular_values(counts, depth, lambda_W, lambda_H, clamp=True, as_coded_
 
 def d23_geometry(counts, depth, lambda_W, lambda_H, clamp=True, ratio_target='as_coded', as_coded_float32=False,
                  no_root='raise'):
-    """Predicted geometry of the global minimiser (Dang et al. 2023, imbalanced theorem; spec
-    D23 §5.3 and App. A), with t = s^{2M} and c = t + N lambda_H, all (K,) vectors (the
+    """Predicted geometry of the global minimiser (Dang et al. 2023, imbalanced theorem;
+    docs/papers.md, Dang 2023), with t = s^{2M} and c = t + N lambda_H, all (K,) vectors (the
     off-diagonals of every Gram are 0):
       'WWT' = diag(W W^T) = t,  'HTH' = diag(U^T U) = t/c^2,  'WH' = diag(W U) = t/c,
       'W_div_H' = r, the target of ||w_k||^2/||h_k||^2 (NC3_W_div_H),
@@ -156,8 +156,8 @@ def d23_geometry(counts, depth, lambda_W, lambda_H, clamp=True, ratio_target='as
     clamp, as_coded_float32 and no_root as in d23_singular_values.
 
     ratio_target='as_coded' gives r = n_k when M = 1 and c^2 when M > 1, as the original; the
-    exact ratio is c^2 = n_k lambda_H/lambda_W for M = 1 (spec §5.3 closed form), equal to n_k
-    only when lambda_W = lambda_H (spec §8 bug B10), so ratio_target='exact' gives c^2 always.
+    exact ratio is c^2 = n_k lambda_H/lambda_W for M = 1 (the closed form of the theorem), equal to n_k
+    only when lambda_W = lambda_H (docs/original_code.md, D23-B10), so ratio_target='exact' gives c^2 always.
     """
     if ratio_target not in ('as_coded', 'exact'):
         raise ValueError("ratio_target must be 'as_coded' or 'exact', got %r" % (ratio_target,))
@@ -173,7 +173,7 @@ def d23_geometry(counts, depth, lambda_W, lambda_H, clamp=True, ratio_target='as
 # Dang et al. 2024: cross-entropy, unconstrained ReLU features
 
 def d24_logit_gaps(counts, lambda_W, lambda_H):
-    """M_k, the code's `M_array` (Dang et al. 2024; spec D23 App. B):
+    """M_k, the code's `M_array` (Dang et al. 2024; D24's validate_NC_unbalanced.py):
     inside_k = (K-1) (sqrt(n_k) / (N sqrt((lambda_H/2)(lambda_W/2)) sqrt(((K-1)/K) lambda_W/lambda_H)) - 1),
     M_k = ln(inside_k) if inside_k > 0 and ln(inside_k) > 0, else 0. Unrelated to the depth M."""
     counts = _counts(counts)                                                   # (K,)
@@ -188,7 +188,7 @@ def d24_logit_gaps(counts, lambda_W, lambda_H):
 
 
 def d24_targets(counts, lambda_W, lambda_H):
-    """Targets of the 2024 validator (Dang et al. 2024; spec D23 App. B), W = full product,
+    """Targets of the 2024 validator (Dang et al. 2024; D24's validate_NC_unbalanced.py), W = full product,
     U = uncentred class means:
       'M' (K,): d24_logit_gaps;
       'HTH_diag' (K,): d_k = sqrt(((K-1)/K)(lambda_W/lambda_H)/n_k) M_k (NC2_H, diag target);
@@ -210,7 +210,7 @@ def d24_targets(counts, lambda_W, lambda_H):
 
 
 def d24_classifier_target(class_means, counts, means_layout=None):
-    """S (K, d), the NC2_W target of the 2024 validator (Dang et al. 2024; spec D23 App. B):
+    """S (K, d), the NC2_W target of the 2024 validator (Dang et al. 2024; D24's validate_NC_unbalanced.py):
     row k = K sqrt(n_k) mu_k - sum_c sqrt(n_c) mu_c.
 
     class_means: (K, d) rows or (d, K) columns (nc_metrics' U); means_layout 'Kd' or 'dK'
@@ -235,32 +235,32 @@ def d24_classifier_target(class_means, counts, means_layout=None):
 
 
 # ----------------------------------------------------------------------------------------
-# Hong & Ling 2023: CE UFM on imbalanced data, nuclear-norm level l (spec Hong §8, §9;
+# Hong & Ling 2023: CE UFM on imbalanced data, nuclear-norm level l (docs/papers.md, Hong & Ling 2023;
 # derived from the KKT conditions of the convex program, confirmed with cvxpy)
 
 def hong_within_cluster_threshold(n_c, N):
     """The logit columns of a cluster of >= 2 classes with n_c samples each coincide iff
-    l >= sqrt(n_c)/N (Hong & Ling 2023; spec Hong §9, 'Collapse within a cluster')."""
+    l >= sqrt(n_c)/N (Hong & Ling 2023, collapse within a cluster; docs/papers.md, Hong & Ling 2023)."""
     return float(np.sqrt(_positive('n_c', n_c)) / _positive('N', N))
 
 
 def hong_minority_collapse_lambda(k_A, n_A, k_B, n_B):
     """lambda_MC = sqrt(n_B)/(k_A n_A + k_B n_B): k_B >= 2 minority classes of n_B samples
-    collapse for l >= lambda_MC (Hong & Ling 2023; spec Hong §9)."""
+    collapse for l >= lambda_MC (Hong & Ling 2023, minority collapse; docs/papers.md, Hong & Ling 2023)."""
     N = _positive('k_A', k_A) * _positive('n_A', n_A) + _positive('k_B', k_B) * _positive('n_B', n_B)
     return hong_within_cluster_threshold(n_B, N)
 
 
 def hong_total_collapse_threshold(counts):
     """Z = 0 (all features collapsed, the bias carries the log-prior) iff l >= sqrt(n_max)/N
-    (Hong & Ling 2023; spec Hong §9 'Total collapse', sigma_max(G_0) measured = sqrt(n_max)/N)."""
+    (Hong & Ling 2023, total collapse; sigma_max(G_0) measured = sqrt(n_max)/N)."""
     counts = _counts(counts)                                                   # (K,)
     return float(np.sqrt(counts.max()) / counts.sum())
 
 
 def hong_minority_n_star(k_A, k_B, n_B, l):
     """n_A* = (sqrt(n_B)/l - k_B n_B)/k_A: at a fixed level l the minority collapses iff
-    n_A >= n_A* (Hong & Ling 2023; spec Hong §9, minority_n experiment). A value <= n_B
+    n_A >= n_A* (Hong & Ling 2023, minority_n experiment; docs/papers.md, Hong & Ling 2023). A value <= n_B
     means the minority is collapsed for every majority size."""
     k_A, k_B = _positive('k_A', k_A), _positive('k_B', k_B)
     n_B, l = _positive('n_B', n_B), _positive('l', l)
@@ -269,7 +269,7 @@ def hong_minority_n_star(k_A, k_B, n_B, l):
 
 def hong_total_collapse_n_star(k_A, k_B, n_B, l):
     """Majority size n_A (>= n_B) from which everything collapses at a fixed level l (Hong &
-    Ling 2023; spec Hong §9 table, minority_n rows): l >= sqrt(n_A)/(k_A n_A + k_B n_B) holds
+    Ling 2023, the minority_n sweeps): l >= sqrt(n_A)/(k_A n_A + k_B n_B) holds
     for sqrt(n_A) at or above the larger root (1 + sqrt(1 - 4 l^2 k_A k_B n_B))/(2 l k_A);
     when the discriminant is negative it holds for every n_A, and the result is n_B."""
     k_A, k_B = _positive('k_A', k_A), _positive('k_B', k_B)
@@ -281,8 +281,8 @@ def hong_total_collapse_n_star(k_A, k_B, n_B, l):
 
 
 def hong_balanced_logit_scale(n, K, l):
-    """alpha of the balanced optimum Z = alpha (I - 11^T/K), b = 0 (Hong & Ling 2023; spec
-    Hong §8 'Balanced check'): alpha = ln((1 - (K-1) l sqrt(n))/(l sqrt(n))) when
+    """alpha of the balanced optimum Z = alpha (I - 11^T/K), b = 0 (Hong & Ling 2023,
+    balanced case of the convex program; docs/papers.md, Hong & Ling 2023): alpha = ln((1 - (K-1) l sqrt(n))/(l sqrt(n))) when
     l < 1/(K sqrt(n)) (= sqrt(n)/N, total collapse), else 0."""
     n, l = _positive('n', n), _positive('l', l)
     if int(K) != K or K < 2:

@@ -181,7 +181,7 @@ def dang_imbalanced_metrics(model, train, test, num_classes, conventions, geomet
     NC3_W_sub_H, NC3_W_div_H with W the full product and U the uncentred class means of the
     backbone features; the same measures of every head layer's input under per_layer."""
     t, c, r = (torch.from_numpy(geometry[key]).double() for key in ('t', 'c', 'W_div_H'))
-    # the general-orthogonal-frame targets of Dang 2023 Thm. 4.1 (diagonal Grams)
+    # the general-orthogonal-frame targets of Dang 2023's imbalanced theorem (diagonal Grams; docs/papers.md)
     WWT_target, HTH_target, WH_target = torch.diag(t), torch.diag(t / c ** 2), torch.diag(t / c)
 
     def measures(stats, product):

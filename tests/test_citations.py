@@ -22,7 +22,7 @@ SKIPPED_FOLDERS = ('tests/data/',)
 
 STABLE_ID = re.compile(r'\b(?:J|T|D23|D24|Hong)-B\d+\b')
 DEFINITION = re.compile(r'^\s*- \*\*((?:J|T|D23|D24|Hong)-B\d+)\*\*', re.MULTILINE)
-DOCS_MENTION = re.compile(r'\bdocs/([A-Za-z0-9_.-]+?\.md)\b')
+DOCS_MENTION = re.compile(r'\bdocs/([A-Za-z0-9_./-]+?\.md)\b')
 # the fact sheets' short name as a word of its own (an underscore counts as a separator, so
 # test names such as test_the_<name>_table match too)
 WORD_USE = re.compile(r'(?<![A-Za-z])' + WORD + r'(?![A-Za-z])', re.IGNORECASE)

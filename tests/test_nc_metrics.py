@@ -200,7 +200,7 @@ def test_invariances():
 
 def test_as_coded_pinv_under_reports_a_small_genuine_direction():
     # the tenth class mean sits almost on the average of the others: Sigma_B has a tiny but
-    # genuine (K-1)-th eigenvalue that SciPy's float32 cut-off drops (reference §3.4)
+    # genuine (K-1)-th eigenvalue that SciPy's float32 cut-off drops
     K, D, n = 10, 64, 200
     generator = torch.Generator().manual_seed(0)
     centres = torch.randn(K, D, generator=generator, dtype=torch.float64)
@@ -331,7 +331,8 @@ def literal_float32_scipy_nc1(features, labels):
 
 
 def tiny_direction_problem(epsilon, K=10, D=48, n=30):
-    """Class K's mean at the average of the others plus epsilon noise (reference §3.4)."""
+    """Class K's mean at the average of the others plus epsilon noise: Sigma_B's
+    (K-1)-th eigenvalue is tiny but genuine."""
     generator = torch.Generator().manual_seed(7)
     centres = torch.randn(K, D, generator=generator, dtype=torch.float64) + 3
     centres[-1] = centres[:-1].mean(0) + epsilon * torch.randn(D, generator=generator, dtype=torch.float64)
@@ -400,7 +401,7 @@ def test_references_and_late_classes():
 
     assert error(None) < 1e-12                       # first-batch class means
     assert error(true_means + 0.01) < 1e-12          # a caller's reference near the means
-    # no shift (reference 0): the one-pass cancellation of reference §3.5 is real and visible
+    # no shift (reference 0): the cancellation of one-pass second moments is real and visible
     assert 1e-9 < error(torch.zeros(4, 12)) < 1e-4
     stats = streamed(features[order], labels[order], 4, batch=9)
     trace = (stats.class_counts * stats.class_variances).sum() / stats.num_samples
