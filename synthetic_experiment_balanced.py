@@ -18,24 +18,25 @@ import args as cli
 from nc_repro import synthetic, ufm
 from nc_repro.synthetic_figures import make_figures
 
-BALANCED = True
-
 
 def get_args_parser():
-    return cli.get_synthetic_parser(balanced=BALANCED)
+    return cli.get_synthetic_parser(balanced=True)
 
 
-def main(args):
-    counts = ufm.class_counts(args, balanced=BALANCED)
-    bias = args.bias
+def main(args, balanced=True):
+    """The recipe of both synthetic scripts (synthetic_experiment_imbalanced.py calls it with
+    balanced=False): counts, seed, initial scale, model, labels, closed form, run folder,
+    optimise, compare and save, figures."""
+    counts = ufm.class_counts(args, balanced=balanced)
+    bias = args.bias if balanced else False
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     args.init_std = ufm.initial_std(args, counts, bias)
     model = ufm.DeepLinearUFM(sum(counts), args.hidden, len(counts), args.depth_linear, bias, args.init_std)
     labels = ufm.make_labels(counts)
-    geometry = synthetic.closed_form(args, counts, balanced=BALANCED)
-    folder = synthetic.run_folder(args, balanced=BALANCED)
-    history, seconds = synthetic.optimise(model, labels, counts, args, BALANCED, geometry)
+    geometry = synthetic.closed_form(args, counts, balanced=balanced)
+    folder = synthetic.run_folder(args, balanced=balanced)
+    history, seconds = synthetic.optimise(model, labels, counts, args, balanced, geometry)
     summary = synthetic.compare_with_theory(model, labels, counts, geometry, bias)
     synthetic.save_results(folder, args, model, labels, history, summary, seconds)
     figures = [path for path in make_figures(folder) if path.endswith('.png')]
