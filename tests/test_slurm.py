@@ -97,6 +97,9 @@ def test_a_grid_runs_on_slurm_bounded_by_max_parallel_with_setup_and_a_failing_j
     grid = write_grid(tmp_path, 'slurmgrid', runs)
     work = tmp_path / 'slurmgrid_work'
     setup = ['source %s/bin/activate' % VENV, 'echo "setup ran: $VIRTUAL_ENV"']
+    preview = run_script('sweep.py', grid, *SLURM_FLAGS, '--max_parallel', '2', '--work_dir', work,
+                         '--slurm_setup', *setup, '--dry_run', cwd=tmp_path).stdout
+    previewed = [line for line in preview.splitlines() if line.startswith('#SBATCH')]
     submitted = run_script('sweep.py', grid, *SLURM_FLAGS, '--max_parallel', '2', '--work_dir', work,
                            '--slurm_setup', *setup, cwd=tmp_path)
     assert 'submitted 4 jobs' in submitted.stdout, submitted.stdout
@@ -113,10 +116,7 @@ def test_a_grid_runs_on_slurm_bounded_by_max_parallel_with_setup_and_a_failing_j
     assert len(glob.glob(str(work / 'model_weights' / '*' / 'info.pkl'))) == 3
     outputs = [open(path).read() for path in glob.glob(str(work / '.submitit' / '*' / '*.out'))]
     assert outputs and all('setup ran: %s' % VENV in text for text in outputs), outputs[:1]
-    # the --dry_run preview is what submitit handed to sbatch, line for line
-    preview = run_script('sweep.py', grid, *SLURM_FLAGS, '--max_parallel', '2', '--work_dir', work,
-                         '--slurm_setup', *setup, '--dry_run', cwd=tmp_path).stdout
-    previewed = [line for line in preview.splitlines() if line.startswith('#SBATCH')]
+    # the --dry_run preview (taken before the submission) is what submitit handed to sbatch
     submission, = glob.glob(str(work / '.submitit' / '*' / '*_submission.sh'))
     submitted_lines = open(submission).read().splitlines()
     assert previewed and all(line in submitted_lines for line in previewed), (previewed, submitted_lines)
