@@ -7,7 +7,7 @@ Trains one network (checkpoints model_epoch=<e> at epochs 1-5, every 10th and th
 NC1 per checkpoint to <save_dir>/within_class_vari.pickle, and the figures
 plots/001_<network>_<dataset>_<structure>_{NC1,Z}_plot.png (and .pdf).
 
---quick (hong_experiments.QUICK for the network and training) trains 600 epochs, seeds the RNG
+--quick (nc_repro.hong.QUICK for the network and training) trains 600 epochs, seeds the RNG
 with 0 (the original sets no seed) and sets lambda_H = 2e-5 and lambda_W = 2e-3, each unless
 given: the minority scripts' split (l/20, 5 l) at
 l = 2 sqrt(lambda_W lambda_H) = 4e-4 instead of the paper's 6.3e-5 (1e-6, 1e-3). At the paper's
@@ -24,7 +24,7 @@ class_counts, clusters (cluster index per class: equal counts share one), lambda
 lambda_b, weight_decay, level_l (2 sqrt(lambda_W lambda_H)), level_l_with_weight_decay, prediction,
 nc1_epochs, nc1_values (NC1 per saved checkpoint), nc1_first_epoch, nc1_first, nc1_last_epoch,
 nc1_last, nc1_drop (first / last), train_accuracy, logits_pre (pre = M W^T, rows = true class,
-columns = logit, no bias), bias, block (hong_experiments.block_structure of logits_pre:
+columns = logit, no bias), bias, block (nc_repro.hong.block_structure of logits_pre:
 block_contrast = within-block rms / between-block rms of the off-diagonal entries, near 0 for
 sharp blocks, about 1 or more without blocks; within_over_gap; per_cluster; diagonal spreads),
 convex_logits_pre and convex_block (the convex UFM program at level_l_with_weight_decay and
@@ -84,7 +84,7 @@ def save_dir_name(args):
     """models/001_<network>_train_0<structure> (cifar10), ..._f_train_0<s> (fashion_mnist);
     digits, non-paper ResNet widths and the MLP's shape are named too."""
     kind = {'cifar10': 'train', 'fashion_mnist': 'f_train'}.get(args.dataset_t, args.dataset_t + '_train')
-    return hong.output_path(args, 'models', '001_%s_%s_0%d%s' % (args.network, kind, args.structure, hong.network_suffix(args)))
+    return cli.output_path(args, 'models', '001_%s_%s_0%d%s' % (args.network, kind, args.structure, hong.network_suffix(args)))
 
 
 def checkpoint_file(save_dir, epoch):
@@ -147,7 +147,7 @@ def main(args):
     model = hong.train_model(args, data, lambdas, WEIGHT_DECAY, 'batch', save_dir,
                              is_checkpoint_epoch, checkpoint_file, device)
     nc1 = nc1_per_checkpoint(args, model, data, save_dir, device)
-    stem = hong.output_path(args, 'plots', '001_%s_%s_%d' % (args.network, args.dataset_t, args.structure))
+    stem = cli.output_path(args, 'plots', '001_%s_%s_%d' % (args.network, args.dataset_t, args.structure))
     stats, accuracy = hong.class_statistics(model, data, device, with_accuracy=True)
     pre = hong.logit_matrix(model, stats)
     paths = plot_hong.nc1_curve(nc1, stem + '_NC1_plot', note=prediction,

@@ -9,7 +9,7 @@ One network per n_A with nb = na // ratio, l = ln_pro / N and (lambda_H, lambda_
 z_data.npy, b_data.npy}, plots/limit.png (A, B, AB and the ETF line; the convex program's values
 as crosses, not in the reference) and plots/limit.json with the numbers.
 
---quick (hong_experiments.QUICK for the network and training) holds l N at ln_pro = 8 instead
+--quick (nc_repro.hong.QUICK for the network and training) holds l N at ln_pro = 8 instead
 of 0.1 unless --ln_pro is given. The digits rescaling keeps every point's l / (sqrt(n_B)/N) =
 ln_pro / sqrt(n_B) of the README run; at 0.1 that is below 0.007 everywhere, so deep in the weak
 regularisation regime that the convex optimum is within about 0.01 of -1/9 at every n_A already
@@ -89,7 +89,7 @@ def main(args):
     hong.announce_scale(scale)
     suffix = hong.dataset_suffix(args)
     settings = [hong.Setting(na, hong.scaled_counts(counts, scale), args.ln_pro / sum(counts) / math.sqrt(scale),
-                             hong.output_path(args, 'models', '004_%s_ka=%d_na=%d_r=%s%s' % (
+                             cli.output_path(args, 'models', '004_%s_ka=%d_na=%d_r=%s%s' % (
                                  args.network, args.ka, na, args.ratio, suffix)),
                              '234_data_ka=%d_na=%d_nb=%s' % (args.ka, na, na // args.ratio))
                 for na, counts in zip(args.nalist, all_counts)]
@@ -108,7 +108,7 @@ def main(args):
     for index, setting in enumerate(settings):
         print('n_A = %s: A %.4f, B %.4f, AB %.4f%s' % ((setting.value,) + cosines[index] + (
             '' if convex is None else ' (convex program: %.4f, %.4f, %.4f)' % convex_cosines[index],)))
-    stem = hong.output_path(args, 'plots', 'limit' + suffix)
+    stem = cli.output_path(args, 'plots', 'limit' + suffix)
     paths = plot_hong.limit_cosines(args.nalist, *zip(*cosines), stem,
                                     convex=None if convex is None else list(zip(*convex_cosines)),
                                     convex_effective=None if convex is None else list(zip(*effective_cosines)),

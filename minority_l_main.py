@@ -9,7 +9,7 @@ z_data.npy, b_data.npy} and plots/003_<network>_ka=<ka>_nb=<nb>_na=<na>_z_compar
 (the original crashed before writing it, docs/original_code.md, Hong-B1), plus a collapse-score figure with the
 minority-collapse level sqrt(n_B)/N and the total-collapse level drawn (not in the reference).
 
---quick (hong_experiments.QUICK for the network and training) sweeps its own levels unless
+--quick (nc_repro.hong.QUICK for the network and training) sweeps its own levels unless
 --reg_z_l is given: l = r sqrt(n_B)/N for r in 0.6, 0.75, 0.9 (no collapse predicted) and
 1.2, 1.5, 2.0 (minority collapse), the latter only below 0.85 x the total-collapse level
 sqrt(n_A)/N (3 significant digits; ka=5: 0.002 0.0025 0.003 | 0.004 0.005, ka=3: 0.00273 0.00341
@@ -73,7 +73,7 @@ def main(args):
     counts = hong.scaled_counts(counts, scale)
     suffix = hong.dataset_suffix(args)
     base = '%s_ka=%d_na=%d_nb=%d' % (args.network, args.ka, args.na, args.nb)
-    settings = [hong.Setting(l, counts, l / math.sqrt(scale), hong.output_path(args, 'models', '003_%s_l=%s%s' % (base, l, suffix)),
+    settings = [hong.Setting(l, counts, l / math.sqrt(scale), cli.output_path(args, 'models', '003_%s_l=%s%s' % (base, l, suffix)),
                              '234_data_ka=%d_na=%d_nb=%d' % (args.ka, args.na, args.nb))
                 for l in args.reg_z_l]
     matrices = hong.run_sweep(args, settings, 'warm', 0.0, device)
@@ -83,7 +83,7 @@ def main(args):
                   (hong.theory.hong_total_collapse_threshold(counts) * to_flag_units, 'total collapse $\\sqrt{n_A}/N$')]
     print('N = %d; minority collapse at l >= %.4g, total collapse at l >= %.4g (in --reg_z_l units)'
           % (N, thresholds[0][0], thresholds[1][0]))
-    stem = hong.output_path(args, 'plots', '003_%s_ka=%d_nb=%d_na=%d%s' % (args.network, args.ka, args.nb, args.na, suffix))
+    stem = cli.output_path(args, 'plots', '003_%s_ka=%d_nb=%d_na=%d%s' % (args.network, args.ka, args.nb, args.na, suffix))
     hong.minority_figures(args, settings, matrices, args.ka, lambda l: '$l=%s$' % l, stem, '$l$', thresholds,
                           record={'script': 'minority_l_main.py', 'na': args.na, 'nb': args.nb, 'swept': 'reg_z_l'})
 

@@ -9,7 +9,7 @@ and plots/002_<network>_ka=<ka>_nb=<nb>_l=<reg_l>_z_comparison_plot.png, plus a 
 figure with n_A* = (sqrt(n_B)/l - k_B n_B)/k_A and the total-collapse size drawn (not in the
 reference).
 
---quick (hong_experiments.QUICK for the network and training) sweeps its own n_A unless
+--quick (nc_repro.hong.QUICK for the network and training) sweeps its own n_A unless
 --nalist is given: the n_A at which l / (sqrt(n_B)/N) = r, n_A = (r sqrt(n_B)/l - k_B n_B)/k_A
 rounded, for r in 0.6, 0.75, 0.9 (no collapse predicted) and 1.2, 1.5, 2.0 (minority
 collapse), keeping n_A >= n_B and, above the threshold, l < 0.85 x the total-collapse level
@@ -71,7 +71,7 @@ def main(args):
     level = args.reg_l / math.sqrt(scale)
     suffix = hong.dataset_suffix(args)
     settings = [hong.Setting(na, hong.scaled_counts(counts, scale), level,
-                             hong.output_path(args, 'models', '002_%s_ka=%d_na=%d_nb=%d_l=%s%s' % (
+                             cli.output_path(args, 'models', '002_%s_ka=%d_na=%d_nb=%d_l=%s%s' % (
                                  args.network, args.ka, na, args.nb, args.reg_l, suffix)),
                              '234_data_ka=%d_na=%d_nb=%d' % (args.ka, na, args.nb))
                 for na, counts in zip(args.nalist, all_counts)]
@@ -81,7 +81,7 @@ def main(args):
                   (hong.theory.hong_total_collapse_n_star(args.ka, k_B, n_B, level) / scale, 'total collapse')]
     print('minority collapse for n_A >= %.1f, total collapse for n_A >= %.1f (in --nalist units)'
           % (thresholds[0][0], thresholds[1][0]))
-    stem = hong.output_path(args, 'plots', '002_%s_ka=%d_nb=%d_l=%s%s' % (args.network, args.ka, args.nb, args.reg_l, suffix))
+    stem = cli.output_path(args, 'plots', '002_%s_ka=%d_nb=%d_l=%s%s' % (args.network, args.ka, args.nb, args.reg_l, suffix))
     hong.minority_figures(args, settings, matrices, args.ka, lambda na: '$n_A=%s$' % na, stem, '$n_A$', thresholds,
                           record={'script': 'minority_n_main.py', 'nb': args.nb, 'reg_l': args.reg_l, 'swept': 'nalist'})
 

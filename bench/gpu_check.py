@@ -6,10 +6,10 @@
 1. Each paper's README command (Zhou 2022 resnet18 SGD, Dang 2023 ResNet18, Dang 2024
    imbalanced MLP, Hong & Ling block_main ResNet18) on ``digits`` for 2 epochs with --device,
    then its validation and one figure; the written keys (info.pkl, or Hong's
-   within_class_vari.pickle and plots/*.json) must equal those of the same command run on
+   within_class_vari.pickle and hong_results/plots/*.json) must equal those of the same command run on
    the CPU (the CPU reference uses 2 images per class / width 4, which changes no key).
 2. Placement: the model, the data and the optimiser state of a training step built as
-   training.run builds them (Dang's ResNet18 with SGD, the D23 MLP with Adam), and Hong's
+   the trainers' recipes build them (Dang's ResNet18 with SGD, the D23 MLP with Adam), and Hong's
    network and data, all on the device (Adam's 0-d ``step`` counters excepted: PyTorch keeps
    them on the host unless capturable).
 3. bench/train_epoch.py and bench/validate.py (sections 2 and 3) on the device.
@@ -32,6 +32,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from nc_repro.cli import OUTPUT_ROOT  # noqa: E402
 
 PAPERS = ('zhou2022', 'dang2023', 'dang2024', 'hong2023')
 D24_FLAGS = ('--model MLP --no-bias --dataset cifar10 --depth_relu 6 --depth_linear 1 --width 1024 --seed 1 '
@@ -103,11 +104,11 @@ def offline(paper, command, device, small):
 
 def written_keys(paper, folder):
     """{file: keys} of what validation wrote: info.pkl (top level and per_layer entries), or
-    Hong's within_class_vari.pickle and plots/*.json."""
+    Hong's within_class_vari.pickle and hong_results/plots/*.json."""
     found = {}
     if paper == 'hong2023':
-        paths = glob.glob(os.path.join(folder, 'models', '*', 'within_class_vari.pickle'))
-        paths += glob.glob(os.path.join(folder, 'plots', '*.json'))
+        paths = glob.glob(os.path.join(folder, OUTPUT_ROOT, 'models', '*', 'within_class_vari.pickle'))
+        paths += glob.glob(os.path.join(folder, OUTPUT_ROOT, 'plots', '*.json'))
     else:
         paths = glob.glob(os.path.join(folder, 'model_weights', '*', 'info.pkl'))
     for path in paths:
@@ -144,8 +145,8 @@ def pipeline(paper, device, folder, small, report, timeout, reference=False):
         pngs = glob.glob(os.path.join(folder, 'figures', '*.png'))
         report.add('%s figure' % paper, ok and bool(pngs), seconds, ', '.join(map(os.path.basename, pngs)) or tail)
     elif paper == 'hong2023' and not reference:
-        pngs = glob.glob(os.path.join(folder, 'plots', '*.png'))
-        report.add('%s figure' % paper, bool(pngs), 0.0, ', '.join(map(os.path.basename, pngs)) or 'no plots/*.png')
+        pngs = glob.glob(os.path.join(folder, OUTPUT_ROOT, 'plots', '*.png'))
+        report.add('%s figure' % paper, bool(pngs), 0.0, ', '.join(map(os.path.basename, pngs)) or 'no %s/plots/*.png' % OUTPUT_ROOT)
     keys = written_keys(paper, folder)
     if not keys:
         report.add('%s info written (%s)' % (paper, where), False, 0.0, 'no info.pkl / pickle found')
@@ -167,7 +168,7 @@ def optimizer_tensors(optimizer):
 
 
 def placement(device, report):
-    """Build and train as training.run does (select_device, training_data, build_model().to,
+    """Build and train as the trainers do (select_device, training_data, build_model().to,
     make_train_loader, make_optimizer) and check where every tensor lives."""
     import args as cli
     import datasets

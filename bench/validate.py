@@ -35,8 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import args as cli  # noqa: E402
 import datasets  # noqa: E402
 import models  # noqa: E402
-from nc_repro import nc_metrics  # noqa: E402
-from nc_repro import validation  # noqa: E402
+from nc_repro import frames, nc_metrics, validation  # noqa: E402
 from train_epoch import matmul_gflops, synchronize  # noqa: E402
 
 README_RESNET18 = '--model ResNet18 --dataset cifar10 --depth_linear 1 --width 512 --seed 1'
@@ -106,8 +105,10 @@ def engine(features, labels, W, b, K, streaming=False, batch=1024):
             stats.update(features[start:start + batch], labels[start:start + batch])
     else:
         stats = nc_metrics.ClassStatistics.from_features(features, labels, K)
-    return (nc_metrics.nc1(stats, conventions)['nc1'], nc_metrics.nc2_classifier(W, conventions),
-            nc_metrics.nc3_duality(W, stats, conventions),
+    rows, means, etf = nc_metrics.classifier_rows(W, conventions), nc_metrics.centred_means(stats, conventions), \
+        frames.simplex_etf_gram(K)
+    return (nc_metrics.nc1(stats, conventions)['nc1'], nc_metrics.alignment_error(rows @ rows.T, etf),
+            nc_metrics.alignment_error(rows @ means.T, etf),
             nc_metrics.bias_relation(W, b, stats.global_mean(conventions)))
 
 

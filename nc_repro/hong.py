@@ -47,7 +47,7 @@ import torch
 import datasets
 import models
 from nc_repro import checkpoints, convex_ufm, losses, nc_metrics, theory, training
-from nc_repro.cli import Parser, UsageError, add_output_root, output_path  # noqa: F401  (scripts: hong.output_path)
+from nc_repro.cli import Parser, UsageError, add_output_root, output_path
 from nc_repro.fileio import atomic_write, atomic_write_text
 from nc_repro.validation import feature_pass
 from nc_repro import hong_figures as plot_hong

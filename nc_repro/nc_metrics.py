@@ -465,9 +465,9 @@ def measure(features, labels, W, b, conventions, logits=None, num_classes=None):
         'nc3_duality': alignment_error(W_rows @ means.T, etf),
         'bias_relation': bias_relation(W64, b64, global_mean),
         'ncc_mismatch': ncc_mismatch_count(features, logits.argmax(1), stats.class_means) / len(labels),
-        'equinorm_means': equinorm(centred_means(stats, conventions)),
+        'equinorm_means': equinorm(means),
         'equinorm_classifier': equinorm(W64),
-        'equiangularity_means': equiangularity(centred_means(stats, conventions)),
-        'max_angle_means': max_angle(centred_means(stats, conventions)),
+        'equiangularity_means': equiangularity(means),
+        'max_angle_means': max_angle(means),
     })
     return result
