@@ -21,6 +21,7 @@ import sys
 
 PAPERS = ('zhou2022', 'dang2023', 'dang2024')
 
+from nc_repro import nc_curves
 from nc_repro.cli import Parser, RunStopped, UsageError, add_output_root, output_path, run  # noqa: F401  (cli.*)
 
 DATASETS = ('mnist', 'fashionmnist', 'cifar10', 'cifar10_random', 'cifar100', 'svhn',
@@ -161,6 +162,7 @@ def add_run_flags(parser):
 def get_train_parser(description=None):
     parser = Parser(description=description)
     add_run_flags(parser)
+    nc_curves.add_flags(parser)
     add_model_flags(parser)
     add_data_flags(parser)
     add_device_flags(parser)

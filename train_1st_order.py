@@ -14,7 +14,7 @@ shuffled mini-batches -> loss of the paper -> SGD/Adam with coupled weight decay
 import args as cli
 import datasets
 import models
-from nc_repro import checkpoints, losses, training
+from nc_repro import checkpoints, losses, nc_curves, training
 
 
 def get_args_parser():
@@ -25,6 +25,7 @@ def main(args):
     if args.optimizer in ('LBFGS', 'SdLBFGS'):
         raise cli.UsageError('--optimizer %s needs a closure: use train_2nd_order.py' % args.optimizer)
     device = training.setup(args)
+    curves = nc_curves.from_args(args, args.paper)          # None unless --nc_every / --tensorboard
     data = datasets.training_data(args)
     model = models.build_model(args, data.num_classes, data.input_shape).to(device)
     save_every = args.save_every or 1
@@ -34,7 +35,7 @@ def main(args):
     optimizer = training.make_optimizer(args, model)
     scheduler = training.make_scheduler(args, optimizer)
     training.fit(model, loader, objective, optimizer, scheduler, run_dir, args.epochs,
-                 save_every=save_every, resume=args.resume)
+                 save_every=save_every, resume=args.resume, curves=curves)
     print('checkpoints: %s' % run_dir)
     return run_dir
 

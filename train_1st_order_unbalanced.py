@@ -17,7 +17,7 @@ epochs 1, 101, 201, ... and the last (D23) or 1, 11, 21, ... and the last (D24).
 import args as cli
 import datasets
 import models
-from nc_repro import checkpoints, losses, training
+from nc_repro import checkpoints, losses, nc_curves, training
 
 SAVE_EVERY = {'dang2023': 100, 'dang2024': 10}
 
@@ -30,6 +30,7 @@ def main(args):
     if args.optimizer in ('LBFGS', 'SdLBFGS'):
         raise cli.UsageError('--optimizer %s is not supported by the imbalanced trainer' % args.optimizer)
     device = training.setup(args)
+    curves = nc_curves.from_args(args, args.paper)          # None unless --nc_every / --tensorboard
     counts = datasets.imbalanced_counts(args.paper, args.dataset)
     data = datasets.training_data(args, counts)
     model = models.build_model(args, data.num_classes, data.input_shape, unbalanced=True).to(device)
@@ -42,7 +43,7 @@ def main(args):
     optimizer = training.make_optimizer(args, model)
     scheduler = training.make_scheduler(args, optimizer)
     training.fit(model, loader, objective, optimizer, scheduler, run_dir, args.epochs,
-                 save_every=save_every, resume=args.resume)
+                 save_every=save_every, resume=args.resume, curves=curves)
     print('checkpoints: %s' % run_dir)
     return run_dir
 

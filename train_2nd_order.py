@@ -11,7 +11,7 @@ epoch, as J (T's version had no schedule). The batch log goes to log.txt, as J.
 import args as cli
 import datasets
 import models
-from nc_repro import checkpoints, losses, training
+from nc_repro import checkpoints, losses, nc_curves, training
 
 
 def get_args_parser():
@@ -23,6 +23,7 @@ def main(args):
         raise cli.UsageError('--optimizer %s: train_2nd_order.py supports LBFGS and SdLBFGS '
                              '(use train_1st_order.py for SGD and Adam)' % args.optimizer)
     device = training.setup(args)
+    curves = nc_curves.from_args(args, args.paper)          # None unless --nc_every / --tensorboard
     data = datasets.training_data(args)
     model = models.build_model(args, data.num_classes, data.input_shape).to(device)
     save_every = args.save_every or 1
@@ -34,7 +35,8 @@ def main(args):
     scheduler = training.make_scheduler(args, optimizer)
     # its batch log is log.txt, with no LR in the epoch headers, as the original's
     training.fit(model, loader, objective, optimizer, scheduler, run_dir, args.epochs,
-                 save_every=save_every, log_name='log.txt', header_lr=False, resume=args.resume)
+                 save_every=save_every, log_name='log.txt', header_lr=False, resume=args.resume,
+                 curves=curves)
     print('checkpoints: %s' % run_dir)
     return run_dir
 

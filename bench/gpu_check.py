@@ -215,6 +215,30 @@ def placement(device, report):
         report.add('placement: hong2023 ResNet18', False, time.perf_counter() - start, repr(error)[:200])
 
 
+def metrics_api(device, report):
+    """nc_repro.metrics on the device: its statistics stay there and its metrics equal the CPU's."""
+    from nc_repro.metrics import NeuralCollapse
+    start = time.perf_counter()
+    try:
+        generator = torch.Generator().manual_seed(0)
+        labels = torch.arange(10).repeat_interleave(200)
+        features = torch.randn(10, 64, generator=generator)[labels] * 3 + torch.randn(2000, 64, generator=generator)
+        W, b = torch.randn(10, 64, generator=generator), torch.randn(10, generator=generator)
+        results = []
+        for where in (device, torch.device('cpu')):
+            nc = NeuralCollapse(10)
+            for chunk in torch.randperm(2000, generator=generator).split(256):
+                nc.update(features[chunk].to(where), labels[chunk].to(where))
+            results.append(nc.compute(W.to(where), b.to(where), 'dang2023'))
+            if where == device:
+                stats_device = nc.statistics.counts.device
+        worst = max(abs(results[0][key] - results[1][key]) for key in results[0] if isinstance(results[0][key], float))
+        report.add('nc_repro.metrics on %s' % device, worst < 1e-9 and stats_device.type == device.type,
+                   time.perf_counter() - start, 'statistics on %s; largest difference to the CPU %.1e' % (stats_device, worst))
+    except Exception as error:
+        report.add('nc_repro.metrics on %s' % device, False, time.perf_counter() - start, repr(error)[:200])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--device', default='cuda', help='cuda (default), cuda:N or cpu')
@@ -258,6 +282,7 @@ def main():
                    '%s: %d keys' % (', '.join(sorted(keys)), sum(map(len, keys.values()))) if keys == reference
                    else 'device %s vs cpu %s' % (keys, reference))
     placement(device, report)
+    metrics_api(device, report)
     if not options.no_bench:
         bench_device = str(device)
         train_rows = (['--rows', 'mlp', 'dang_resnet18', '--samples', '2048', '--repeats', '1',

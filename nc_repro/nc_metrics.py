@@ -17,7 +17,6 @@ bias b, P = (I_K - 11^T/K)/sqrt(K-1) the unit-Frobenius simplex-ETF Gram target.
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.linalg
 import torch
 
 from nc_repro import frames
@@ -287,7 +286,8 @@ def as_coded_pseudo_inverse(factor, pinv):
     else:
         raise ValueError("pinv must be 'scipy_float32' or 'float64_rcond1e-10'")
     # singular values of a symmetric matrix are |eigenvalues|: eigh, in the original's precision
-    eigenvalues, U = scipy.linalg.eigh(matrix)
+    # (LAPACK through numpy: the metrics need numpy and torch only)
+    eigenvalues, U = np.linalg.eigh(matrix)
     sigma = np.abs(eigenvalues)
     kept = sigma > relative * sigma.max()
     directions = torch.from_numpy(np.ascontiguousarray(U[:, kept].T)).double().to(factor.device)
@@ -330,6 +330,45 @@ def classifier_rows(W, conventions):
 def centred_means(stats, conventions):
     """M~ = [mu_k - mu_G] (K, D)."""
     return (stats.class_means - stats.global_mean(conventions)).cpu()
+
+
+def frame_measures(stats, W, conventions):
+    """NC2 and NC3 of the classifier W (K, D) and the class means against the three reference
+    frames, under D23's key names (its validator's per-layer measures):
+
+    * simplex ETF (Papyan 2020's NC2/NC3; Zhou 2022): W~ W~^T, M~ M~^T and W~ M~^T against
+      frames.simplex_etf_gram(K), with W~ = classifier_rows(W) and M~ the centred means;
+    * orthogonal frame (D23's bias-free balanced theorem): W W^T, U^T U and W U against I_K,
+      with U = [mu_k] (D, K) the uncentred means;
+    * general orthogonal frame (orthogonal, lengths free: D23's imbalanced theorem, D24): the
+      same three matrices against their own diagonals, so no hyperparameter enters (the closed
+      -form lengths of theory.d23_geometry / d24_targets are validate_NC_unbalanced.py's);
+    * NC3 as a difference: W against U^T (and against M~), both normalised.
+    All are nc_metrics.alignment_error values in [0, 2]."""
+    W = _as64(W)
+    W_rows = classifier_rows(W, conventions)
+    means = stats.class_means.T.cpu()                                        # U (D, K)
+    centred = centred_means(stats, conventions).T                            # M~^T (D, K)
+    K = W.shape[0]
+    etf, orthogonal = frames.simplex_etf_gram(K), frames.orthogonal_frame_gram(K)
+    gram_W, gram_H, cross = W @ W.T, means.T @ means, W @ means
+
+    def own_diagonal(matrix):
+        return torch.diag(torch.diagonal(matrix))
+
+    return {
+        'NC2_ETF_W': alignment_error(W_rows @ W_rows.T, etf),
+        'NC2_Identity_W': alignment_error(gram_W, orthogonal),
+        'NC2_GOF_W': alignment_error(gram_W, own_diagonal(gram_W)),
+        'NC2_ETF_H': alignment_error(centred.T @ centred, etf),
+        'NC2_Identity_H': alignment_error(gram_H, orthogonal),
+        'NC2_GOF_H': alignment_error(gram_H, own_diagonal(gram_H)),
+        'NC3_ETF_WH': alignment_error(W_rows @ centred, etf),
+        'NC3_Identity_WH': alignment_error(cross, orthogonal),
+        'NC3_GOF_WH': alignment_error(cross, own_diagonal(cross)),
+        'NC3_W_sub_H': alignment_error(W, means.T),
+        'NC3_W_sub_H_centered': alignment_error(W, centred.T),
+    }
 
 
 def bias_relation(W, b, global_mean):

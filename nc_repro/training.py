@@ -136,7 +136,7 @@ def train_one_epoch(model, loader, objective, optimizer, epoch, epochs, log=None
 
 def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_every=1,
         log_name='train_log.txt', header_lr=True, resume=False, save_rule=None, checkpoint_file=None,
-        resume_flag=True):
+        resume_flag=True, curves=None):
     """Train for ``epochs`` epochs, saving checkpoints into run_dir. Returns per-epoch stats.
 
     Beside each saved epoch_XXX.pth the full training state goes to resume.pth; with
@@ -147,7 +147,9 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
     with ``start_epoch(epoch_index)`` is told each epoch's 0-based index (warm phases);
     checkpoint_file(run_dir, epoch) overrides the epoch_XXX.pth file names (Hong's layout);
     resume_flag=False for scripts that resume by themselves (Hong's): the full-disk hint then
-    repeats the command without adding --resume.
+    repeats the command without adding --resume. curves: an nc_curves.NCCurves (--nc_every,
+    --tensorboard), told each finished epoch; its NC scalars join the epoch's train_log.jsonl
+    line under 'nc'.
 
     The run folder is locked for this process until fit returns (checkpoints.lock_run_dir: a
     second trainer stops with exit code 2). A full disk stops with one line naming the file, the free space,
@@ -155,13 +157,15 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
     checkpoints.lock_run_dir(run_dir)          # a no-op when prepare_run_dir took it already
     try:
         return _resume_and_fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_every,
-                               log_name, header_lr, resume, save_rule, checkpoint_file, resume_flag)
+                               log_name, header_lr, resume, save_rule, checkpoint_file, resume_flag, curves)
     finally:
         checkpoints.unlock_run_dir(run_dir)    # the run is over (or stopped): the folder is free
+        if curves is not None:
+            curves.close()
 
 
 def _resume_and_fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_every,
-                    log_name, header_lr, resume, save_rule, checkpoint_file, resume_flag):
+                    log_name, header_lr, resume, save_rule, checkpoint_file, resume_flag, curves):
     save_rule = save_rule or (lambda epoch, total: checkpoints.is_saved_epoch(epoch, total, save_every))
     checkpoint_file = checkpoint_file or checkpoints.checkpoint_path
     state = checkpoints.load_resume_state(run_dir) if resume else None
@@ -177,7 +181,7 @@ def _resume_and_fit(model, loader, objective, optimizer, scheduler, run_dir, epo
     progress = {'last_saved': checkpoint_file(run_dir, state['epoch']) if state else None}
     with fileio.disk_full_hint(lambda: continue_hint(progress['last_saved'], resume_flag)):
         return _fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, log_name,
-                    header_lr, state, start_epoch, save_rule, checkpoint_file, progress)
+                    header_lr, state, start_epoch, save_rule, checkpoint_file, progress, curves)
 
 
 def continue_hint(last_saved, resume_flag=True):
@@ -206,7 +210,7 @@ def _read_kept_lines(jsonl_path, start_epoch):
 
 
 def _fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, log_name, header_lr,
-         state, start_epoch, save_rule, checkpoint_file, progress):
+         state, start_epoch, save_rule, checkpoint_file, progress, curves):
     log_path = os.path.join(run_dir, log_name)
     with fileio.stop_if_disk_full(log_path):
         log_file = open(log_path, 'a' if state else 'w')
@@ -227,7 +231,7 @@ def _fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, log_na
         parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
         log('# of model parameters: %d' % parameters, echo=True)
         log('-' * 21 + ' Training ' + '-' * 31)
-    history = []
+    history, postfix = [], {}
     bar = tqdm(range(start_epoch, epochs + 1), initial=start_epoch - 1, total=epochs, desc='train', unit='epoch', dynamic_ncols=True)
     try:
         for epoch in bar:
@@ -243,6 +247,10 @@ def _fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, log_na
                         stats['loss'], epoch, progress['last_saved'] or 'none (no epoch finished)'))
             scheduler.step()
             stats.update(epoch=epoch, lr=lr, seconds=round(time.time() - start, 3))
+            measured = curves.after_epoch(model, loader.data, epoch, stats) if curves is not None else {}
+            if measured:
+                stats['nc'] = measured
+                postfix['NC1'] = '%.3g' % measured['NC1_collapse_metric']
             history.append(stats)
             log('[epoch: %d] | loss: %.6f | train top1: %.4f | lr: %g | seconds: %.2f' % (
                 epoch, stats['loss'], stats['train_acc1'], lr, stats['seconds']))
@@ -255,7 +263,8 @@ def _fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, log_na
                 checkpoints.save_resume_state(run_dir, epoch, model, optimizer, scheduler,
                                               loader.generator)
                 progress['last_saved'] = checkpoint_file(run_dir, epoch)   # --resume continues here
-            bar.set_postfix(loss='%.4g' % stats['loss'], acc='%.1f' % stats['train_acc1'], lr='%.2g' % lr)
+            postfix.update(loss='%.4g' % stats['loss'], acc='%.1f' % stats['train_acc1'], lr='%.2g' % lr)
+            bar.set_postfix(postfix)
     except BaseException:
         bar.leave = False             # the stop's one line is the last thing on the terminal
         raise

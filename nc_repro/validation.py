@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from datasets import BatchLoader
-from nc_repro import checkpoints, frames, nc_metrics, theory
+from nc_repro import checkpoints, nc_metrics, theory
 from nc_repro.cli import UsageError
 from nc_repro.nc_metrics import alignment_error
 from nc_repro.training import topk_correct
@@ -97,20 +97,19 @@ def zhou_metrics(model, train, test, num_classes, conventions):
     nc1 = nc_metrics.nc1(stats, conventions)
     margins = nc_metrics.cosine_margins(h, train.labels, W, mu_G, conventions)
     test_mu_G = test.layer_inputs[0].double().mean(0)
-    W_rows, means = nc_metrics.classifier_rows(W, conventions), nc_metrics.centred_means(stats, conventions)
-    etf = frames.simplex_etf_gram(num_classes)
+    frame = nc_metrics.frame_measures(stats, W, conventions)                # W centred (J)
     return {
         'collapse_metric': nc1['nc1'],
         'collapse_metric_as_coded': nc1['nc1_as_coded'],
-        'ETF_metric': alignment_error(W_rows @ W_rows.T, etf),                 # NC2
-        'WH_relation_metric': alignment_error(W_rows @ means.T, etf),          # NC3
+        'ETF_metric': frame['NC2_ETF_W'],                                       # NC2
+        'WH_relation_metric': frame['NC3_ETF_WH'],                              # NC3
         'Wh_b_relation_metric': nc_metrics.bias_relation(W, b, mu_G),
         'avg_cos_margin': float(margins.mean()),
         'all_cos_margin': np.sort(margins.float().numpy()),
         'W': W.float().numpy(), 'b': b.float().numpy(),
         'mu_G_train': mu_G.float().numpy(), 'mu_G_test': test_mu_G.float().numpy(),
         **accuracies(train, test),
-        'NC2_means_ETF': alignment_error(means @ means.T, etf),
+        'NC2_means_ETF': frame['NC2_ETF_H'],
         'NC4_ncc_mismatch': nc_metrics.ncc_mismatch_count(
             h, train.logits.argmax(1), stats.class_means) / len(train.labels),
     }
@@ -131,25 +130,17 @@ def over_head_layers(model, train, num_classes, layer_measures):
 
 
 def dang_layer_measures(stats, product, conventions):
-    """D23's metrics of one head layer's input x_l against P_l, as the 2023 validator measures each head layer;
-    NC1 both exact and as the original computed it (float32 Sigma_B, SciPy's pinv rule)."""
-    means = stats.class_means.T                                               # U (d, K)
-    centred = (stats.class_means - stats.global_mean(conventions)).T          # C (d, K)
+    """D23's metrics of one head layer's input x_l against P_l, as the 2023 validator measures each head layer
+    (nc_metrics.frame_measures, its ETF and orthogonal-frame keys); NC1 both exact and as the
+    original computed it (float32 Sigma_B, SciPy's pinv rule)."""
     nc1 = nc_metrics.nc1(stats, conventions)
-    K = product.shape[0]
-    etf, orthogonal = frames.simplex_etf_gram(K), frames.orthogonal_frame_gram(K)
-    return {
-        'NC1_collapse_metric': nc1['nc1'],
-        'NC1_collapse_metric_as_coded': nc1['nc1_as_coded'],
-        'NC2_ETF_W': alignment_error(product @ product.T, etf),
-        'NC2_Identity_W': alignment_error(product @ product.T, orthogonal),
-        'NC2_ETF_H': alignment_error(centred.T @ centred, etf),
-        'NC2_Identity_H': alignment_error(means.T @ means, orthogonal),
-        'NC3_ETF_WH': alignment_error(product @ centred, etf),
-        'NC3_Identity_WH': alignment_error(product @ means, orthogonal),
-        'NC3_W_sub_H': alignment_error(product, means.T),
-        'NC3_W_sub_H_centered': alignment_error(product, centred.T),
-    }
+    frame = nc_metrics.frame_measures(stats, product, conventions)
+    return {'NC1_collapse_metric': nc1['nc1'], 'NC1_collapse_metric_as_coded': nc1['nc1_as_coded'],
+            **{key: frame[key] for key in D23_FRAME_KEYS}}
+
+
+D23_FRAME_KEYS = ('NC2_ETF_W', 'NC2_Identity_W', 'NC2_ETF_H', 'NC2_Identity_H', 'NC3_ETF_WH',
+                  'NC3_Identity_WH', 'NC3_W_sub_H', 'NC3_W_sub_H_centered')
 
 
 def dang_balanced_metrics(model, train, test, num_classes, conventions):
