@@ -22,7 +22,7 @@ test-all: $(VENV)/.installed
 	$(PYTHON) -m pytest -q -n 2 tests
 
 bench: $(VENV)/.installed
-	for script in bench/train_epoch.py bench/validate.py bench/synthetic.py bench/gpu_check.py; do $(PYTHON) $$script || exit 1; done
+	for script in bench/train_epoch.py bench/validate.py bench/synthetic.py bench/compile.py bench/gpu_check.py; do $(PYTHON) $$script || exit 1; done
 
 # A single-node SLURM cluster on this machine (root, Debian/Ubuntu) for tests/test_slurm.py and
 # for trying sweep.py --executor slurm; slurm-down stops what slurm-up started.

@@ -12,8 +12,12 @@ step stay eager); and a rounding reference, eager with other rounding: float64 (
 other memory format, contiguous (dang_resnet18; a layout change the project already accepts).
 Reported: compile time (first compiled step, cold inductor cache), seconds per step (median of
 --steps after 2 warm-up steps), speed-up = eager / compiled, and after --agreement_steps steps
-(fewer if a row's run passes --budget seconds; printed) max |eager - compiled| against the
-tolerance max |diff| <= 1e-4 max |param|, next to max |eager - reference|, at several steps.
+(fewer if a row's run passes --budget seconds; printed) max |eager - compiled| over the state
+dict, next to max |eager - reference|, at several steps. The tolerance is float rounding itself:
+the weights agree when max |eager - compiled| <= 2 max |eager - reference|, i.e. compiling moves
+the weights no further than a change of rounding alone does (a fixed bound such as 1e-4 max
+|param| fails for eager against eager-with-other-rounding too: Adam's first steps move
+parameters whose gradient is rounding noise by about lr, either way).
 Offer --compile only if a row is >= 1.2x faster and its weights agree.
 """
 import argparse
@@ -32,7 +36,7 @@ from train_epoch import CONV_ROWS, README_MLP, cli, datasets, image_set, losses,
 
 FLAGS = {'mlp': README_MLP, 'dang_resnet18': CONV_ROWS['dang_resnet18']}
 REFERENCE = {'mlp': ('float64', torch.float64, None), 'dang_resnet18': ('contiguous', None, torch.contiguous_format)}
-BATCH, TOLERANCE, WARMUP, CHECKPOINTS = 128, 1e-4, 2, (1, 2, 5, 10, 20, 30, 40, 50, 100)
+BATCH, ROUNDING_FACTOR, WARMUP, CHECKPOINTS = 128, 2.0, 2, (1, 2, 5, 10, 20, 30, 40, 50, 100)
 
 
 def build(row, device, dtype=None, memory_format=None):
@@ -121,7 +125,7 @@ def main():
             print('%-14s %-12s failed: %s' % (r['row'], r['mode'][:12], r['error']))
             continue
         step, diff, scale, ref, _ = r['final']
-        speedup, agree = r['eager'] / r['compiled'], diff <= TOLERANCE * scale
+        speedup, agree = r['eager'] / r['compiled'], diff <= ROUNDING_FACTOR * ref
         offered |= speedup >= 1.2 and agree
         print('%-14s %-12s %9.4f %9.4f %8.2f %9.1f %6d %10.2e %10.2e %6s %11.2e' % (
             r['row'], r['mode'][:12], r['eager'], r['compiled'], speedup, r['compile'], step, diff, diff / scale,
@@ -132,8 +136,8 @@ def main():
         for step, diff, _, ref, cref in r['trace']:
             print('%-14s %5d %12.2e %12.2e %12.2e' % ('', step, diff, ref, cref))
     print('s = seconds per training step (median of %d after %d warm-up steps); max|diff| = max |eager - compiled| '
-          'over the state dict after the steps shown, ratio = max|diff| / max|param|, agree = ratio <= %g'
-          % (bench.steps, WARMUP, TOLERANCE))
+          'over the state dict after the steps shown, ratio = max|diff| / max|param|, agree = max|diff| <= %g |e-ref|'
+          % (bench.steps, WARMUP, ROUNDING_FACTOR))
     print('torch.compile offered as --compile: %s (rule: speed-up >= 1.2 on a row and weights agree)'
           % ('yes' if offered else 'no'))
     if os.path.basename(CACHE).startswith('nc_compile_bench_'):       # ours: a fresh one per run

@@ -16,7 +16,6 @@ Explicit penalties (the optimiser's coupled weight decay is configured in traini
                                    imbalanced trainers halve the data term first (MSE and CE).
   second-order trainer  (J)        + sum_{p trainable} lambda/2 ||p||^2
 """
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
