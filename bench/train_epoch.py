@@ -123,6 +123,26 @@ def step_flops(model, objective, optimizer, images, labels):
     return counter.get_total_flops()
 
 
+def original_style_seconds(variant, loader, repeats, device):
+    """A training step as the originals take it (an emulation, not their code): the default
+    memory format, and after the update a second, eval-mode forward of the batch for the logged
+    accuracy (docs/original_code.md, J-B15 and D23-B18). Their per-image PIL decoding in a
+    one-worker DataLoader is left out, so the originals' real cost is higher still."""
+    model, objective, optimizer, _ = variant
+    times = []
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        training.train_one_epoch(model, loader, objective, optimizer, 1, 1)
+        model.eval()
+        with torch.no_grad():
+            for images, _labels in loader:
+                model(images)
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def conv_row(name, bench, device):
     generator = torch.Generator().manual_seed(1)
     data = image_set(bench.batch, generator, device)
@@ -149,11 +169,18 @@ def conv_row(name, bench, device):
     peak = max(peak, matmul_gflops(device=device))   # the better of before and after: a conservative ratio
     seconds = {label: statistics.median(variants[label][3]) for label, _ in LAYOUTS}
     used = 'channels_last' if preferred == torch.channels_last else 'default'
+    if bench.original_style:
+        seconds['original-style'] = original_style_seconds(variants['default'], loader, bench.repeats, device)
     faster = min(seconds, key=seconds.get)
     for label, _ in LAYOUTS:
         gflops = flops / seconds[label] / 1e9
         print('   %-20s %-14s %7.3f s/batch %7.1f GFLOP/s  ratio %5.2f%s' % (
             name, label, seconds[label], gflops, gflops / peak, '  <- used' if label == used else ''))
+    if bench.original_style:
+        gflops = flops / seconds['original-style'] / 1e9
+        print('   %-20s %-14s %7.3f s/batch %7.1f GFLOP/s  ratio %5.2f   (this package is %.2fx faster)' % (
+            name, 'original-style', seconds['original-style'], gflops, gflops / peak,
+            seconds['original-style'] / seconds[used]))
     note = 'channels_last %.2fx the default' % (seconds['default'] / seconds['channels_last'])
     if used == 'default':
         note += '; channels_last not faster here at the time it was measured: default kept' \
@@ -172,6 +199,8 @@ def main():
     parser.add_argument('--repeats', type=int, default=3, help='timed batches per layout (conv rows)')
     parser.add_argument('--device', default='cpu', help='cpu (default) or cuda[:n]')
     parser.add_argument('--batch', type=int, default=BATCH, help='conv rows: batch size (default 128)')
+    parser.add_argument('--original_style', action='store_true',
+                        help="conv rows: also time the originals' step (default layout, extra eval forward)")
     bench = parser.parse_args()
     device = torch.device(bench.device)
     print('device: %s, threads: %d; ratios are to the float32 matmul rate (2048^3), the better of its measurements before and after each row'
