@@ -12,6 +12,7 @@ class NCModel(nn.Module):
 
     features(x)   h, the input of the head's first linear layer (the "last-layer features")
     head_layers() the head's nn.Linear layers in order; the last one is the classifier
+    head_products() the products of the head's weights from each layer on (P_0 = W)
     forward(x)    (logits, second) where second is what the paper's code returns beside the
                   logits: F.normalize(h) for Zhou 2022 / Zhu 2021 models, h for Dang's models.
     """
@@ -49,6 +50,17 @@ class NCModel(nn.Module):
         if classifier.bias is None:
             return torch.zeros(classifier.out_features, dtype=torch.float64)
         return classifier.bias.detach().double().cpu()
+
+    def head_products(self):
+        """[P_0, ..., P_{M-1}] in float64 on the CPU, P_l = A_{M-1} ... A_l for head weights
+        A_0, ..., A_{M-1}: the map from the input of head layer l to the bias-free logits
+        (P_0 = W, the full product that D23's metrics use)."""
+        products, product = [], None
+        for layer in reversed(self.head_layers()):
+            weight = layer.weight.detach().double().cpu()
+            product = weight if product is None else product @ weight
+            products.append(product)
+        return products[::-1]
 
     def head(self, h):
         for layer in self.head_layers():

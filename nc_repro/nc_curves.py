@@ -12,7 +12,6 @@ the trained weights are those of a run without the flags, bit for bit.
 import os
 
 import datasets
-from nc_repro import validation
 from nc_repro.cli import UsageError
 from nc_repro.metrics import NeuralCollapse, layer_inputs
 
@@ -30,7 +29,7 @@ class NCCurves:
             summary_writer_class()  # a missing tensorboard package stops the run before it starts
 
     def measures(self, model, train_set):
-        W = validation.head_products(model)[0]                                  # the head's product
+        W = model.head_products()[0]                                  # the head's product
         curves = NeuralCollapse(len(W))
         batches = datasets.BatchLoader(train_set, PASS_BATCH)                   # index order, no augmentation
         for features, labels, logits in layer_inputs(model, model.head_layers()[0], batches):

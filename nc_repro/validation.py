@@ -10,7 +10,7 @@ after every epoch, so a crash never loses finished epochs or leaves half a file.
 
 Head-layer products: with head weights A_0, ..., A_{M-1} (A_{M-1} the classifier), the input
 x_l of layer l is mapped to the bias-free logits by P_l = A_{M-1} ... A_l; P_0 = W, the full
-product that D23's metrics use.
+product that D23's metrics use (NCModel.head_products).
 """
 import json
 import os
@@ -69,16 +69,6 @@ def accuracies(train, test):
             'test_acc1': test_acc1, 'test_acc5': test_acc5}
 
 
-def head_products(model):
-    """[P_0, ..., P_{M-1}] in float64 on the CPU (see module docstring)."""
-    weights = [layer.weight.detach().double().cpu() for layer in model.head_layers()]
-    products, product = [], None
-    for weight in reversed(weights):
-        product = weight if product is None else product @ weight
-        products.append(product)
-    return products[::-1]
-
-
 def statistics(features, labels, num_classes):
     return nc_metrics.ClassStatistics.from_features(features, labels, num_classes)
 
@@ -120,7 +110,7 @@ def over_head_layers(model, train, num_classes, layer_measures):
     backbone features) against its product P_l. Returns (per_layer: {key: [value per layer]},
     the backbone's measures, the backbone's ClassStatistics)."""
     per_layer, backbone = {}, None
-    for features, product in zip(train.layer_inputs, head_products(model)):
+    for features, product in zip(train.layer_inputs, model.head_products()):
         stats = statistics(features, train.labels, num_classes)
         layer = layer_measures(stats, product)
         backbone = backbone or (layer, stats)
@@ -187,7 +177,7 @@ def dang_imbalanced_metrics(model, train, test, num_classes, conventions, geomet
                 'NC3_W_div_H': nc_metrics.length_ratio_error(product, U, r)}
 
     per_layer, backbone, stats = over_head_layers(model, train, num_classes, measures)
-    W = head_products(model)[0]
+    W = model.head_products()[0]
     return dict(backbone, class_mean_norms=torch.linalg.norm(stats.class_means, dim=1).numpy(),
                 classifier_row_norms=torch.linalg.norm(W, dim=1).numpy(),
                 **accuracies(train, test), per_layer=per_layer)
@@ -218,7 +208,7 @@ def dang2024_metrics(model, train, test, num_classes, conventions, targets, coun
     NC1 is exact (``NC1``) and as the original computed it (``NC1_as_coded``: float32 Sigma_B,
     SciPy's pinv rule); stale_features=True (--nc1_stale_features) puts the original's stale
     first Sigma_W batch (stale_feature_rows) into the as-coded value."""
-    W = head_products(model)[0]                                                  # (K, d)
+    W = model.head_products()[0]                                                  # (K, d)
     stats = statistics(train.layer_inputs[0], train.labels, num_classes)
     U = stats.class_means.T                                                      # (d, K)
     relu = torch.relu(U)

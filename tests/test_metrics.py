@@ -14,7 +14,7 @@ import torch
 import args as cli
 import datasets
 import models
-from nc_repro import checkpoints, frames, nc_metrics, validation
+from nc_repro import checkpoints, frames, nc_metrics
 from nc_repro.metrics import PAPER_CONVENTIONS, NeuralCollapse, layer_inputs
 from conftest import ROOT, run_script
 
@@ -237,7 +237,7 @@ def test_the_api_on_a_checkpoint_gives_validate_nc_info_pkl(tmp_path, paper, fla
     nc = NeuralCollapse(data.num_classes)
     for features, labels, logits in layer_inputs(model, model.head_layers()[0], datasets.BatchLoader(data.train, 100)):
         nc.update(features, labels, logits)
-    measured = nc.compute(validation.head_products(model)[0], model.classifier_bias(), paper)
+    measured = nc.compute(model.head_products()[0], model.classifier_bias(), paper)
     for key in SAME_AS_INFO[paper]:
         assert measured[key] == pytest.approx(info[key][-1], rel=0, abs=1e-12), key
 

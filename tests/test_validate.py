@@ -101,7 +101,7 @@ def test_head_products_match_the_forward_pass():
     args = SimpleNamespace(paper='dang2023', model='MLP', width=16, depth_relu=2, depth_linear=3, bias=False)
     model = models.build_model(args, 10, (1, 8, 8)).eval()
     x = torch.randn(5, 1, 8, 8)
-    products = validation.head_products(model)
+    products = model.head_products()
     h = model.features(x).double()
     with torch.no_grad():
         assert torch.allclose(h.float() @ products[0].float().T, model(x)[0], atol=1e-5)
