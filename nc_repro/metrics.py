@@ -49,7 +49,7 @@ class NeuralCollapse:
     def reset(self):
         """Forget every batch seen."""
         self.statistics = None
-        self._features, self._labels, self._decisions = [], [], []
+        self._features, self._decisions = [], []
 
     def update(self, features, labels, logits=None):
         """Add a batch: features (B, D), labels (B,) in 0..K-1, and the network's logits (B, K)
@@ -58,12 +58,11 @@ class NeuralCollapse:
         features, labels = _checked_batch(features, labels, self.num_classes, self.statistics)
         if self.statistics is None:
             self.statistics = nc_metrics.ClassStatistics(self.num_classes, features.shape[1], features.device)
-        if self._labels and (logits is not None) != bool(self._decisions):
+        if self._features and (logits is not None) != bool(self._decisions):
             raise ValueError('update(): pass logits with every batch or with none')
         self.statistics.update(features, labels)
         if self.keep_features:
             self._features.append(features.detach().float())
-            self._labels.append(labels.detach().to(features.device, torch.long))
             if logits is not None:
                 if tuple(logits.shape) != (len(labels), self.num_classes):
                     raise ValueError('logits must have shape (%d, %d), got %s'

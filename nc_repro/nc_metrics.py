@@ -496,12 +496,13 @@ def measure(features, labels, W, b, conventions, logits=None, num_classes=None):
     b64 = _as64(b) if b is not None else torch.zeros(W64.shape[0], dtype=torch.float64)
     global_mean = stats.global_mean(conventions)
     logits = _as64(features) @ W64.T + b64 if logits is None else _as64(logits)
-    W_rows, means, etf = classifier_rows(W64, conventions), centred_means(stats, conventions), frames.simplex_etf_gram(K)
+    means = centred_means(stats, conventions)
+    frame = frame_measures(stats, W64, conventions)
     result = nc1(stats, conventions)
     result.update({
-        'nc2_classifier': alignment_error(W_rows @ W_rows.T, etf),
-        'nc2_means': alignment_error(means @ means.T, etf),
-        'nc3_duality': alignment_error(W_rows @ means.T, etf),
+        'nc2_classifier': frame['NC2_ETF_W'],
+        'nc2_means': frame['NC2_ETF_H'],
+        'nc3_duality': frame['NC3_ETF_WH'],
         'bias_relation': bias_relation(W64, b64, global_mean),
         'ncc_mismatch': ncc_mismatch_count(features, logits.argmax(1), stats.class_means) / len(labels),
         'equinorm_means': equinorm(means),
