@@ -23,6 +23,8 @@ test-all: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	for script in bench/train_epoch.py bench/validate.py bench/synthetic.py bench/compile.py bench/gpu_check.py; do $(PYTHON) $$script || exit 1; done
+	if [ -n "$(ORIGINAL)" ]; then $(PYTHON) bench/side_by_side.py --original "$(ORIGINAL)"; \
+	else echo "bench/side_by_side.py: skipped (make bench ORIGINAL=/path/to/a/checkout/of/the/original times its scripts beside these)"; fi
 
 # A single-node SLURM cluster on this machine (root, Debian/Ubuntu) for tests/test_slurm.py and
 # for trying sweep.py --executor slurm; slurm-down stops what slurm-up started.
