@@ -67,6 +67,31 @@ def matmul_gflops(size=2048, repeats=10, device='cpu'):
     return 2 * size ** 3 * repeats / best / 1e9
 
 
+def onednn_gemm_gflops(size=2048, repeats=10, device='cpu'):
+    """float32 C = A B of size^3 through oneDNN (the library behind PyTorch's CPU convolutions),
+    best of three timings; None on CUDA or without oneDNN. torch.mm on the CPU calls MKL's sgemm,
+    which on AMD processors skips the AVX-512 kernels that oneDNN uses, so there this rate can be
+    twice torch.mm's, and it is the fairer limit for the convolutional rows."""
+    if torch.device(device).type != 'cpu' or not torch.backends.mkldnn.is_available():
+        return None
+    a, b = torch.randn(size, size).to_mkldnn(), torch.randn(size, size)
+    gemm = torch._C._nn.mkldnn_linear       # a @ b.T, the GEMM oneDNN runs for inner products
+    gemm(a, b, None)
+    best = float('inf')
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            gemm(a, b, None)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 * repeats / best / 1e9
+
+
+def onednn_note(achieved, device):
+    """' oneDNN GEMM N GFLOP/s, ratio r' (the better of two measurements), or '' without one."""
+    rates = [rate for rate in (onednn_gemm_gflops(device=device), onednn_gemm_gflops(device=device)) if rate]
+    return '; oneDNN GEMM %.0f GFLOP/s, ratio %.2f' % (max(rates), achieved / max(rates)) if rates else ''
+
+
 def image_set(samples, generator, device):
     images = torch.randint(0, 256, (samples, 3, 32, 32), dtype=torch.uint8, generator=generator)
     labels = torch.randint(0, 10, (samples,), generator=generator)
@@ -99,6 +124,9 @@ def mlp_row(bench, device):
     print('   training epoch (%d samples): %8.2f s' % (bench.samples, seconds))
     print('   achieved (Linear layers):     %8.1f GFLOP/s' % achieved)
     print('   ratio achieved / matmul:      %8.2f   (target >= 0.6)' % (achieved / peak))
+    extra = onednn_note(achieved, device)
+    if extra:
+        print('   (its Linear layers run on torch.mm%s)' % extra)
 
 
 def build_conv(name, device, batch):
@@ -187,6 +215,7 @@ def conv_row(name, bench, device):
             if faster == 'default' else '; default kept (this run measured channels_last faster)'
     elif faster == 'default':
         note += '; channels_last is used but this run measured the default faster'
+    note += onednn_note(flops / seconds[used] / 1e9, device)
     print('   %-20s %.1f GFLOP per step (FlopCounterMode), matmul %.0f GFLOP/s; %s' % ('', flops / 1e9, peak, note))
     return seconds, flops
 
