@@ -36,7 +36,7 @@ import args as cli  # noqa: E402
 import datasets  # noqa: E402
 import models  # noqa: E402
 from nc_repro import frames, nc_metrics, validation  # noqa: E402
-from train_epoch import matmul_gflops, synchronize  # noqa: E402
+from train_epoch import matmul_gflops, onednn_gemm_gflops, synchronize  # noqa: E402
 
 README_RESNET18 = '--model ResNet18 --dataset cifar10 --depth_linear 1 --width 512 --seed 1'
 
@@ -175,6 +175,11 @@ def resnet18_checkpoint(bench, device, generator, K=10):
     print('   per checkpoint               %8.2f s   (best of %d; forward passes %.2f s)'
           % (seconds, bench.checkpoints, forward_seconds))
     print('   limit / per checkpoint       %8.2f   (1 = the matmul rate throughout)' % (limit / seconds))
+    onednn = onednn_gemm_gflops(device=device)
+    if onednn:      # the convolutions run on oneDNN, which on AMD hosts outruns torch.mm (MKL)
+        onednn_limit = per_image * (len(train) + len(test)) / (onednn * 1e9)
+        print('   at the oneDNN GEMM rate      %8.2f s   (%.0f GFLOP/s; limit / per checkpoint %.2f)'
+              % (onednn_limit, onednn, onednn_limit / seconds))
     return seconds, limit
 
 
