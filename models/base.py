@@ -5,6 +5,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nc_repro import frames
+from nc_repro.checkpoints import original_key
 
 
 class NCModel(nn.Module):
@@ -23,6 +24,25 @@ class NCModel(nn.Module):
     # it: state_dict() returns the usual contiguous tensors (same keys, shapes and strides).
     preferred_memory_format = torch.contiguous_format
     memory_format = torch.contiguous_format
+    # The original code's state-dict names: (our prefix, the original's prefix) pairs, the first
+    # that fits wins; () where the original's module names are ours (docs/original_code.md).
+    original_layout = ()
+
+    def original_state_dict(self):
+        """state_dict() under the original code's key names, as the epoch checkpoints are
+        written, so the originals' validators load them with strict=True."""
+        return type(self.state_dict())((original_key(key, self.original_layout), value)
+                                       for key, value in self.state_dict().items())
+
+    def load_state_dict(self, state_dict, strict=True, assign=False):
+        """nn.Module.load_state_dict for a state dict in either layout: the original code's
+        names (original_layout) are renamed to ours first; any other key reaches torch as is."""
+        if self.original_layout:
+            ours = {original_key(key, self.original_layout): key for key in self.state_dict()}
+            own = set(ours.values())
+            state_dict = type(state_dict)((key if key in own else ours.get(key, key), value)
+                                          for key, value in state_dict.items())
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def use_memory_format(self, memory_format):
         """Convert the parameters and buffers (4-d ones change) and make every input batch

@@ -5,8 +5,9 @@ Layouts (relative to the working directory, as the originals):
              model_weights/<random>-<%a-%b-%d-%H-%M>/ when --uid is absent
   dang2023   model_weights/<the 2023 code's run name, run_dir>/epoch_001.pth ...
   dang2024   model_weights/unbalanced_<2024 run name>/ (the 2024 code)
-A checkpoint holds ``model.state_dict()`` only, as in the originals, so their validators and
-ours read each other's files. Every file is written to a temporary name and renamed.
+A checkpoint holds the model's state dict only, as in the originals, under the original code's key
+names (Dang's ResNets and VGGs name their stem ``conv1``/``features``, ours ``body``), so their
+validators and ours read each other's files; resume.pth keeps the project's names. Every file is written to a temporary name and renamed.
 
 One writer per run folder: a trainer holds an exclusive lock on <run folder>/.lock
 (``lock_run_dir``, fcntl.flock, released by the OS when the process dies, so a stale lock never
@@ -65,7 +66,10 @@ def torch_save(obj, path):
 
 
 def save_state_dict(model, path):
-    torch_save(model.state_dict(), path)
+    """An epoch checkpoint: the model's state dict under the original code's key names
+    (NCModel.original_state_dict; the same as state_dict() except for Dang's ResNets and VGGs)."""
+    state = model.original_state_dict() if hasattr(model, 'original_state_dict') else model.state_dict()
+    torch_save(state, path)
 
 
 def load_state_dict(path, device='cpu'):
@@ -75,10 +79,6 @@ def load_state_dict(path, device='cpu'):
 # ----------------------------------------------------------------------------------------
 # the original code's key layout
 
-class ForeignKey(ValueError):
-    """A checkpoint key that is neither the project's nor the original code's name."""
-
-
 def original_key(key, layout):
     """The original code's state-dict name of our ``key``. ``layout`` is a model's
     ``original_layout``: (our prefix, the original's prefix) pairs, the first that fits wins."""
@@ -86,6 +86,10 @@ def original_key(key, layout):
         if key.startswith(ours):
             return theirs + key[len(ours):]
     return key
+
+
+class ForeignKey(ValueError):
+    """A checkpoint key that is neither the project's nor the original code's name."""
 
 
 def to_project_layout(state, model, path):

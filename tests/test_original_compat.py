@@ -305,3 +305,30 @@ def test_resnet18_checkpoint_in_the_original_layout_validates_the_same(tmp_path,
             for a, b in zip(first[key], second[key]):
                 np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=key)
     assert 'NC1_collapse_metric_as_coded' in first
+
+
+@pytest.mark.parametrize('model_flag, listed', [
+    ('ResNet18', 'dang2023 ResNet18 (hidden 512, depth_linear 1, bias)'),
+    ('VGG16', 'dang2023 VGG16 (hidden 512, depth_linear 1, bias)')])
+def test_epoch_checkpoints_are_written_in_the_original_layout(model_flag, listed, tmp_path, monkeypatch):
+    """A trained Dang ResNet18 / VGG16 writes epoch_001.pth under the original code's key names
+    and shapes (so its validate_NC.py loads it with strict=True; the width does not enter at
+    depth_linear 1), resume.pth keeps ours, and our model loads either layout."""
+    import train_1st_order
+    reference = original_models()[listed]
+    monkeypatch.chdir(tmp_path)
+    flags = [flag if flag != 'ResNet18' else model_flag for flag in RESNET]
+    train_1st_order.main(cli.parse(train_1st_order.get_args_parser(), flags))
+    run_dir = checkpoints.run_dir(cli.parse(validate_NC.get_args_parser(), flags, evaluation=True,
+                                            allowed=('zhou2022', 'dang2023')))
+    saved = checkpoints.load_state_dict(checkpoints.checkpoint_path(run_dir, 1))
+    assert {key: list(value.shape) for key, value in saved.items()} == \
+        {key: entry['shape'] for key, entry in reference.items()}
+    model = models.build_model(cli.parse(cli.get_train_parser(), flags), 10, (3, 32, 32))
+    resume = torch.load(os.path.join(run_dir, 'resume.pth'), weights_only=False)['model']
+    assert list(resume) == list(model.state_dict())                  # the project's names
+    model.load_state_dict(saved)                                     # the original's names
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, resume[key]), key
+    with pytest.raises(RuntimeError, match='Unexpected key'):
+        model.load_state_dict(dict(saved, extra=torch.zeros(1)))     # strict as ever
