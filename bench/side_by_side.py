@@ -15,6 +15,8 @@ Rows (each from an empty folder, each side in its own process):
   dang_mlp            train_1st_order.py, the D23 MLP command (width 512), --epochs 1
   dang_mlp_validate   validate_NC.py on that MLP's one checkpoint (after an untimed training)
 The seconds are the whole timed process: start-up, reading the files, the work, the output.
+For the training rows a second figure is the epoch alone: each side also runs the command on one
+batch of 10 images (--sample_size 1), and the epoch is the whole process less that start-up run.
 Without --data_dir a folder of random CIFAR-10 files in the genuine on-disk format (5 pickled
 training batches of 10,000 images and a test batch) is written first and removed afterwards.
 torchvision checks the md5 sums of the real CIFAR-10 files; written files cannot match them, so
@@ -44,6 +46,9 @@ ROWS = {   # name: (README flags, flags added for a one-epoch timing, the timed 
     'dang_mlp': (D23_MLP, '--epochs 1', 'train_1st_order.py'),
     'dang_mlp_validate': (D23_MLP, '--epochs 1', 'validate_NC.py'),   # after an untimed train_1st_order.py
 }
+# The start-up run of a training row: imports, reading the files, building the model, one batch of
+# 10 images and its checkpoint; "epoch" = the row's process - this one.
+START_UP = '--epochs 1 --sample_size 1'
 # Runs a script as __main__ from its own folder, with torchvision's md5 check switched off and,
 # without CUDA, the originals' bare .cuda() calls (validate_NC.py) mapped to the CPU.
 LAUNCHER = ('import runpy, sys, torch; import torchvision.datasets.cifar as cifar; '
@@ -80,12 +85,14 @@ def run_process(checkout, script, flags, data_dir, folder, log):
     return status, time.perf_counter() - start
 
 
-def time_row(checkout, row, extra, data_dir, log_path):
+def time_row(checkout, row, extra, data_dir, log_path, start_up=False):
     """Seconds of the row's timed process, from an empty folder: a training row must write the
     epoch-1 checkpoint; a validation row first trains (untimed) and then times the validator.
-    Raises SystemExit with the log's tail when a process fails."""
+    ``start_up``: the training command on one batch of 10 images instead (START_UP), the fixed
+    cost that the epoch figure leaves out. Raises SystemExit with the log's tail when a process
+    fails."""
     readme_flags, added_flags, timed_script = ROWS[row]
-    flags = ' '.join([readme_flags, added_flags, extra]).strip()
+    flags = ' '.join([readme_flags, extra, START_UP] if start_up else [readme_flags, added_flags, extra]).strip()
     steps = ['train_1st_order.py'] if timed_script == 'train_1st_order.py' else ['train_1st_order.py', timed_script]
     with tempfile.TemporaryDirectory(prefix='side_by_side_') as folder, open(log_path, 'w') as log:
         for script in steps:
@@ -133,15 +140,28 @@ def main():
         print('%-18s %10s %10s %9s   (whole processes, medians of %d alternating runs)'
               % ('row', 'original', 'nc-repro', 'speed-up', bench.repeats))
         for row in bench.rows:
-            times = {'original': [], 'ours': []}
+            training_row = ROWS[row][2] == 'train_1st_order.py'
+            times = {'original': [], 'ours': [], 'original start-up': [], 'ours start-up': []}
             for repeat in range(bench.repeats):
                 for side, checkout in (('original', bench.original), ('ours', bench.ours)):
                     log_path = os.path.join(scratch, '%s_%s_%d.log' % (row, side, repeat))
                     times[side].append(time_row(checkout, row, bench.extra, data_dir, log_path))
+                    if training_row:
+                        times[side + ' start-up'].append(
+                            time_row(checkout, row, bench.extra, data_dir, log_path + '.start_up', start_up=True))
             original, ours = statistics.median(times['original']), statistics.median(times['ours'])
             print('%-18s %9.1fs %9.1fs %8.2fx   runs: original %s, nc-repro %s' % (
                 row, original, ours, original / ours, ' '.join('%.1f' % t for t in times['original']),
                 ' '.join('%.1f' % t for t in times['ours'])), flush=True)
+            if training_row:     # per repeat, whole process - start-up, then the median
+                epochs = {side: statistics.median(whole - fixed for whole, fixed in
+                                                  zip(times[side], times[side + ' start-up']))
+                          for side in ('original', 'ours')}
+                print('%-18s %9.1fs %9.1fs %8.2fx   the epoch: whole process - start-up (%s: original %.1f s, '
+                      'nc-repro %.1f s)' % ('  epoch', epochs['original'], epochs['ours'],
+                                             epochs['original'] / epochs['ours'], START_UP,
+                                             statistics.median(times['original start-up']),
+                                             statistics.median(times['ours start-up'])), flush=True)
             readme_flags, added_flags, timed_script = ROWS[row]
             print('%18s %s %s %s %s' % ('timed:', timed_script, readme_flags, added_flags, bench.extra))
     except BaseException:
