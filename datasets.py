@@ -283,6 +283,28 @@ def load_cifar10(name, root):
     return DataBundle(name, sets[0], sets[1], 10)
 
 
+def write_cifar10_files(root, per_batch, test_images, seed=0):
+    """Random images in CIFAR-10's on-disk python format, for tests and benchmarks without the
+    real files: <root>/cifar-10-batches-py/data_batch_1..5 (``per_batch`` images each) and
+    test_batch (``test_images``), pickled dicts with 'data' ((N, 3072) uint8, channel-major rows)
+    and 'labels' (ints 0..9), and batches.meta. torchvision's md5 check of the real files fails on
+    them. Returns {batch name: (data, labels)}."""
+    rng = np.random.RandomState(seed)
+    folder = os.path.join(root, 'cifar-10-batches-py')
+    os.makedirs(folder)
+    content = {}
+    for name in ['data_batch_%d' % k for k in range(1, 6)] + ['test_batch']:
+        count = test_images if name == 'test_batch' else per_batch
+        data = rng.randint(0, 256, (count, 3072)).astype(np.uint8)
+        labels = rng.randint(0, 10, count).tolist()
+        with open(os.path.join(folder, name), 'wb') as f:
+            pickle.dump({'data': data, 'labels': labels, 'batch_label': name}, f)
+        content[name] = (data, labels)
+    with open(os.path.join(folder, 'batches.meta'), 'wb') as f:
+        pickle.dump({'label_names': ['class%d' % k for k in range(10)]}, f)
+    return content
+
+
 def load_cifar100_svhn(name, root):
     """2024 code: ToTensor only, no normalisation (D24's datasets_unbalance.py)."""
     from torchvision import datasets

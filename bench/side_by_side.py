@@ -7,8 +7,9 @@ scripts and by this package, on the same CIFAR-10 files, in alternation.
 The original code is not part of this project: --original names a checkout of Dang et al.'s
 repository that you have (its train_1st_order.py, validate_NC.py, args.py, utils.py,
 datasets.py and models/, with the models/__init__.py of its early commits, which later commits
-deleted). Nothing in it is changed. Without CUDA it falls back to the CPU by itself, except for
-validate_NC.py's bare .cuda() calls, which the launcher below maps to the CPU.
+deleted). Nothing in it is changed. Without CUDA it picks the CPU device by itself; only its
+validate_NC.py moves a few tensors with a bare Tensor.cuda call, which the launcher below makes
+a no-op when torch.cuda.is_available() is False.
 
 Rows (each from an empty folder, each side in its own process):
   dang_resnet18       train_1st_order.py, Dang's ResNet18 command, --epochs 1 --sample_size 256
@@ -27,7 +28,6 @@ machine falls on both sides.
 import argparse
 import glob
 import os
-import pickle
 import shutil
 import statistics
 import subprocess
@@ -35,9 +35,9 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+import datasets  # noqa: E402
 D23_MLP = ('--model MLP --dataset cifar10 --depth_relu 6 --depth_linear 1 --width 512 --seed 1 --loss MSE '
            '--lr 0.0001 --optimizer Adam --sep_decay')
 ROWS = {   # name: (README flags, flags added for a one-epoch timing, the timed script)
@@ -50,28 +50,12 @@ ROWS = {   # name: (README flags, flags added for a one-epoch timing, the timed 
 # 10 images and its checkpoint; "epoch" = the row's process - this one.
 START_UP = '--epochs 1 --sample_size 1'
 # Runs a script as __main__ from its own folder, with torchvision's md5 check switched off and,
-# without CUDA, the originals' bare .cuda() calls (validate_NC.py) mapped to the CPU.
+# without CUDA, Tensor.cuda made a no-op (the original validate_NC.py calls it unconditionally).
 LAUNCHER = ('import runpy, sys, torch; import torchvision.datasets.cifar as cifar; '
             'cifar.check_integrity = lambda *args, **kwargs: True; '
             'torch.cuda.is_available() or setattr(torch.Tensor, "cuda", lambda self, *args, **kwargs: self); '
             'script = sys.argv[1]; sys.argv = sys.argv[1:]; sys.path.insert(0, __import__("os").path.dirname(script)); '
             'runpy.run_path(script, run_name="__main__")')
-
-
-def write_cifar10(root, per_batch=10000, test_images=10000, seed=0):
-    """Random images in CIFAR-10's python format: cifar-10-batches-py/data_batch_1..5, test_batch,
-    batches.meta (dicts with 'data' (N, 3072) uint8 and 'labels')."""
-    rng = np.random.RandomState(seed)
-    folder = os.path.join(root, 'cifar-10-batches-py')
-    os.makedirs(folder)
-    for name in ['data_batch_%d' % k for k in range(1, 6)] + ['test_batch']:
-        count = test_images if name == 'test_batch' else per_batch
-        batch = {'batch_label': name, 'labels': rng.randint(0, 10, count).tolist(),
-                 'data': rng.randint(0, 256, (count, 3072)).astype(np.uint8)}
-        with open(os.path.join(folder, name), 'wb') as f:
-            pickle.dump(batch, f)
-    with open(os.path.join(folder, 'batches.meta'), 'wb') as f:
-        pickle.dump({'label_names': ['class%d' % k for k in range(10)]}, f)
 
 
 def run_process(checkout, script, flags, data_dir, folder, log):
@@ -135,12 +119,13 @@ def main():
         if data_dir is None:
             data_dir = os.path.join(scratch, 'data')
             print('writing random CIFAR-10 files (50,000 + 10,000 images) under %s' % data_dir, flush=True)
-            write_cifar10(data_dir)
+            datasets.write_cifar10_files(data_dir, per_batch=10000, test_images=10000)
         data_dir = os.path.abspath(os.path.expanduser(data_dir))
         print('%-18s %10s %10s %9s   (whole processes, medians of %d alternating runs)'
               % ('row', 'original', 'nc-repro', 'speed-up', bench.repeats))
         for row in bench.rows:
-            training_row = ROWS[row][2] == 'train_1st_order.py'
+            readme_flags, added_flags, timed_script = ROWS[row]
+            training_row = timed_script == 'train_1st_order.py'
             times = {'original': [], 'ours': [], 'original start-up': [], 'ours start-up': []}
             for repeat in range(bench.repeats):
                 for side, checkout in (('original', bench.original), ('ours', bench.ours)):
@@ -162,7 +147,6 @@ def main():
                                              epochs['original'] / epochs['ours'], START_UP,
                                              statistics.median(times['original start-up']),
                                              statistics.median(times['ours start-up'])), flush=True)
-            readme_flags, added_flags, timed_script = ROWS[row]
             print('%18s %s %s %s %s' % ('timed:', timed_script, readme_flags, added_flags, bench.extra))
     except BaseException:
         shutil.rmtree(os.path.join(scratch, 'data'), ignore_errors=True)   # the logs stay, for the message

@@ -41,21 +41,7 @@ def write_mnist(root, folder='MNIST', n_train=40, n_test=20, seed=0):
 
 
 def write_cifar10(root, per_batch=20, n_test=20, seed=0):
-    rng = np.random.RandomState(seed)
-    folder = os.path.join(root, 'cifar-10-batches-py')
-    os.makedirs(folder)
-    names = ['data_batch_%d' % i for i in range(1, 6)] + ['test_batch']
-    content = {}
-    for name in names:
-        n = n_test if name == 'test_batch' else per_batch
-        data = rng.randint(0, 256, (n, 3072)).astype(np.uint8)
-        labels = list(rng.randint(0, 10, n))
-        with open(os.path.join(folder, name), 'wb') as f:
-            pickle.dump({'data': data, 'labels': labels, 'batch_label': name}, f)
-        content[name] = (data, labels)
-    with open(os.path.join(folder, 'batches.meta'), 'wb') as f:
-        pickle.dump({'label_names': ['class%d' % k for k in range(10)]}, f)
-    return content
+    return datasets.write_cifar10_files(root, per_batch, n_test, seed)
 
 
 @pytest.fixture
