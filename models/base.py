@@ -5,7 +5,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from nc_repro import frames
-from nc_repro.checkpoints import original_key
+from nc_repro.checkpoints import original_key, to_project_layout
 
 
 class NCModel(nn.Module):
@@ -36,12 +36,10 @@ class NCModel(nn.Module):
 
     def load_state_dict(self, state_dict, strict=True, assign=False):
         """nn.Module.load_state_dict for a state dict in either layout: the original code's
-        names (original_layout) are renamed to ours first; any other key reaches torch as is."""
+        names (original_layout) are renamed to ours first (checkpoints.to_project_layout); any
+        other key reaches torch as is."""
         if self.original_layout:
-            ours = {original_key(key, self.original_layout): key for key in self.state_dict()}
-            own = set(ours.values())
-            state_dict = type(state_dict)((key if key in own else ours.get(key, key), value)
-                                          for key, value in state_dict.items())
+            state_dict = to_project_layout(state_dict, self)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def use_memory_format(self, memory_format):

@@ -158,7 +158,8 @@ class CifarBasicBlock(nn.Module):
 
     def forward(self, x):
         # in place where autograd allows it (BatchNorm's backward does not read its output):
-        # the same arithmetic as out-of-place, 5 to 7 % faster per CPU step (bench/train_epoch.py)
+        # the same arithmetic as out-of-place, and 5 to 7 % faster per CPU step of Dang's
+        # ResNet18 at batch 128 (1.44 -> 1.33 s, the two timed in alternation on 2 December 2026)
         out = self.bn1(self.conv1(x)).relu_()
         out = self.bn2(self.conv2(out))
         out += self.shortcut(x)

@@ -5,9 +5,10 @@ Layouts (relative to the working directory, as the originals):
              model_weights/<random>-<%a-%b-%d-%H-%M>/ when --uid is absent
   dang2023   model_weights/<the 2023 code's run name, run_dir>/epoch_001.pth ...
   dang2024   model_weights/unbalanced_<2024 run name>/ (the 2024 code)
-A checkpoint holds the model's state dict only, as in the originals, under the original code's key
-names (Dang's ResNets and VGGs name their stem ``conv1``/``features``, ours ``body``), so their
-validators and ours read each other's files; resume.pth keeps the project's names. Every file is written to a temporary name and renamed.
+A checkpoint holds the model's state dict only, as in the originals, under the original code's
+key names (Dang's ResNets and VGGs name their stem ``conv1``/``features``, ours ``body``), so
+their validators and ours read each other's files; resume.pth keeps the project's names. Every
+file is written to a temporary name and renamed.
 
 One writer per run folder: a trainer holds an exclusive lock on <run folder>/.lock
 (``lock_run_dir``, fcntl.flock, released by the OS when the process dies, so a stale lock never
@@ -79,6 +80,10 @@ def load_state_dict(path, device='cpu'):
 # ----------------------------------------------------------------------------------------
 # the original code's key layout
 
+class ForeignKey(ValueError):
+    """A checkpoint key that is neither the project's nor the original code's name."""
+
+
 def original_key(key, layout):
     """The original code's state-dict name of our ``key``. ``layout`` is a model's
     ``original_layout``: (our prefix, the original's prefix) pairs, the first that fits wins."""
@@ -88,15 +93,12 @@ def original_key(key, layout):
     return key
 
 
-class ForeignKey(ValueError):
-    """A checkpoint key that is neither the project's nor the original code's name."""
-
-
-def to_project_layout(state, model, path):
+def to_project_layout(state, model, path=None):
     """The state dict with every key in the project's names: keys already ours are kept, keys
     in the original code's layout (``model.original_layout``, e.g. ``conv1.weight`` of Dang's
     ResNets for our ``body.conv1.weight``, VGG's ``features.0.weight`` for ``body.0.weight``)
-    are renamed. A key that is neither raises ForeignKey naming it and the checkpoint."""
+    are renamed. A key that is neither raises ForeignKey naming it and the checkpoint ``path``;
+    without a path (NCModel.load_state_dict) it is kept, for torch's own strict check."""
     expected = model.state_dict().keys()
     layout = getattr(model, 'original_layout', ())
     renamed = {original_key(key, layout): key for key in expected}
@@ -106,6 +108,8 @@ def to_project_layout(state, model, path):
             result[key] = value
         elif key in renamed:
             result[renamed[key]] = value
+        elif path is None:
+            result[key] = value
         else:
             raise ForeignKey('%s does not fit the model built from the flags: key %r is in neither '
                              'the project\'s nor the original code\'s layout of %s'
