@@ -11,6 +11,10 @@ theory.d24_targets, plus the original's CSV matrices:
 --nc1_stale_features (dang2024 only) computes NC1_as_coded with the 2024 validator's stale
 first Sigma_W batch (docs/original_code.md); NC1 and the default NC1_as_coded are clean.
 
+The dang2023 targets are those of the global minimiser; the same metrics against the original's
+largest real root (which is not always the minimiser for a depth M >= 2; docs/original_code.md,
+D23-B21) are kept beside them under the suffix _as_coded, and theory.json holds both geometries.
+
 Writes into the run folder: info.pkl / info.json (per saved epoch: NC1 exact and as coded, the theory metrics,
 train and test accuracy, per-class class-mean and classifier-row norms; dang2023 also every
 head layer under per_layer), theory.json (the predicted geometry), test_log.txt, and for
@@ -43,7 +47,9 @@ def main(args):
     lambdas = (args.weight_decay, args.feature_decay_rate)
     if args.paper == 'dang2023':
         geometry = theory.d23_geometry(counts, args.depth_linear, *lambdas)
-        metrics = functools.partial(validation.dang_imbalanced_metrics, geometry=geometry)
+        as_coded = theory.d23_geometry(counts, args.depth_linear, *lambdas, rule='as_coded', no_root='collapse')
+        metrics = functools.partial(validation.dang_imbalanced_metrics, geometry=geometry,
+                                    as_coded_geometry=as_coded)
         keys = validation.INFO_KEYS['dang2023_imbalanced']
     else:
         geometry = theory.d24_targets(counts, *lambdas)
@@ -53,10 +59,15 @@ def main(args):
     validation.validate_run(args, model, data, run_dir, device, metrics,
                             nc_metrics.CONVENTIONS[args.paper], keys)
     record = {'paper': args.paper, 'counts': counts, 'lambda_W': lambdas[0], 'lambda_H': lambdas[1],
-              'depth_linear': args.depth_linear, **{k: v.tolist() if hasattr(v, 'tolist') else v
-                                                    for k, v in geometry.items()}}
+              'depth_linear': args.depth_linear, **as_lists(geometry)}
+    if args.paper == 'dang2023':
+        record.update(rule='global', as_coded=as_lists(as_coded))
     checkpoints.atomic_write_text(os.path.join(run_dir, 'theory.json'), json.dumps(record, indent=1) + '\n')
     print('info: %s' % os.path.join(run_dir, 'info.pkl'))
+
+
+def as_lists(geometry):
+    return {key: value.tolist() if hasattr(value, 'tolist') else value for key, value in geometry.items()}
 
 
 if __name__ == '__main__':

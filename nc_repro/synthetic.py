@@ -121,10 +121,13 @@ def format_summary(summary):
 
 def closed_form(args, counts, balanced):
     """The minimiser's per-class geometry (theory.d23_geometry, Dang 2023, balanced and imbalanced theorems), with
-    the depth M; the balanced script keeps negative roots unclamped, as the original."""
+    the depth M. The imbalanced script compares with the global minimiser; the balanced script keeps the
+    original's largest root, unclamped (equal counts: every class lives or every class dies, and the
+    two rules differ only in the window of docs/original_code.md, D23-B21)."""
+    rule = 'as_coded' if balanced else 'global'
     geometry = theory.d23_geometry(counts, args.depth_linear, args.weight_decay, args.feature_decay,
-                                   clamp=not balanced)
-    return dict(geometry, depth=args.depth_linear)
+                                   rule=rule, clamp=not balanced)
+    return dict(geometry, depth=args.depth_linear, rule=rule)
 
 
 def run_folder(args, balanced):

@@ -103,7 +103,69 @@ def d23_largest_root(n_k, N, depth, lambda_W, lambda_H):
                      % (n_k, N, M, lambda_W, lambda_H, level, level - at_peak))
 
 
-def _root_or_collapse(n_k, N, depth, lambda_W, lambda_H, no_root):
+def d23_class_objective(x, n_k, b, depth):
+    """phi_k(x) = n_k/(x^M + 1) + b x, the share of class k in 2N times the deep linear
+    unconstrained-features objective on the predicted structure (Dang et al. 2023, imbalanced
+    theorem; docs/papers.md, "the per-class objective"): with t_k = s_k^{2M} = N lambda_H x^M
+    the objective is (1/2N) sum_k phi_k(x_k). Its stationarity condition phi_k'(x) = 0 is the
+    equation of d23_largest_root."""
+    x = np.asarray(x, dtype=np.float64)
+    return n_k / (x ** depth + 1) + b * x
+
+
+def d23_collapse_level(depth):
+    """beta_M = (M-1)^{(M-1)/M} / M: at the global minimiser class k is collapsed (x_k = 0)
+    iff b/n_k >= beta_M (docs/papers.md, "which stationary point is the global minimiser").
+    phi_k(x) < phi_k(0) = n_k for some x > 0 iff b/n_k < x^{M-1}/(x^M + 1), whose maximum over
+    x > 0 is beta_M, reached at x = (M-1)^{1/M}; M = 1 gives beta_1 = 1, the sign of the root
+    sqrt(n_k/b) - 1. At b/n_k = beta_M exactly, 0 and (M-1)^{1/M} tie; the collapsed one is taken."""
+    M = _depth(depth)
+    return float((M - 1) ** ((M - 1) / M) / M) if M > 1 else 1.0
+
+
+def d23_root_level(depth):
+    """The largest b/n_k for which b/n_k = M x^{M-1}/(x^M+1)^2 has a positive root: the
+    maximum of the right side, at x = ((M-1)/(M+1))^{1/M} (M >= 2); for M = 1 the root
+    sqrt(n_k/b) - 1 is positive iff b/n_k < 1. For M >= 2 the as-coded largest root and the
+    global minimiser differ exactly for d23_collapse_level(M) <= b/n_k <= d23_root_level(M)."""
+    M = _depth(depth)
+    if M == 1:
+        return 1.0
+    peak = ((M - 1) / (M + 1)) ** (1.0 / M)
+    return float(M * peak ** (M - 1) / (peak ** M + 1) ** 2)
+
+
+def d23_class_minima(n_k, N, depth, lambda_W, lambda_H):
+    """The local minimisers of phi_k over x >= 0, smallest first: x = 0 when phi_k'(0) > 0
+    (always for M >= 2, where phi_k'(0) = b; for M = 1 when b >= n_k), and the largest root of
+    d23_largest_root when it is positive (beyond it phi_k' > 0, before it phi_k' < 0). phi_k
+    has no other local minimum on x >= 0: between 0 and the largest root lies at most one
+    other stationary point, a maximum (g = M x^{M-1}/(x^M+1)^2 rises then falls)."""
+    n_k, N = _positive('n_k', n_k), _positive('N', N)
+    M = _depth(depth)
+    b = d23_b(N, M, _positive('lambda_W', lambda_W), _positive('lambda_H', lambda_H))
+    minima = [0.0] if (M >= 2 or b >= n_k) else []
+    try:
+        root = d23_largest_root(n_k, N, M, lambda_W, lambda_H)
+    except ValueError:                       # even M, no real root: phi_k increases on x >= 0
+        root = -1.0
+    if root > 0:
+        minima.append(root)
+    return minima
+
+
+def d23_global_root(n_k, N, depth, lambda_W, lambda_H):
+    """argmin over x >= 0 of phi_k (d23_class_objective): the largest root when
+    phi_k(root) < phi_k(0) = n_k, else 0 (Dang et al. 2023, imbalanced theorem, the global
+    minimiser; docs/papers.md). Equivalent to the threshold b/n_k < d23_collapse_level(M)."""
+    minima = d23_class_minima(n_k, N, depth, lambda_W, lambda_H)
+    b = d23_b(N, depth, lambda_W, lambda_H)
+    values = d23_class_objective(np.array(minima), n_k, b, depth)
+    alive = minima[-1] > 0 and values[-1] < n_k
+    return float(minima[-1]) if alive else 0.0
+
+
+def _as_coded_root(n_k, N, depth, lambda_W, lambda_H, no_root):
     """d23_largest_root, or 0.0 for a class without a real root when no_root == 'collapse'."""
     try:
         return d23_largest_root(n_k, N, depth, lambda_W, lambda_H)
@@ -113,20 +175,30 @@ def _root_or_collapse(n_k, N, depth, lambda_W, lambda_H, no_root):
         raise
 
 
-def d23_singular_values(counts, depth, lambda_W, lambda_H, clamp=True, as_coded_float32=False,
-                        no_root='raise'):
-    """{'b': float, 'x': (K,), 's': (K,)} with x_k = d23_largest_root(n_k, ...) and
-    s_k = (N lambda_H x_k^M)^{1/(2M)} (Dang et al. 2023, imbalanced theorem).
+RULES = ('global', 'as_coded')
 
-    clamp: x_k < 0 becomes 0, so s_k = 0 (minority collapse), as in validate_NC_unbalanced.py
-    and synthetic_experiment_imbalanced.py; synthetic_experiment_balanced.py does not clamp
-    (an unclamped negative x_k with odd M gives s_k = nan, as the original's fractional power).
+
+def d23_singular_values(counts, depth, lambda_W, lambda_H, rule='global', clamp=True, as_coded_float32=False,
+                        no_root='raise'):
+    """{'b': float, 'x': (K,), 's': (K,)} with s_k = (N lambda_H x_k^M)^{1/(2M)} (Dang et al.
+    2023, imbalanced theorem).
+
+    rule='global' (default): x_k = d23_global_root, the global minimiser of the objective
+    (x_k >= 0 always; clamp and no_root play no part).
+    rule='as_coded': x_k = d23_largest_root, as D23's validate_NC_unbalanced.py. For M >= 2 it
+    predicts a living class where the global minimiser has collapsed it whenever
+    d23_collapse_level(M) <= b/n_k <= d23_root_level(M) (docs/original_code.md, D23-B21).
+      clamp: x_k < 0 becomes 0, so s_k = 0 (minority collapse), as in validate_NC_unbalanced.py
+      and synthetic_experiment_imbalanced.py; synthetic_experiment_balanced.py does not clamp
+      (an unclamped negative x_k with odd M gives s_k = nan, as the original's fractional power).
+      no_root: a class with no real root (even M, b/n_k above d23_root_level) makes the
+      original crash; 'raise' (default) raises the ValueError of d23_largest_root, 'collapse'
+      gives it x_k = 0 and s_k = 0.
     as_coded_float32: cast x to float32 before computing s, as the original does (the
     reference values of tests/test_theory.py are computed that way).
-    no_root: a class with no real root (even M, b/n_k above the peak of the right side) makes
-    the original crash; 'raise' (default) raises the ValueError of d23_largest_root, 'collapse'
-    gives it x_k = 0 and s_k = 0 (no positive root: the class collapses, as a clamped one).
     """
+    if rule not in RULES:
+        raise ValueError("rule must be 'global' or 'as_coded', got %r" % (rule,))
     if no_root not in ('raise', 'collapse'):
         raise ValueError("no_root must be 'raise' or 'collapse', got %r" % (no_root,))
     counts = _counts(counts)                                                   # (K,)
@@ -134,7 +206,10 @@ def d23_singular_values(counts, depth, lambda_W, lambda_H, clamp=True, as_coded_
     lambda_W, lambda_H = _positive('lambda_W', lambda_W), _positive('lambda_H', lambda_H)
     N = counts.sum()
     sizes, index = np.unique(counts, return_inverse=True)
-    roots = np.array([_root_or_collapse(n, N, M, lambda_W, lambda_H, no_root) for n in sizes])
+    if rule == 'global':
+        roots = np.array([d23_global_root(n, N, M, lambda_W, lambda_H) for n in sizes])
+    else:
+        roots = np.array([_as_coded_root(n, N, M, lambda_W, lambda_H, no_root) for n in sizes])
     x = roots[index.reshape(-1)]                                               # (K,)
     if as_coded_float32:
         x = x.astype(np.float32).astype(np.float64)
@@ -145,15 +220,17 @@ def d23_singular_values(counts, depth, lambda_W, lambda_H, clamp=True, as_coded_
     return {'b': float(d23_b(N, M, lambda_W, lambda_H)), 'x': x, 's': s}
 
 
-def d23_geometry(counts, depth, lambda_W, lambda_H, clamp=True, ratio_target='as_coded', as_coded_float32=False,
-                 no_root='raise'):
+def d23_geometry(counts, depth, lambda_W, lambda_H, rule='global', clamp=True, ratio_target='as_coded',
+                 as_coded_float32=False, no_root='raise'):
     """Predicted geometry of the global minimiser (Dang et al. 2023, imbalanced theorem;
     docs/papers.md, Dang 2023), with t = s^{2M} and c = t + N lambda_H, all (K,) vectors (the
     off-diagonals of every Gram are 0):
       'WWT' = diag(W W^T) = t,  'HTH' = diag(U^T U) = t/c^2,  'WH' = diag(W U) = t/c,
       'W_div_H' = r, the target of ||w_k||^2/||h_k||^2 (NC3_W_div_H),
-    plus 'b', 'x', 's', 't', 'c' (W = W_M...W_1, U = uncentred class means, w_k = c_k h_k).
-    clamp, as_coded_float32 and no_root as in d23_singular_values.
+    plus 'b', 'x', 's', 't', 'c' (W = W_M...W_1, U = uncentred class means, w_k = c_k h_k),
+    'phi' (K,), each class's d23_class_objective at x_k, and 'objective' = sum(phi)/(2N), the
+    value of the objective at this geometry. rule, clamp, as_coded_float32 and no_root as in
+    d23_singular_values (rule='as_coded': the original's stationary point, not always the minimiser).
 
     ratio_target='as_coded' gives r = n_k when M = 1 and c^2 when M > 1, as the original; the
     exact ratio is c^2 = n_k lambda_H/lambda_W for M = 1 (the closed form of the theorem), equal to n_k
@@ -161,12 +238,14 @@ def d23_geometry(counts, depth, lambda_W, lambda_H, clamp=True, ratio_target='as
     """
     if ratio_target not in ('as_coded', 'exact'):
         raise ValueError("ratio_target must be 'as_coded' or 'exact', got %r" % (ratio_target,))
-    values = d23_singular_values(counts, depth, lambda_W, lambda_H, clamp, as_coded_float32, no_root)
+    values = d23_singular_values(counts, depth, lambda_W, lambda_H, rule, clamp, as_coded_float32, no_root)
     counts = _counts(counts)                                                   # (K,)
     t = values['s'] ** (2 * depth)                                             # (K,)
     c = t + counts.sum() * lambda_H                                            # (K,)
     ratio = counts.copy() if (ratio_target == 'as_coded' and depth == 1) else c ** 2
-    return dict(values, t=t, c=c, WWT=t, HTH=t / c ** 2, WH=t / c, W_div_H=ratio)
+    phi = d23_class_objective(values['x'], counts, values['b'], depth)        # (K,)
+    return dict(values, t=t, c=c, WWT=t, HTH=t / c ** 2, WH=t / c, W_div_H=ratio, phi=phi,
+                objective=float(phi.sum() / (2 * counts.sum())))
 
 
 # ----------------------------------------------------------------------------------------

@@ -156,25 +156,34 @@ def dang_balanced_metrics(model, train, test, num_classes, conventions):
     return metrics
 
 
-def dang_imbalanced_metrics(model, train, test, num_classes, conventions, geometry):
-    """D23 validate_NC_unbalanced.py against the closed-form targets of
-    theory.d23_geometry (t = s^{2M}, c = t + N lambda_H, r): NC1, NC2_W, NC2_H, NC3_WH,
-    NC3_W_sub_H, NC3_W_div_H with W the full product and U the uncentred class means of the
-    backbone features; the same measures of every head layer's input under per_layer."""
-    t, c, r = (torch.from_numpy(geometry[key]).double() for key in ('t', 'c', 'W_div_H'))
+def d23_theory_measures(stats, product, geometry):
+    """D23's validate_NC_unbalanced.py measures of one layer against the closed-form targets of
+    theory.d23_geometry (t = s^{2M}, c = t + N lambda_H, r), with W = product and U the uncentred
+    class means: NC2_W, NC2_H, NC3_WH, NC3_W_sub_H, NC3_W_div_H."""
+    t, c, r = (torch.from_numpy(np.asarray(geometry[key], dtype=np.float64)).double()
+               for key in ('t', 'c', 'W_div_H'))
     # the general-orthogonal-frame targets of Dang 2023's imbalanced theorem (diagonal Grams; docs/papers.md)
-    WWT_target, HTH_target, WH_target = torch.diag(t), torch.diag(t / c ** 2), torch.diag(t / c)
+    U = stats.class_means.T                                                      # (d, K)
+    return {'NC2_W': alignment_error(product @ product.T, torch.diag(t)),
+            'NC2_H': alignment_error(U.T @ U, torch.diag(t / c ** 2)),
+            'NC3_WH': alignment_error(product @ U, torch.diag(t / c)),
+            'NC3_W_sub_H': alignment_error(product, torch.diag(c) @ U.T),
+            'NC3_W_div_H': nc_metrics.length_ratio_error(product, U, r)}
 
+
+def dang_imbalanced_metrics(model, train, test, num_classes, conventions, geometry, as_coded_geometry):
+    """D23 validate_NC_unbalanced.py against the closed form: NC1, then NC2_W, NC2_H, NC3_WH,
+    NC3_W_sub_H, NC3_W_div_H (d23_theory_measures) against the global minimiser (``geometry``,
+    theory rule 'global') and, under the same keys with the suffix ``_as_coded``, against the
+    original's largest root (``as_coded_geometry``; the two differ only where
+    docs/original_code.md, D23-B21 says); the same measures of every head layer's input under per_layer."""
     def measures(stats, product):
-        U = stats.class_means.T                                                  # (d, K)
         nc1 = nc_metrics.nc1(stats, conventions)
-        return {'NC1_collapse_metric': nc1['nc1'],
-                'NC1_collapse_metric_as_coded': nc1['nc1_as_coded'],
-                'NC2_W': alignment_error(product @ product.T, WWT_target),
-                'NC2_H': alignment_error(U.T @ U, HTH_target),
-                'NC3_WH': alignment_error(product @ U, WH_target),
-                'NC3_W_sub_H': alignment_error(product, torch.diag(c) @ U.T),
-                'NC3_W_div_H': nc_metrics.length_ratio_error(product, U, r)}
+        values = {'NC1_collapse_metric': nc1['nc1'], 'NC1_collapse_metric_as_coded': nc1['nc1_as_coded']}
+        values.update(d23_theory_measures(stats, product, geometry))
+        values.update({key + '_as_coded': value
+                       for key, value in d23_theory_measures(stats, product, as_coded_geometry).items()})
+        return values
 
     per_layer, backbone, stats = over_head_layers(model, train, num_classes, measures)
     W = model.head_products()[0]

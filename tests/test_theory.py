@@ -114,9 +114,9 @@ def test_depth_nine_for_a_hundred_classes_gives_the_largest_root_of_each_polynom
 def test_clamping_a_class_too_small_to_survive():
     counts, lambda_W, lambda_H = [1000, 1000, 2, 2], 1e-3, 1e-3
     for depth in (1, 3):
-        unclamped = theory.d23_singular_values(counts, depth, lambda_W, lambda_H, clamp=False)
+        unclamped = theory.d23_singular_values(counts, depth, lambda_W, lambda_H, rule='as_coded', clamp=False)
         assert unclamped['x'][2] < 0 and np.isnan(unclamped['s'][2])     # negative x^M: no real power
-        clamped = theory.d23_singular_values(counts, depth, lambda_W, lambda_H)
+        clamped = theory.d23_singular_values(counts, depth, lambda_W, lambda_H, rule='as_coded')
         assert clamped['x'][2] == 0.0 and clamped['s'][2] == 0.0 and clamped['s'][0] > 0
         np.testing.assert_array_equal(clamped['s'][:2], unclamped['s'][:2])
         geometry = theory.d23_geometry(counts, depth, lambda_W, lambda_H)
@@ -126,19 +126,23 @@ def test_clamping_a_class_too_small_to_survive():
     N = sum(counts)
     b = N ** 2 * lambda_W * lambda_H
     assert unclamped['x'][2] != 0
-    x1 = theory.d23_singular_values(counts, 1, lambda_W, lambda_H, clamp=False)['x'][2]
+    x1 = theory.d23_singular_values(counts, 1, lambda_W, lambda_H, rule='as_coded', clamp=False)['x'][2]
     assert x1 == pytest.approx(np.sqrt(2 / b) - 1, rel=1e-12)
 
 
 def test_even_depth_without_root_raises_or_collapses():
     counts, lambda_W, lambda_H = [1000, 1000, 2, 2], 1e-3, 1e-3
     with pytest.raises(ValueError, match='no real root'):
-        theory.d23_singular_values(counts, 2, lambda_W, lambda_H)
-    collapsed = theory.d23_geometry(counts, 2, lambda_W, lambda_H, no_root='collapse')
+        theory.d23_singular_values(counts, 2, lambda_W, lambda_H, rule='as_coded')
+    collapsed = theory.d23_geometry(counts, 2, lambda_W, lambda_H, rule='as_coded', no_root='collapse')
     np.testing.assert_array_equal(collapsed['s'][2:], [0.0, 0.0])
     assert collapsed['s'][0] > 0
+    # the global minimiser needs no root: such a class is collapsed (phi_k increases on x >= 0)
+    np.testing.assert_array_equal(theory.d23_geometry(counts, 2, lambda_W, lambda_H)['s'], collapsed['s'])
     with pytest.raises(ValueError, match='no_root'):
         theory.d23_singular_values(counts, 2, lambda_W, lambda_H, no_root='zero')
+    with pytest.raises(ValueError, match='rule'):
+        theory.d23_singular_values(counts, 2, lambda_W, lambda_H, rule='largest')
 
 
 def test_m1_closed_form():
@@ -158,20 +162,6 @@ def test_m1_closed_form():
     np.testing.assert_array_equal(as_coded['W_div_H'], counts)          # the code's M = 1 target
     deep = theory.d23_geometry(counts, 3, lambda_W, lambda_H)
     np.testing.assert_allclose(deep['W_div_H'], deep['c'] ** 2, rtol=1e-15)
-
-
-def test_geometry_matches_a_measured_minimiser():
-    # full-batch SGD on the UFM objective (docs/papers.md, Dang 2023), n = [200, 100, 50, 50],
-    # lambda = 5e-4: measured values that match the formulas to 4 digits or more (so rtol 1e-4)
-    counts = [200, 100, 50, 50]
-    one = theory.d23_geometry(counts, 1, 5e-4, 5e-4)
-    np.testing.assert_allclose(one['WWT'], [13.942, 9.800, 6.871, 6.871], rtol=1e-4)
-    np.testing.assert_allclose(one['HTH'], [0.06971, 0.09800, 0.13743, 0.13743], rtol=1e-4)
-    np.testing.assert_allclose(one['WH'], [0.9859, 0.9800, 0.9717, 0.9717], rtol=1e-4)
-    three = theory.d23_geometry(counts, 3, 5e-4, 5e-4)
-    np.testing.assert_allclose(three['WWT'], [52.88, 31.32, 18.50, 18.50], rtol=1e-4, atol=5e-3)  # 4 digits printed
-    np.testing.assert_allclose(three['HTH'], [0.018768, 0.031523, 0.052899, 0.052899], rtol=1e-4)
-    np.testing.assert_allclose(three['WH'], [0.9962, 0.9937, 0.9893, 0.9893], rtol=1e-4)
 
 
 def test_d24_targets_against_the_formulas():
