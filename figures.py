@@ -20,6 +20,8 @@ def get_args_parser():
     parser.add_argument('grid', help='grid file (grids/<name>.yaml, or just <name>)')
     parser.add_argument('--quick', action='store_true', help="the grid's quick variant")
     parser.add_argument('--work_dir', default=None, help='folder the jobs ran in (default sweeps/<grid name>)')
+    parser.add_argument('--set', nargs='*', default=[], metavar='FLAG=VALUE', dest='settings',
+                        help='the flag overrides the runs were swept with (sweep.py --set)')
     return parser
 
 
@@ -44,7 +46,7 @@ def draw_grid(grid, jobs, work_dir, quick=False, rerun_hint=None):
 
 def main(args):
     grid = grids.load_grid(args.grid)
-    jobs = grids.expand(grid, args.quick)
+    jobs = grids.expand(grid, args.quick, grids.parse_settings(args.settings))
     work_dir = grids.work_folder(grid, args.work_dir)
     hint = 'python sweep.py %s%s' % (args.grid, ' --quick' if args.quick else '')
     return 1 if draw_grid(grid, jobs, work_dir, args.quick, hint) else 0

@@ -5,6 +5,15 @@ finished runs, and write docs/reports/<paper>.md (a row per claim) and docs/repo
   python reproduce.py --paper dang2023 --quick --no_run         # re-check finished runs only
   python reproduce.py --paper zhou2022 --executor slurm --slurm_partition gpu --timeout_min 2880
   python reproduce.py --paper zhou2022 --no_run                 # after the SLURM jobs finished
+  python reproduce.py --paper dang2023 --quick --claims D3 --settings depth_linear=2 weight_decay=0.0005 feature_decay_rate=0.0005 seed=3
+
+--seeds N runs every grid N times (default 3 with --quick, else 1): first with the grid's own
+seed, then with --seed 101, 102, ... in <work_root>/seed_<s>/; each claim's row says how many
+seeds reproduce it and the spread of its key number. --settings FLAG=VALUE ... sets flags of
+every run of the claims' grids (a swept flag is swept over the value, or a [list]): the grids
+then run in <work_root>/settings/<settings>/ and the report goes to
+<report_dir>/settings/<settings>/, judged with the same thresholds (docs/reproduction.md says
+over which settings each claim is expected to hold).
 
 Without --quick the grids run at the papers' settings, exactly as sweep.py runs them. Finished
 jobs are reused, so running the same command again only runs what is missing. A claim whose
@@ -12,13 +21,14 @@ runs have not finished is reported as "not run", with the missing runs; one that
 cannot test is "needs full scale", with the reason. Exit status 1 when a claim checked at this
 scale is not reproduced (or a job failed), 2 on bad input.
 """
+import json
 import os
 import sys
 import time
 
 import args as cli
 import sweep
-from nc_repro import claims, report
+from nc_repro import claims, grids, report
 from nc_repro.papers import PAPERS
 
 
@@ -32,6 +42,11 @@ def get_args_parser():
     parser.add_argument('--work_root', default='sweeps', help='grids run in <work_root>/<grid> (default sweeps/, as sweep.py)')
     parser.add_argument('--report_dir', default=os.path.join('docs', 'reports'),
                         help='where the reports go (default docs/reports/)')
+    parser.add_argument('--seeds', type=int, default=None,
+                        help='seed replicates of every grid (default 3 with --quick, else 1): the grid\'s seed, then 101, 102, ...')
+    parser.add_argument('--settings', nargs='*', default=[], metavar='FLAG=VALUE',
+                        help='flags set on every run of the claims\' grids, e.g. depth_linear=2 weight_decay=0.0005')
+    parser.add_argument('--claims', nargs='*', default=None, metavar='ID', help='check only these claims (e.g. D3 D4)')
     slurm = parser.add_argument_group('SLURM (--executor slurm), passed to sweep.py')
     for flag, default in (('--slurm_partition', None), ('--slurm_account', None), ('--gpus_per_job', 1),
                           ('--cpus_per_job', 4), ('--mem_gb', 32), ('--timeout_min', 2880)):
@@ -40,47 +55,92 @@ def get_args_parser():
     return parser
 
 
-def sweep_argv(args, grid):
+FIRST_EXTRA_SEED = 101
+
+
+def replicates(args):
+    """[(label, settings, work_root)] of every seed replicate: the grid's own seed first (in
+    the settings' root), then --seed 101, 102, ... in <root>/seed_<s>."""
+    settings = grids.parse_settings(args.settings)
+    root = args.work_root if not settings else os.path.join(args.work_root, 'settings', grids.settings_slug(settings))
+    count = args.seeds if args.seeds is not None else (3 if args.quick else 1)
+    if count < 1:
+        raise cli.UsageError('--seeds must be at least 1 (got %d)' % count)
+    first = 'seed %s' % settings['seed'] if 'seed' in settings else 'grid seed'
+    variants = [(first, settings, root)]
+    for seed in range(FIRST_EXTRA_SEED, FIRST_EXTRA_SEED + count - 1):
+        variants.append(('seed %d' % seed, dict(settings, seed=seed), os.path.join(root, 'seed_%d' % seed)))
+    return variants
+
+
+def sweep_argv(args, grid, settings=None, work_root=None):
+    settings = settings or {}
     argv = [grid, '--executor', args.executor, '--max_parallel', str(args.max_parallel),
-            '--work_dir', os.path.join(args.work_root, grid)] + (['--quick'] if args.quick else [])
+            '--work_dir', os.path.join(work_root or args.work_root, grid)] + (['--quick'] if args.quick else [])
+    if settings:
+        argv += ['--set'] + ['%s=%s' % (key, json.dumps(value)) for key, value in settings.items()]
     for flag in ('slurm_partition', 'slurm_account', 'gpus_per_job', 'cpus_per_job', 'mem_gb', 'timeout_min'):
         if getattr(args, flag) is not None:
             argv += ['--' + flag, str(getattr(args, flag))]
     return argv + (['--slurm_setup'] + args.slurm_setup if args.slurm_setup else [])
 
 
-def run_grids(args, paper):
-    """sweep.py on each of the paper's grids; returns the names of the grids with failed jobs."""
+def run_grids(args, grid_names, variants):
+    """sweep.py on each grid for each seed replicate; returns the grids with failed jobs."""
     failed = []
-    for grid in paper.GRIDS:
-        started = time.time()
-        print('\n== %s: sweep.py %s' % (paper.NAME, ' '.join(sweep_argv(args, grid))), flush=True)
-        if sweep.main(sweep.get_args_parser().parse_args(sweep_argv(args, grid))):
-            failed.append(grid)
-        print('== %s finished in %.0f s' % (grid, time.time() - started), flush=True)
+    for label, settings, work_root in variants:
+        for grid in grid_names:
+            started = time.time()
+            argv = sweep_argv(args, grid, settings, work_root)
+            print('\n== %s (%s): sweep.py %s' % (grid, label, ' '.join(argv)), flush=True)
+            if sweep.main(sweep.get_args_parser().parse_args(argv)):
+                failed.append('%s (%s)' % (grid, label))
+            print('== %s (%s) finished in %.0f s' % (grid, label, time.time() - started), flush=True)
     return failed
+
+
+def chosen_claims(args, paper):
+    if args.claims is None:
+        return paper.CLAIMS
+    return [claim for claim in paper.CLAIMS if claim.id in args.claims]
 
 
 def main(args):
     if args.max_parallel < 1:
         raise cli.UsageError('--max_parallel must be at least 1 (got %d)' % args.max_parallel)
     papers = [PAPERS[name] for name in (sorted(PAPERS, key=list(PAPERS).index) if args.paper == 'all' else [args.paper])]
-    scale = 'quick (CPU)' if args.quick else 'full scale'
+    known = {claim.id for paper in papers for claim in paper.CLAIMS}
+    unknown = sorted(set(args.claims or []) - known)
+    if unknown:
+        raise cli.UsageError('--claims %s: no such claim of --paper %s (claims: %s)' % (
+            ' '.join(unknown), args.paper, ' '.join(sorted(known))))
+    variants = replicates(args)
+    settings, root = variants[0][1], variants[0][2]
+    report_dir = args.report_dir if not settings else os.path.join(args.report_dir, 'settings', grids.settings_slug(settings))
+    scale = ('quick (CPU)' if args.quick else 'full scale') + (', %d seeds' % len(variants) if len(variants) > 1 else '')
+    if settings:
+        scale += ', settings %s' % ' '.join(args.settings)
     started, failed_grids, failed_claims = time.time(), [], []
     for paper in papers:
+        paper_claims = chosen_claims(args, paper)
+        if not paper_claims:
+            continue
+        grid_names = [name for name in paper.GRIDS if any(grid == name for claim in paper_claims for grid, _ in claim.runs)]
         paper_started = time.time()
         if not args.no_run:
-            failed_grids += run_grids(args, paper)
-        results = claims.Results(args.quick, args.work_root)
-        rows = [claims.evaluate(claim, results) for claim in paper.CLAIMS]
-        runs = [(grid, results[grid].command_lines()) for grid in paper.GRIDS]
+            failed_grids += run_grids(args, grid_names, variants)
+        results = [claims.Results(args.quick, work_root, variant_settings, label)
+                   for label, variant_settings, work_root in variants]
+        rows = [claims.evaluate(claim, results) for claim in paper_claims]
+        runs = [(grid, results[0][grid].command_lines()) for grid in grid_names]
         seconds = None if args.no_run else time.time() - paper_started
-        path = report.paper_report(paper, rows, runs, scale, seconds, args.work_root, args.report_dir)
+        path = report.paper_report(paper, rows, runs, scale, seconds, root, report_dir,
+                                   seed_folders=[(label, work_root) for label, _, work_root in variants[1:]])
         print('\n%s (%s): %s' % (paper.NAME, scale, path))
         for row in rows:
             print('  %-4s %-17s %s%s' % (row.id, row.status, row.value, ' (%s)' % row.reason if row.reason else ''))
         failed_claims += ['%s %s' % (paper.NAME, row.id) for row in rows if row.status == claims.NOT_REPRODUCED]
-    summary, totals = report.summary_report(args.report_dir, list(PAPERS))
+    summary, totals = report.summary_report(report_dir, list(PAPERS))
     print('\nsummary: %s (%s) in %.0f s' % (summary, ', '.join('%d %s' % (n, s) for s, n in totals.items() if n),
                                            time.time() - started))
     if failed_grids:

@@ -40,6 +40,9 @@ def get_args_parser():
                         help='local: parallel processes here; slurm: sbatch; debug: in this process')
     parser.add_argument('--max_parallel', type=int, default=1, help='jobs running at once (SLURM array parallelism)')
     parser.add_argument('--work_dir', default=None, help='folder the jobs run in (default sweeps/<grid name>)')
+    parser.add_argument('--set', nargs='*', default=[], metavar='FLAG=VALUE', dest='settings',
+                        help='override a flag of every run (a swept flag is swept over the value or [list]); '
+                             'use another --work_dir, as reproduce.py --settings does')
     parser.add_argument('--status', action='store_true', help='print the state of every job and exit')
     parser.add_argument('--dry_run', action='store_true', help='print what would be submitted, submit nothing')
     parser.add_argument('--no_figures', action='store_true',
@@ -245,7 +248,7 @@ def main(args):
     if args.max_parallel < 1:
         raise UsageError('--max_parallel must be at least 1 (got %d)' % args.max_parallel)
     grid = grids.load_grid(args.grid)
-    jobs = grids.expand(grid, args.quick)
+    jobs = grids.expand(grid, args.quick, grids.parse_settings(args.settings))
     work_dir = grids.work_folder(grid, args.work_dir)
     if args.status:
         print_status(jobs, work_dir)

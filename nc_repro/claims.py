@@ -6,9 +6,17 @@ returns a ``Measurement``: the measured value as text and whether the claim's th
 ``evaluate`` turns each claim into a report ``Row`` with one of the statuses:
 
 * reproduced / not reproduced: the check ran on finished runs and its threshold held or not;
+* trapped in a local minimum: no seed contradicts the claim, but no seed reached the global
+  minimiser the claim is about: each sits at another local minimum of a known landscape (the
+  check names it and its objective gap);
 * needs full scale: the quick (CPU) scale cannot test the claim; the reason is given, and the
   value measured at quick scale is still shown;
 * not run: a run the claim needs has not finished (listed), so nothing is claimed either way.
+
+A claim is checked on every seed replicate of its grids (``reproduce.py --seeds``): the row
+says how many seeds reproduce it and the spread of the check's key number over the seeds.
+It is reproduced when no seed fails and at least one seed reaches the predicted geometry (seeds
+trapped in a known local minimum are counted and named), and not reproduced when any seed fails.
 
 The checks are plain functions of plain numbers (``fold_drop``, ``relative_error`` ...), so
 tests can hand them fixtures that satisfy a claim and fixtures that do not.
@@ -17,13 +25,14 @@ import json
 import math
 import os
 import pickle
+import statistics
 from dataclasses import dataclass, field
 
 from nc_repro import grids
 
-REPRODUCED, NOT_REPRODUCED, NEEDS_FULL_SCALE, NOT_RUN = ('reproduced', 'not reproduced',
-                                                         'needs full scale', 'not run')
-STATUSES = (REPRODUCED, NOT_REPRODUCED, NEEDS_FULL_SCALE, NOT_RUN)
+REPRODUCED, NOT_REPRODUCED, TRAPPED, NEEDS_FULL_SCALE, NOT_RUN = (
+    'reproduced', 'not reproduced', 'trapped in a local minimum', 'needs full scale', 'not run')
+STATUSES = (REPRODUCED, NOT_REPRODUCED, TRAPPED, NEEDS_FULL_SCALE, NOT_RUN)
 
 
 class MissingResult(Exception):
@@ -35,6 +44,10 @@ class Measurement:
     value: str                 # what was measured, as the report shows it
     passed: bool
     reason: str = ''           # why it failed (or a note), in one sentence
+    number: float = None       # the check's key number, for the spread over seeds
+    label: str = ''            # what number is ('worst relative error', ...)
+    trapped: str = ''          # not passed because the run sits at a known local minimum other
+                               # than the global one: which, and its objective gap
 
 
 @dataclass
@@ -59,19 +72,22 @@ class Row:
     reason: str
     figure: str = ''
     missing: list = field(default_factory=list)
+    seeds: str = ''            # 'reproduced by r/n seeds[, t trapped]'
+    spread: str = ''           # the key number over the seeds: 'label median (min-max)'
 
 
 # ----------------------------------------------------------------------------------------
 # results of finished grids
 
 class GridResults:
-    """One grid's jobs (full or quick) in its work folder, and what they wrote."""
+    """One grid's jobs (full or quick, with settings over its flags) in its work folder, and
+    what they wrote."""
 
-    def __init__(self, name, quick, work_root):
+    def __init__(self, name, quick, work_root, settings=None):
         self.grid = grids.load_grid(name)
         self.name = name
         self.quick = quick
-        self.jobs = {job.name: job for job in grids.expand(self.grid, quick)}
+        self.jobs = {job.name: job for job in grids.expand(self.grid, quick, settings)}
         self.work_dir = grids.work_folder(self.grid, os.path.join(work_root, name))
 
     def job(self, name):
@@ -111,16 +127,19 @@ class GridResults:
 
 
 class Results:
-    """Every grid a paper's claims read, by name (built lazily)."""
+    """Every grid a paper's claims read, by name (built lazily), for one seed replicate and one
+    set of settings (flag values over the grids', ``grids.expand``)."""
 
-    def __init__(self, quick, work_root):
+    def __init__(self, quick, work_root, settings=None, label=''):
         self.quick = quick
         self.work_root = work_root
+        self.settings = settings or {}
+        self.label = label or 'seed as in the grid'
         self._grids = {}
 
     def __getitem__(self, name):
         if name not in self._grids:
-            self._grids[name] = GridResults(name, self.quick, self.work_root)
+            self._grids[name] = GridResults(name, self.quick, self.work_root, self.settings)
         return self._grids[name]
 
     def missing_runs(self, claim):
@@ -134,26 +153,58 @@ class Results:
         return missing
 
 
-def evaluate(claim, results):
-    """The report row of one claim on these results."""
-    figure = claim.figure.replace('{q}', '_quick' if results.quick else '')
+def evaluate(claim, replicates):
+    """The report row of one claim over its seed replicates (a Results, or a list of them)."""
+    replicates = replicates if isinstance(replicates, (list, tuple)) else [replicates]
+    quick = replicates[0].quick
+    figure = claim.figure.replace('{q}', '_quick' if quick else '')
     row = Row(claim.id, claim.statement, claim.quantity, '-', NOT_RUN, '', figure)
-    row.missing = results.missing_runs(claim)
+    row.missing = [name for results in replicates for name in results.missing_runs(claim)]
     if row.missing:
         row.reason = 'not finished: %s' % ', '.join(row.missing)
         return row
-    try:
-        measured = claim.check(results)
-    except MissingResult as error:
-        row.reason = str(error)
-        return row
-    row.value = measured.value
-    if results.quick and claim.full_scale_only:
+    measured = []
+    for results in replicates:
+        try:
+            measured.append((results.label, claim.check(results)))
+        except MissingResult as error:
+            row.reason = str(error)
+            return row
+    passed = [m for _, m in measured if m.passed]
+    trapped = [(label, m) for label, m in measured if not m.passed and m.trapped]
+    failed = [(label, m) for label, m in measured if not m.passed and not m.trapped]
+    first = measured[0][1]
+    row.value = first.value if len(measured) == 1 else '%s: %s' % (measured[0][0], first.value)
+    row.seeds = 'reproduced by %d/%d seeds%s' % (len(passed), len(measured),
+                                                 ', %d trapped' % len(trapped) if trapped else '')
+    row.spread = spread(measured)
+    if quick and claim.full_scale_only:
         row.status, row.reason = NEEDS_FULL_SCALE, claim.full_scale_only
+    elif failed:
+        row.status = NOT_REPRODUCED
+        row.reason = '; '.join('%s: %s' % (label, m.reason) if len(measured) > 1 else m.reason for label, m in failed)
+    elif passed:
+        row.status = REPRODUCED
+        row.reason = '; '.join('%s trapped: %s' % (label, m.trapped) for label, m in trapped)
     else:
-        row.status = REPRODUCED if measured.passed else NOT_REPRODUCED
-        row.reason = '' if measured.passed else measured.reason
+        row.status = TRAPPED
+        row.reason = '; '.join('%s: %s' % (label, m.trapped) if len(measured) > 1 else m.trapped for label, m in trapped)
+    if len(measured) > 1 and row.status != NEEDS_FULL_SCALE:
+        row.value = '%s; %s' % (row.seeds, row.value) + (' (%s over seeds)' % row.spread if row.spread else '')
     return row
+
+
+def spread(measured):
+    """'label median (min-max)' of the checks' key numbers, '' when a check gives none."""
+    numbers = [m.number for _, m in measured if m.number is not None]
+    if not numbers or len(numbers) != len(measured):
+        return ''
+    numbers = sorted(float(n) for n in numbers)
+    median = statistics.median(numbers)
+    label = measured[0][1].label or 'value'
+    if len(numbers) == 1:
+        return '%s %s' % (label, fmt(median))
+    return '%s median %s (%s to %s)' % (label, fmt(median), fmt(numbers[0]), fmt(numbers[-1]))
 
 
 # ----------------------------------------------------------------------------------------
@@ -186,8 +237,9 @@ def fmt(value):
     return '0' if value == 0 else '%.3g' % value
 
 
-def all_pass(parts):
-    """Measurement from [(label, value text, passed, reason if failed)]: every part must pass."""
-    value = '; '.join('%s %s' % (label, text) for label, text, _, _ in parts)
-    failed = [reason or '%s fails' % label for label, _, passed, reason in parts if not passed]
-    return Measurement(value, not failed, '; '.join(failed))
+def all_pass(parts, number=None, label=''):
+    """Measurement from [(label, value text, passed, reason if failed)]: every part must pass.
+    number/label: the claim's key number over the parts (for the spread over seeds)."""
+    value = '; '.join('%s %s' % (part_label, text) for part_label, text, _, _ in parts)
+    failed = [reason or '%s fails' % part_label for part_label, _, passed, reason in parts if not passed]
+    return Measurement(value, not failed, '; '.join(failed), number, label)

@@ -98,13 +98,40 @@ def to_argv(flags):
     return argv
 
 
-def run_settings(grid, quick=False):
-    """[(name, per-run overrides)] in grid order: the product of sweep, or the runs list."""
+SEEDLESS_SCRIPTS = {'opt_main.py'}    # deterministic (the convex program): no --seed
+
+
+def parse_settings(items):
+    """['depth_linear=2', 'no-bias=true', 'nalist=[500, 1000]'] -> {flag: value}, each value read
+    as YAML (numbers, true/false, lists), as a grid file would give it."""
+    settings = {}
+    for item in items or []:
+        key, equals, text = item.partition('=')
+        if not equals or not re.fullmatch(r'[A-Za-z][A-Za-z0-9_-]*', key):
+            raise UsageError('--settings %r: write FLAG=VALUE, e.g. depth_linear=2 or weight_decay=0.0005' % item)
+        try:
+            settings[key] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise UsageError('--settings %r: the value is not a number, true/false, a word or a [list]' % item) from None
+    return settings
+
+
+def settings_slug(settings):
+    """A folder name for a set of settings: 'depth_linear=2,weight_decay=0.0005'."""
+    return re.sub(r'[^A-Za-z0-9_.=,+-]', '_', ','.join('%s=%s' % (k, settings[k]) for k in sorted(settings)))
+
+
+def run_settings(grid, quick=False, settings=None):
+    """[(name, per-run overrides)] in grid order: the product of sweep, or the runs list. A
+    swept flag named in ``settings`` is swept over the settings' value(s) instead."""
     quick_part = grid.get('quick') or {}
     sweep = quick_part.get('sweep', grid.get('sweep')) if quick else grid.get('sweep')
     runs = quick_part.get('runs', grid.get('runs')) if quick else grid.get('runs')
     if sweep and runs:
         raise UsageError('grid %s sets both sweep and runs; use one' % grid['name'])
+    if sweep and settings:
+        sweep = {key: (settings[key] if isinstance(settings[key], list) else [settings[key]]) if key in settings
+                 else values for key, values in sweep.items()}
     if sweep:
         keys = list(sweep)
         runs = [dict(zip(keys, values)) for values in itertools.product(*(sweep[k] for k in keys))]
@@ -137,20 +164,27 @@ def expected_info(validate_script, validate_argv):
     return os.path.join(folder, 'info.pkl'), parsed.epochs
 
 
-def expand(grid, quick=False):
-    """The grid's jobs (Job list) for full or --quick mode."""
+def expand(grid, quick=False, settings=None):
+    """The grid's jobs (Job list) for full or --quick mode. ``settings`` ({flag: value}, from
+    reproduce.py --settings / --seeds or sweep.py --set) override the flags of every run, after
+    the grid's own (a swept flag is swept over the given values; --seed is not given to
+    SEEDLESS_SCRIPTS)."""
     quick_part = grid.get('quick') or {}
     if quick and not quick_part:
         raise UsageError('grid %s has no quick variant' % grid['name'])
+    settings = settings or {}
+    swept = set((quick_part.get('sweep', grid.get('sweep')) if quick else grid.get('sweep')) or {})
     jobs = []
-    for name, run in run_settings(grid, quick):
+    for name, run in run_settings(grid, quick, settings):
         flags = dict(grid.get('flags') or {})
         if quick:
             flags.update(quick_part.get('flags') or {})
         flags.update({k: v for k, v in run.items() if k not in ('train', 'validate', 'name')})
+        train = run.get('train', grid['train'])
+        flags.update({k: v for k, v in settings.items() if k not in swept and not
+                      (k == 'seed' and os.path.basename(train) in SEEDLESS_SCRIPTS)})
         if quick and 'uid' in flags:
             flags['uid'] = str(flags['uid']) + quick_part.get('uid_suffix', '_quick')
-        train = run.get('train', grid['train'])
         validate = run.get('validate', grid.get('validate'))
         for script in filter(None, (train, validate)):
             if not os.path.isfile(os.path.join(ROOT, script)):

@@ -10,6 +10,7 @@ from nc_repro.claims import STATUSES, Row
 from nc_repro.fileio import atomic_write_text
 
 MARK = {'reproduced': 'reproduced', 'not reproduced': '**not reproduced**',
+        'trapped in a local minimum': '*trapped in a local minimum*',
         'needs full scale': 'needs full scale', 'not run': 'not run'}
 
 
@@ -26,8 +27,9 @@ def figure_link(row, work_root, report_dir):
     return '[figure](%s)' % os.path.relpath(found[0], report_dir)
 
 
-def paper_report(paper, rows, runs, scale, seconds, work_root, report_dir):
-    """reports/<paper>.md and .json; returns the .md path."""
+def paper_report(paper, rows, runs, scale, seconds, work_root, report_dir, seed_folders=()):
+    """reports/<paper>.md and .json; returns the .md path. seed_folders: [(label, work root)]
+    of the seed replicates after the first, whose runs are the same commands with that seed."""
     counts = {status: sum(row.status == status for row in rows) for status in STATUSES}
     lines = ['# %s: %s' % (paper.TITLE, scale), '',
              '%s. %d claims: %s. Grid runs in `%s/`%s.' % (
@@ -43,6 +45,9 @@ def paper_report(paper, rows, runs, scale, seconds, work_root, report_dir):
         lines.append('- `%s`' % grid_name)
         for job, train, validate in commands:
             lines.append('  - %s: `%s`%s' % (job, train, ' then `%s`' % validate if validate else ''))
+    for label, folder in seed_folders:
+        lines.append('- %s: the same commands with `--seed %s` (the convex program has no seed), in `%s/`'
+                     % (label, label.split()[-1], os.path.relpath(folder)))
     if paper.NOTES:
         lines += ['', '## Notes', ''] + ['- ' + note for note in paper.NOTES]
     os.makedirs(report_dir, exist_ok=True)

@@ -29,6 +29,18 @@ class FakeGrid:
         return self.run_dirs[name]
 
 
+class FakeResults(dict):
+    """One seed replicate's grids, by name, for claims.evaluate."""
+    quick = True
+
+    def __init__(self, grids_by_name, label='grid seed'):
+        super().__init__(grids_by_name)
+        self.label = label
+
+    def missing_runs(self, claim):
+        return []
+
+
 def collapsing(first, last, epochs=5):
     return list(np.geomspace(first, last, epochs))
 
@@ -101,17 +113,85 @@ def test_bias_claim_both_ways():
     assert not measured.passed and 'no_bias' in measured.reason
 
 
-def test_imbalanced_lengths_claim_both_ways(tmp_path):
-    counts, lambda_w, lambda_h = [25, 25, 50, 50, 125], 1e-3, 1e-3
-    record = {'paper': 'dang2023', 'counts': counts, 'depth_linear': 1, 'lambda_W': lambda_w, 'lambda_H': lambda_h}
+def lengths_from_x(x, counts, depth, lambda_H):
+    """||h_k||, ||w_k|| at the structure with per-class x_k (K lambda_H: the trainer's objective),
+    written from the paper's geometry: t = N lambda_H x^M, ||w_k||^2 = t, ||h_k|| = sqrt(t)/(t + N lambda_H)."""
+    N = sum(counts)
+    t = N * lambda_H * np.asarray(x, dtype=float) ** depth
+    return np.sqrt(t) / (t + N * lambda_H), np.sqrt(t)
+
+
+def phi_minimiser(n_k, b, depth):
+    """argmin over a dense grid of x >= 0 of n_k/(x^M + 1) + b x (no project code)."""
+    x = np.concatenate([[0.0], np.geomspace(1e-4, 100, 200001)])
+    return x[np.argmin(n_k / (x ** depth + 1) + b * x)]
+
+
+def d3_grid(tmp_path, record, h, w):
     (tmp_path / 'theory.json').write_text(json.dumps(record))
-    h, w, _ = theory.predicted_lengths(record, 'objective')
-    infos = {'M=1': {'class_mean_norms': [h * 2, h * 1.02], 'classifier_row_norms': [w * 2, w * 0.99]}}
-    grid = FakeGrid(infos, run_dirs={'M=1': str(tmp_path)})
-    assert dang2023.imbalanced_lengths({'d23_imbalanced': grid}).passed
-    infos['M=1']['classifier_row_norms'][-1] = w * 1.2
-    measured = dang2023.imbalanced_lengths({'d23_imbalanced': grid})
-    assert not measured.passed and 'more than 5%' in measured.reason
+    infos = {'run': {'class_mean_norms': [h * 2, h], 'classifier_row_norms': [w * 2, w]}}
+    return {'d23_imbalanced': FakeGrid(infos, run_dirs={'run': str(tmp_path)})}
+
+
+def test_imbalanced_lengths_claim_both_ways(tmp_path):
+    # M = 1: x_k = sqrt(n_k/b) - 1 (clamped at 0) with b = N^2 (K lambda_W)(K lambda_H)
+    counts, lambda_w, lambda_h = [25, 25, 50, 50, 125], 1e-3, 2e-3
+    K, N = len(counts), sum(counts)
+    record = {'paper': 'dang2023', 'counts': counts, 'depth_linear': 1, 'lambda_W': lambda_w, 'lambda_H': lambda_h}
+    b = N ** 2 * K * lambda_w * K * lambda_h
+    x = np.maximum(np.sqrt(np.array(counts) / b) - 1, 0)
+    h, w = lengths_from_x(x, counts, 1, K * lambda_h)
+    assert dang2023.imbalanced_lengths(d3_grid(tmp_path, record, h * 1.02, w * 0.99)).passed
+    measured = dang2023.imbalanced_lengths(d3_grid(tmp_path, record, h, w * np.r_[1, 1, 1, 1, 1.2]))
+    assert not measured.passed and not measured.trapped and 'class 4' in measured.reason and 'more than 5%' in measured.reason
+
+
+def test_imbalanced_lengths_name_the_global_collapse_and_the_trapped_classes(tmp_path):
+    # the setting of the issue: counts 25, 25, 50, ..., 125, 125, M = 2, lambda 5e-4 (K lambda = 5e-3):
+    # the classes of 25 collapse at the global minimiser, the others live
+    counts = [25, 25, 50, 50, 75, 75, 100, 100, 125, 125]
+    K, N, M, lam = 10, 750, 2, 5e-4
+    record = {'paper': 'dang2023', 'counts': counts, 'depth_linear': M, 'lambda_W': lam, 'lambda_H': lam}
+    b = M * N * (N * (K * lam) ** M * (K * lam)) ** (1 / M)
+    x = np.array([phi_minimiser(n, b, M) for n in counts])
+    assert list(x[:2]) == [0, 0] and all(x[2:] > 1)
+    h, w = lengths_from_x(x, counts, M, K * lam)
+    assert dang2023.imbalanced_lengths(d3_grid(tmp_path, record, h, w)).passed
+    # the classes of 50 stuck at the collapsed local minimum x = 0: trapped, with the gap
+    # (phi(0) - phi(x))/(2N) of the objective, not a failed closed form
+    stuck = x.copy()
+    stuck[2:4] = 0
+    h, w = lengths_from_x(stuck, counts, M, K * lam)
+    measured = dang2023.imbalanced_lengths(d3_grid(tmp_path, record, h, w))
+    gap = (50 - (50 / (x[2] ** M + 1) + b * x[2])) / (2 * N)
+    assert not measured.passed and not measured.reason
+    assert 'class 2 (n_k = 50) at the collapsed local minimum' in measured.trapped
+    assert 'class 3 (n_k = 50)' in measured.trapped and 'class 0' not in measured.trapped
+    assert '%.3g' % gap in measured.trapped
+    assert 'collapsed as predicted (predicted 0, measured 0): classes 0,1 (n_k = 25,25)' in measured.value
+    # the original's largest root keeps the classes of 25 alive: lengths there are not the global minimiser,
+    # but a local one (trapped, not failed)
+    as_coded = x.copy()
+    roots = np.roots([b, 0, 2 * b, -25 * M, b])          # b (x^2 + 1)^2 - 25 M x = 0
+    as_coded[:2] = roots[np.abs(roots.imag) < 1e-9].real.max()
+    h, w = lengths_from_x(as_coded, counts, M, K * lam)
+    measured = dang2023.imbalanced_lengths(d3_grid(tmp_path, record, h, w))
+    assert measured.trapped.count('at the living local minimum instead of the global collapse') == 2
+    row = claims.evaluate(dang2023.CLAIMS[2], [FakeResults(d3_grid(tmp_path, record, h, w))])
+    assert row.status == claims.TRAPPED
+
+
+def test_a_claim_over_seeds_counts_them_and_gives_the_spread():
+    def seed(nc1_last, label):
+        return FakeResults({'zhou_optim_mse': FakeGrid({'SGD': zhou_info(nc1=(1.0, nc1_last))})}, label)
+    claim = zhou2022.CLAIMS[0]
+    row = claims.evaluate(claim, [seed(1e-3, 'grid seed'), seed(2e-3, 'seed 101'), seed(4e-3, 'seed 102')])
+    assert row.status == claims.REPRODUCED and row.seeds == 'reproduced by 3/3 seeds'
+    assert row.spread == 'smallest NC1 fold median 500 (250 to 1e+03)'
+    assert row.value.startswith('reproduced by 3/3 seeds; grid seed: SGD NC1 /1e+03')
+    row = claims.evaluate(claim, [seed(1e-3, 'grid seed'), seed(0.1, 'seed 101'), seed(4e-3, 'seed 102')])
+    assert row.status == claims.NOT_REPRODUCED and row.seeds == 'reproduced by 2/3 seeds'
+    assert row.reason.startswith('seed 101: SGD falls less than the threshold')
 
 
 def test_gram_error_is_relative_to_the_largest_entry():
@@ -201,8 +281,8 @@ def test_dang2024_collapse_claim_needs_a_predicted_collapse(tmp_path):
 @pytest.mark.slow
 def test_dang2024_quick_report_end_to_end(tmp_path):
     """The whole path a user runs: sweep the quick grid, check the claims, write the report
-    (about 3 minutes on a 2-core CPU)."""
-    result = run_script('reproduce.py', '--paper', 'dang2024', '--quick', '--work_root', tmp_path / 'sweeps',
+    over two seeds (about 6 minutes on a 2-core CPU)."""
+    result = run_script('reproduce.py', '--paper', 'dang2024', '--quick', '--seeds', '2', '--work_root', tmp_path / 'sweeps',
                         '--report_dir', tmp_path / 'reports', cwd=tmp_path, timeout=1200)
     record = json.loads((tmp_path / 'reports' / 'dang2024.json').read_text())
     assert [row['status'] for row in record['rows']] == [claims.REPRODUCED] * len(dang2024.CLAIMS), result.stdout[-2000:]

@@ -29,47 +29,128 @@ NOTES = ['Quick scale: the paper\'s MLP recipe with smaller widths (flags under 
 
 def every_head_layer(results, fold=10):
     grid = results['d23_mlp_depth']
-    parts = []
+    parts, worst = [], []
     for name, job in grid.jobs.items():
         per_layer = np.asarray(grid.info(name)['per_layer']['NC1_collapse_metric'], dtype=float)  # (epochs, layers)
         folds = [fold_drop(per_layer[:, layer]) for layer in range(per_layer.shape[1])]
+        worst.append(min(folds))
         parts.append((name, 'NC1 /%s (worst of %d layers), last %s' % (fmt(min(folds)), len(folds), fmt(per_layer[-1].max())),
                       min(folds) >= fold, '%s: layer %d falls only %sx' % (name, int(np.argmin(folds)) + 1, fmt(min(folds)))))
-    return all_pass(parts)
+    return all_pass(parts, min(worst), 'smallest NC1 fold')
 
 
 def bias_decides_frame(results, fold=2.0, flat=1.2):
     grid = results['d23_bias']
-    parts = []
+    parts, drops = [], []
     for name, job in grid.jobs.items():
         info = grid.info(name)
         matching, other = (('NC2_Identity_W', 'NC2_ETF_W') if job.flags.get('no-bias') else ('NC2_ETF_W', 'NC2_Identity_W'))
         falls = fold_drop(info[matching])
         other_change = fold_drop(info[other])
+        drops.append(falls)
         parts.append((name, '%s /%s, %s /%s' % (matching, fmt(falls), other, fmt(other_change)),
                       falls >= fold and other_change <= flat,
                       '%s: %s falls %sx (needs %s), %s falls %sx (must stay within %s)' % (
                           name, matching, fmt(falls), fold, other, fmt(other_change), flat)))
-    return all_pass(parts)
+    return all_pass(parts, min(drops), 'smallest matching-target fold')
+
+
+def class_landscape(record, scaling='objective'):
+    """Per class k, the local minima of its objective phi_k (theory.d23_class_minima) at the
+    decays the run trains (K lambda, ``scaling='objective'``): [(x, ||h_k||, ||w_k||, phi_k)],
+    and the index of the global one. ||w_k||^2 = t = N lambda_H x^M, ||h_k|| = sqrt(t)/(t + N lambda_H)."""
+    counts = np.asarray(record['counts'], dtype=float)
+    factor = len(counts) if scaling == 'objective' else 1.0
+    depth, N = record['depth_linear'], counts.sum()
+    lambda_W, lambda_H = factor * record['lambda_W'], factor * record['lambda_H']
+    b = theory.d23_b(N, depth, lambda_W, lambda_H)
+    landscape = []
+    for n_k in counts:
+        minima = []
+        for x in theory.d23_class_minima(n_k, N, depth, lambda_W, lambda_H):
+            t = N * lambda_H * x ** depth
+            minima.append((x, np.sqrt(t) / (t + N * lambda_H), np.sqrt(t), float(theory.d23_class_objective(x, n_k, b, depth))))
+        best = theory.d23_global_root(n_k, N, depth, lambda_W, lambda_H)
+        landscape.append((minima, [m[0] for m in minima].index(best)))
+    return landscape
+
+
+def at_minimum(measured_h, measured_w, minimum, tolerance, floor):
+    """Whether a class's measured lengths sit at a local minimum (x, h, w, phi): within
+    ``tolerance`` relatively, or both below ``floor`` for the collapsed one (x = 0)."""
+    x, h, w, _ = minimum
+    if x == 0:
+        return measured_h <= floor[0] and measured_w <= floor[1]
+    return abs(measured_h - h) <= tolerance * h and abs(measured_w - w) <= tolerance * w
+
+
+def imbalanced_run(record, measured_h, measured_w, tolerance=0.05, collapsed=0.05):
+    """D3 on one run: each class at its global minimiser (lengths within ``tolerance``; a collapsed
+    class below ``collapsed`` times the largest predicted length), or trapped at another local
+    minimum of its objective (named, with the gap of the objective (phi_local - phi_global)/2N),
+    or at neither. Returns a Measurement; ``trapped`` is set when no class is at neither."""
+    counts = np.asarray(record['counts'], dtype=float)
+    N = counts.sum()
+    landscape = class_landscape(record)
+    predicted_h = np.array([minima[best][1] for minima, best in landscape])
+    predicted_w = np.array([minima[best][2] for minima, best in landscape])
+    floor = (collapsed * predicted_h.max(), collapsed * predicted_w.max())
+    at_global, trapped, lost, errors = [], [], [], []
+    for k, (minima, best) in enumerate(landscape):
+        error = (max(abs(measured_h[k] - predicted_h[k]) / predicted_h[k], abs(measured_w[k] - predicted_w[k]) / predicted_w[k])
+                 if minima[best][0] > 0 else None)
+        if at_minimum(measured_h[k], measured_w[k], minima[best], tolerance, floor):
+            at_global.append(k)
+            errors += [error] if error is not None else []
+            continue
+        other = [m for i, m in enumerate(minima) if i != best and at_minimum(measured_h[k], measured_w[k], m, tolerance, floor)]
+        if other:
+            gap = (other[0][3] - minima[best][3]) / (2 * N)
+            trapped.append('class %d (n_k = %g) at the %s local minimum instead of the global %s (objective gap %s)' % (
+                k, counts[k], 'collapsed' if other[0][0] == 0 else 'living', 'living one' if minima[best][0] > 0
+                else 'collapse', fmt(gap)))
+        else:
+            lost.append('class %d (n_k = %g): ||h_k|| %s, ||w_k|| %s against %s, %s (%s), off by more than %d%% and at no '
+                        'other local minimum' % (k, counts[k], fmt(measured_h[k]), fmt(measured_w[k]), fmt(predicted_h[k]),
+                                                 fmt(predicted_w[k]), 'collapsed' if error is None else
+                                                 'off by %.1f%%' % (100 * error), 100 * tolerance))
+            errors += [error] if error is not None else []
+    living = [k for k in at_global if predicted_w[k] > 0]
+    # as predicted: feature means shrink and classifier rows grow with n_k (among the living classes)
+    ordered = same_order(-measured_h[living], counts[living]) and same_order(measured_w[living], counts[living])
+    dead = [k for k in at_global if predicted_w[k] == 0]
+    value = 'living classes within %.1f%%%s%s' % (100 * max(errors, default=0.0), ', ordered by n_k' if ordered else
+                                                  ', NOT ordered by n_k',
+                                                  '; collapsed as predicted (predicted 0, measured 0): classes %s (n_k = %s)' % (
+                                                      ','.join(map(str, dead)), ','.join('%g' % counts[k] for k in dead)) if dead else '')
+    if trapped:
+        value += '; trapped: %d class(es)' % len(trapped)
+    worst = max(errors, default=0.0)
+    if lost or not ordered:
+        reason = '; '.join(lost) if lost else 'the living classes are not ordered by n_k'
+        return Measurement(value, False, reason, worst, 'worst length error')
+    if trapped:
+        return Measurement(value, False, '', worst, 'worst length error', trapped='; '.join(trapped))
+    return Measurement(value, True, '', worst, 'worst length error')
 
 
 def imbalanced_lengths(results, tolerance=0.05):
     grid = results['d23_imbalanced']
-    parts = []
+    parts, trapped, numbers = [], [], []
     for name in grid.jobs:
         info = grid.info(name)
         record = read_theory(grid.run_dir(name))
-        predicted_h, predicted_w, _ = theory.predicted_lengths(record, 'objective')
-        measured_h, measured_w = np.asarray(info['class_mean_norms'][-1]), np.asarray(info['classifier_row_norms'][-1])
-        counts = record['counts']
-        error_h, error_w = relative_error(measured_h, predicted_h), relative_error(measured_w, predicted_w)
-        # as predicted: feature means shrink and classifier rows grow with n_k
-        ordered = same_order(-measured_h, counts) and same_order(measured_w, counts)
-        parts.append((name, '||h_k|| within %.1f%%, ||w_k|| within %.1f%%, %s' % (
-            100 * error_h, 100 * error_w, 'ordered by n_k' if ordered else 'NOT ordered by n_k'),
-            error_h <= tolerance and error_w <= tolerance and ordered,
-            '%s: %s' % (name, 'lengths off by more than %d%%' % (100 * tolerance) if ordered else 'not ordered by n_k')))
-    return all_pass(parts)
+        measured = imbalanced_run(record, np.asarray(info['class_mean_norms'][-1], dtype=float),
+                                  np.asarray(info['classifier_row_norms'][-1], dtype=float), tolerance)
+        numbers.append(measured.number)
+        if measured.trapped:
+            trapped.append('%s: %s' % (name, measured.trapped))
+        parts.append((name, measured.value, measured.passed or bool(measured.trapped),
+                      '%s: %s' % (name, measured.reason)))
+    result = all_pass(parts, max(numbers), 'worst length error')
+    if result.passed and trapped:
+        result.passed, result.trapped = False, '; '.join(trapped)
+    return result
 
 
 def read_theory(run_dir):
@@ -109,16 +190,44 @@ def gram_error(block):
     return max(block['max_rel_diag_error'], block['max_abs_offdiag_error'] / scale)
 
 
+def synthetic_trapped(summary, tolerance=1e-3):
+    """Classes of an imbalanced synthetic run whose learned ||w_k||^2 sits at the collapsed local
+    minimum (about 0) where the global minimiser keeps them alive (depth M >= 2), with the
+    objective gap (phi_k(0) - phi_k(x_k))/(2N); '' when there are none."""
+    block, run_args = summary.get('WWT') or {}, summary.get('args') or {}
+    if 'learned_diag' not in block or 'counts' not in summary or 'weight_decay' not in run_args:
+        return ''
+    learned, predicted = (np.asarray(block[key], dtype=float) for key in ('learned_diag', 'predicted_diag'))
+    counts = np.asarray(summary['counts'], dtype=float)
+    depth, N = run_args.get('depth_linear', 1), counts.sum()
+    if len(set(counts)) == 1 or depth < 2:
+        return ''
+    b = theory.d23_b(N, depth, run_args['weight_decay'], run_args['feature_decay'])
+    found = []
+    for k in np.flatnonzero((predicted > 0) & (learned <= tolerance * predicted.max())):
+        x = theory.d23_global_root(counts[k], N, depth, run_args['weight_decay'], run_args['feature_decay'])
+        gap = (counts[k] - float(theory.d23_class_objective(x, counts[k], b, depth))) / (2 * N)
+        found.append('class %d (n_k = %g) at the collapsed local minimum (objective gap %s)' % (k, counts[k], fmt(gap)))
+    return '; '.join(found)
+
+
 def synthetic_closed_form(results, tolerance=1e-3):
     grid = results['d23_synthetic']
-    parts = []
+    parts, worst_errors, trapped = [], [], []
     for name, summary in synthetic_summaries(grid).items():
         errors = {key: gram_error(block) for key, block in summary.items()
                   if isinstance(block, dict) and 'max_rel_diag_error' in block}
         worst = max(errors, key=errors.get)
-        parts.append((name, 'worst %s %s' % (worst, fmt(errors[worst])), errors[worst] <= tolerance,
+        worst_errors.append(errors[worst])
+        stuck = synthetic_trapped(summary) if errors[worst] > tolerance else ''
+        if stuck:
+            trapped.append('%s: %s' % (name, stuck))
+        parts.append((name, 'worst %s %s' % (worst, fmt(errors[worst])), errors[worst] <= tolerance or bool(stuck),
                       '%s: %s off by %s' % (name, worst, fmt(errors[worst]))))
-    return all_pass(parts)
+    result = all_pass(parts, max(worst_errors), 'worst Gram error')
+    if result.passed and trapped:
+        result.passed, result.trapped = False, '; '.join(trapped)
+    return result
 
 
 CLAIMS = [
@@ -130,9 +239,12 @@ CLAIMS = [
           'approaches the orthogonal frame; in each case the other target is not approached (balanced theorems)',
           'matching NC2 target first/last >= 2x; the other changes by at most 1.2x',
           [('d23_bias', None)], bias_decides_frame, 'd23_bias/figures/d23_bias.png'),
-    Claim('D3', 'Imbalanced data: the class-mean and classifier-row lengths follow the closed form, '
-          '||h_k|| shrinking and ||w_k|| growing with n_k (imbalanced theorem)',
-          'last epoch, per class: relative error <= 5%, ordered by n_k',
+    Claim('D3', 'Imbalanced data: the class-mean and classifier-row lengths follow the closed form of the global '
+          'minimiser, ||h_k|| shrinking and ||w_k|| growing with n_k, minority classes collapsing where it says '
+          '(imbalanced theorem)',
+          'last epoch, per class: at the global minimiser (relative error <= 5%; a collapsed class below 5% of the '
+          'largest predicted length), living classes ordered by n_k; a class at another local minimum of its '
+          'objective is named as trapped',
           [('d23_imbalanced', None)], imbalanced_lengths, 'd23_imbalanced/figures/d23_imbalanced_objective_lengths.png'),
     Claim('D4', 'Synthetic unconstrained features optimised directly reach the closed-form geometry '
           '(W W^T, H^T H, W H), balanced and imbalanced, for head depths 1, 3, 6 (synthetic experiments)',

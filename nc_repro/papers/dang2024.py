@@ -51,30 +51,32 @@ def largest_cosine(gram, alive):
 
 def orthogonal_means(results, at_most=0.1):
     grid = results['d24_imbalanced']
-    parts = []
+    parts, cosines = [], []
     for name in grid.jobs:
         grid.info(name)                                   # finished?
         cosine = largest_cosine(class_mean_gram(grid.run_dir(name)), live_classes(read_theory(grid.run_dir(name))))
+        cosines.append(cosine)
         parts.append((name, 'max |cos| %s' % fmt(cosine), cosine <= at_most, '%s: max |cos| %s > %s' % (name, fmt(cosine), at_most)))
-    return all_pass(parts)
+    return all_pass(parts, max(cosines), 'max |cos|')
 
 
 def geometry_up_to_scale(results, at_most=0.1, nc1_at_most=0.01):
     grid = results['d24_imbalanced']
-    parts = []
+    parts, worst_values = [], []
     for name in grid.jobs:
         info = grid.info(name)
         final = {key: float(info[key][-1]) for key in ('NC1',) + GEOMETRY_KEYS}
         worst = max(GEOMETRY_KEYS, key=final.get)
+        worst_values.append(final[worst])
         parts.append((name, 'NC1 %s, worst %s %s' % (fmt(final['NC1']), worst, fmt(final[worst])),
                       final[worst] <= at_most and final['NC1'] <= nc1_at_most,
                       '%s: %s %s > %s or NC1 %s > %s' % (name, worst, fmt(final[worst]), at_most, fmt(final['NC1']), nc1_at_most)))
-    return all_pass(parts)
+    return all_pass(parts, max(worst_values), 'worst NC2/NC3 target')
 
 
 def minority_collapse_where_predicted(results, vanished=1e-3, alive=0.1):
     grid = results['d24_imbalanced']
-    parts, predicted_somewhere = [], False
+    parts, predicted_somewhere, wrong = [], False, 0
     for name in grid.jobs:
         norms = np.asarray(grid.info(name)['class_mean_norms'][-1], dtype=float)
         record = read_theory(grid.run_dir(name))
@@ -83,11 +85,12 @@ def minority_collapse_where_predicted(results, vanished=1e-3, alive=0.1):
         kept = norms >= alive * norms.max()
         predicted_somewhere |= bool(predicted.any())
         counts = np.asarray(record['counts'])
+        wrong += int(np.sum(measured != predicted) + np.sum(~kept & ~predicted))
         parts.append((name, 'predicted collapse: %s, measured: %s' % (
             describe(counts, predicted), describe(counts, measured)),
             bool(np.all(measured == predicted) and np.all(kept | predicted)),
             '%s: collapsed classes differ from the prediction' % name))
-    measurement = all_pass(parts)
+    measurement = all_pass(parts, wrong, 'classes off the prediction')
     if not predicted_somewhere:
         return Measurement(measurement.value, False, 'no run where the theory predicts a collapse')
     return measurement

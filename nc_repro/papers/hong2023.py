@@ -52,25 +52,27 @@ def block_structure(results, nc1_drop=10, contrast_at_most=0.3):
     return Measurement('NC1 %s -> %s (/%s), block contrast %s' % (
         fmt(record['nc1_first']), fmt(record['nc1_last']), fmt(record['nc1_drop']), fmt(contrast)),
         record['nc1_drop'] >= nc1_drop and contrast <= contrast_at_most,
-        'NC1 falls /%s (needs %d) or block contrast %s > %s' % (fmt(record['nc1_drop']), nc1_drop, fmt(contrast), contrast_at_most))
+        'NC1 falls /%s (needs %d) or block contrast %s > %s' % (fmt(record['nc1_drop']), nc1_drop, fmt(contrast), contrast_at_most),
+        contrast, 'block contrast')
 
 
 def minority_collapse(results):
     grid = results['hong_minority']
     sweeps = records(grid, '00[23]_*.json')
-    parts = []
+    parts, beyond = [], []
     for name, job in grid.jobs.items():
         script, ka = os.path.basename(job.train[0]), job.flags.get('ka', 5)
         matching = [r for r in sweeps if r['script'] == script and r['ka'] == ka]
         if not matching:
             raise MissingResult('no record of %s --ka %s under %s/plots' % (script, ka, os.path.relpath(grid.work_dir)))
         record = matching[-1]
+        beyond.append(record['network_max_score_collapsed'])
         parts.append((name, 'network spread >= %s below the threshold, <= %s beyond (convex: >= %s, <= %s)' % (
             fmt(record['network_min_score_not_collapsed']), fmt(record['network_max_score_collapsed']),
             fmt(record['convex_min_score_not_collapsed']), fmt(record['convex_max_score_collapsed'])),
             bool(record['network_matches_theory'] and record['convex_matches_theory']),
             '%s: the spread crosses the cut-off %s elsewhere than at the threshold' % (name, record['small_cutoff'])))
-    return all_pass(parts)
+    return all_pass(parts, max(beyond), 'largest network spread beyond the threshold')
 
 
 def cosine_limits(results, at_most=0.05):
@@ -81,7 +83,7 @@ def cosine_limits(results, at_most=0.05):
         '%s %s -> %s' % (label, fmt(a), fmt(b)) for label, a, b in zip(labels, first, last)))
     passed = max(last) <= at_most and max(last) < max(first)
     return Measurement(value, passed, 'a cosine ends %s from its limit (needs <= %s, and closer than at the smallest n_A)'
-                       % (fmt(max(last)), at_most))
+                       % (fmt(max(last)), at_most), max(last), 'largest distance at the largest n_A')
 
 
 CLAIMS = [

@@ -23,14 +23,15 @@ K = 10
 
 def optimizers_collapse(results, nc1_fold=100, nc2_fold=3, nc3_fold=3):
     grid = results['zhou_optim_mse']
-    parts = []
+    parts, nc1_folds = [], []
     for name in grid.jobs:
         info = grid.info(name)
         folds = [fold_drop(info[key]) for key in (NC1, NC2, NC3)]
+        nc1_folds.append(folds[0])
         ok = folds[0] >= nc1_fold and folds[1] >= nc2_fold and folds[2] >= nc3_fold
         parts.append((name, 'NC1 /%s, NC2 /%s, NC3 /%s' % tuple(fmt(f) for f in folds), ok,
                       '%s falls less than the threshold' % name))
-    return all_pass(parts)
+    return all_pass(parts, min(nc1_folds), 'smallest NC1 fold')
 
 
 def fixed_etf_like_learned(results, nc1_fold=100, accuracy_gap=2.0):
@@ -38,12 +39,13 @@ def fixed_etf_like_learned(results, nc1_fold=100, accuracy_gap=2.0):
     by_dim = {}
     for name, job in grid.jobs.items():
         by_dim.setdefault(job.flags.get('fixdim') or job.flags.get('width') or 512, {})['fixed' if job.flags.get('ETF_fc') else 'learned'] = name
-    parts = []
+    parts, folds = [], []
     for dim, pair in by_dim.items():
         if set(pair) != {'fixed', 'learned'}:
             continue
         fixed, learned = grid.info(pair['fixed']), grid.info(pair['learned'])
         fold = fold_drop(fixed[NC1])
+        folds.append(fold)
         gap = abs(float(fixed['test_acc1'][-1]) - float(learned['test_acc1'][-1]))
         parts.append(('d=%s' % dim, 'fixed NC1 /%s (learned /%s), test accuracy %.1f vs %.1f' % (
             fmt(fold), fmt(fold_drop(learned[NC1])), fixed['test_acc1'][-1], learned['test_acc1'][-1]),
@@ -51,7 +53,7 @@ def fixed_etf_like_learned(results, nc1_fold=100, accuracy_gap=2.0):
             'd=%s: fixed NC1 /%s < %d or accuracy gap %.1f > %.1f' % (dim, fmt(fold), nc1_fold, gap, accuracy_gap)))
     if not parts:
         return Measurement('-', False, 'no learned/fixed pair at the same d in the grid')
-    return all_pass(parts)
+    return all_pass(parts, min(folds), 'smallest fixed-ETF NC1 fold')
 
 
 def feature_dimension(results, collapsed_at_most=0.2, floor=0.3, ratio=2.0):
@@ -68,7 +70,7 @@ def feature_dimension(results, collapsed_at_most=0.2, floor=0.3, ratio=2.0):
     bound = max(floor, ratio * largest)
     failed = ['d=%d ends at %s > %s' % (d, fmt(v), collapsed_at_most) for d, v in enough.items() if v > collapsed_at_most]
     failed += ['d=%d ends at %s < %s' % (d, fmt(v), fmt(bound)) for d, v in short.items() if v < bound]
-    return Measurement('final NC2 ' + value, not failed, '; '.join(failed))
+    return Measurement('final NC2 ' + value, not failed, '; '.join(failed), largest, 'largest NC2 at d >= K-1')
 
 
 def rescaled_mse(grid_name, flag):
@@ -87,7 +89,8 @@ def rescaled_mse(grid_name, flag):
         wider = float(high_info['avg_cos_margin'][-1]) > float(low_info['avg_cos_margin'][-1])
         reason = [] if lower else ['NC1 at %s=%g is not below %s=%g' % (flag, high, flag, low)]
         reason += [] if wider else ['the margin at %s=%g is not above %s=%g' % (flag, high, flag, low)]
-        return Measurement(text, lower and wider, '; '.join(reason))
+        return Measurement(text, lower and wider, '; '.join(reason), float(high_info[NC1][-1]) / float(low_info[NC1][-1]),
+                           'NC1 ratio largest/smallest %s' % flag)
     return check
 
 
