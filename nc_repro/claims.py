@@ -182,7 +182,8 @@ def evaluate(claim, replicates):
         row.status, row.reason = NEEDS_FULL_SCALE, claim.full_scale_only
     elif failed:
         row.status = NOT_REPRODUCED
-        row.reason = '; '.join('%s: %s' % (label, m.reason) if len(measured) > 1 else m.reason for label, m in failed)
+        row.reason = '; '.join(['%s: %s' % (label, m.reason) if len(measured) > 1 else m.reason for label, m in failed]
+                               + ['%s trapped: %s' % (label, m.trapped) for label, m in trapped])
     elif passed:
         row.status = REPRODUCED
         row.reason = '; '.join('%s trapped: %s' % (label, m.trapped) for label, m in trapped)

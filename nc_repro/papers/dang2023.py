@@ -56,9 +56,10 @@ def bias_decides_frame(results, fold=2.0, flat=1.2):
 
 
 def class_landscape(record, scaling='objective'):
-    """Per class k, the local minima of its objective phi_k (theory.d23_class_minima) at the
-    decays the run trains (K lambda, ``scaling='objective'``): [(x, ||h_k||, ||w_k||, phi_k)],
-    and the index of the global one. ||w_k||^2 = t = N lambda_H x^M, ||h_k|| = sqrt(t)/(t + N lambda_H)."""
+    """Per class k at the decays the run trains (K lambda, ``scaling='objective'``): the local
+    minima of its objective phi_k (theory.d23_class_minima) as [(x, ||h_k||, ||w_k||, phi_k)],
+    the index of the global one, and the barrier between the two minima (theory.d23_class_barrier,
+    None with one minimum). ||w_k||^2 = t = N lambda_H x^M, ||h_k|| = sqrt(t)/(t + N lambda_H)."""
     counts = np.asarray(record['counts'], dtype=float)
     factor = len(counts) if scaling == 'objective' else 1.0
     depth, N = record['depth_linear'], counts.sum()
@@ -70,64 +71,63 @@ def class_landscape(record, scaling='objective'):
         for x in theory.d23_class_minima(n_k, N, depth, lambda_W, lambda_H):
             t = N * lambda_H * x ** depth
             minima.append((x, np.sqrt(t) / (t + N * lambda_H), np.sqrt(t), float(theory.d23_class_objective(x, n_k, b, depth))))
-        best = theory.d23_global_root(n_k, N, depth, lambda_W, lambda_H)
-        landscape.append((minima, [m[0] for m in minima].index(best)))
-    return landscape
-
-
-def at_minimum(measured_h, measured_w, minimum, tolerance, floor):
-    """Whether a class's measured lengths sit at a local minimum (x, h, w, phi): within
-    ``tolerance`` relatively, or both below ``floor`` for the collapsed one (x = 0)."""
-    x, h, w, _ = minimum
-    if x == 0:
-        return measured_h <= floor[0] and measured_w <= floor[1]
-    return abs(measured_h - h) <= tolerance * h and abs(measured_w - w) <= tolerance * w
+        best = [m[0] for m in minima].index(theory.d23_global_root(n_k, N, depth, lambda_W, lambda_H))
+        landscape.append((minima, best, theory.d23_class_barrier(n_k, N, depth, lambda_W, lambda_H)))
+    return landscape, N * lambda_H
 
 
 def imbalanced_run(record, measured_h, measured_w, tolerance=0.05, collapsed=0.05):
-    """D3 on one run: each class at its global minimiser (lengths within ``tolerance``; a collapsed
-    class below ``collapsed`` times the largest predicted length), or trapped at another local
-    minimum of its objective (named, with the gap of the objective (phi_local - phi_global)/2N),
-    or at neither. Returns a Measurement; ``trapped`` is set when no class is at neither."""
+    """D3 on one run, class by class. The measured ||w_k|| gives x_k = (||w_k||^2/(N lambda_H))^{1/M},
+    which lies in the basin of one local minimum of phi_k (below or above the barrier). A class
+    in the global minimiser's basin is *at* it when its lengths are within ``tolerance`` (a
+    collapsed one: ||w_k|| below ``collapsed`` times the largest predicted ||w||), else *not
+    converged*; a class in another minimum's basin is *trapped* there (named, with the
+    objective gap (phi_local - phi_global)/2N). Passed when every class is at its global
+    minimiser and the living ones are ordered by n_k; ``trapped`` is set when the others are
+    only trapped."""
     counts = np.asarray(record['counts'], dtype=float)
-    N = counts.sum()
-    landscape = class_landscape(record)
-    predicted_h = np.array([minima[best][1] for minima, best in landscape])
-    predicted_w = np.array([minima[best][2] for minima, best in landscape])
-    floor = (collapsed * predicted_h.max(), collapsed * predicted_w.max())
-    at_global, trapped, lost, errors = [], [], [], []
-    for k, (minima, best) in enumerate(landscape):
-        error = (max(abs(measured_h[k] - predicted_h[k]) / predicted_h[k], abs(measured_w[k] - predicted_w[k]) / predicted_w[k])
-                 if minima[best][0] > 0 else None)
-        if at_minimum(measured_h[k], measured_w[k], minima[best], tolerance, floor):
-            at_global.append(k)
-            errors += [error] if error is not None else []
-            continue
-        other = [m for i, m in enumerate(minima) if i != best and at_minimum(measured_h[k], measured_w[k], m, tolerance, floor)]
-        if other:
-            gap = (other[0][3] - minima[best][3]) / (2 * N)
+    depth, N = record['depth_linear'], counts.sum()
+    landscape, n_lambda_h = class_landscape(record)
+    predicted_h = np.array([minima[best][1] for minima, best, _ in landscape])
+    predicted_w = np.array([minima[best][2] for minima, best, _ in landscape])
+    floor = collapsed * predicted_w.max()
+    at_global, trapped, unconverged, errors = [], [], [], []
+    for k, (minima, best, barrier) in enumerate(landscape):
+        x = (measured_w[k] ** 2 / n_lambda_h) ** (1.0 / depth)
+        basin = 0 if len(minima) == 1 or x < barrier else 1
+        if basin != best:
+            gap = (minima[basin][3] - minima[best][3]) / (2 * N)
             trapped.append('class %d (n_k = %g) at the %s local minimum instead of the global %s (objective gap %s)' % (
-                k, counts[k], 'collapsed' if other[0][0] == 0 else 'living', 'living one' if minima[best][0] > 0
-                else 'collapse', fmt(gap)))
+                k, counts[k], 'collapsed' if minima[basin][0] == 0 else 'living',
+                'living one' if minima[best][0] > 0 else 'collapse', fmt(gap)))
+            continue
+        if minima[best][0] == 0:
+            close, error = measured_w[k] <= floor, None
         else:
-            lost.append('class %d (n_k = %g): ||h_k|| %s, ||w_k|| %s against %s, %s (%s), off by more than %d%% and at no '
-                        'other local minimum' % (k, counts[k], fmt(measured_h[k]), fmt(measured_w[k]), fmt(predicted_h[k]),
-                                                 fmt(predicted_w[k]), 'collapsed' if error is None else
-                                                 'off by %.1f%%' % (100 * error), 100 * tolerance))
-            errors += [error] if error is not None else []
+            error = max(abs(measured_h[k] - predicted_h[k]) / predicted_h[k], abs(measured_w[k] - predicted_w[k]) / predicted_w[k])
+            close = error <= tolerance
+            errors.append(error)
+        if close:
+            at_global.append(k)
+        else:
+            unconverged.append('class %d (n_k = %g) not converged: in the basin of its global minimiser but %s' % (
+                k, counts[k], '||w_k|| %s above %d%% of the largest' % (fmt(measured_w[k]), 100 * collapsed)
+                if error is None else 'off by %.1f%%' % (100 * error)))
     living = [k for k in at_global if predicted_w[k] > 0]
     # as predicted: feature means shrink and classifier rows grow with n_k (among the living classes)
     ordered = same_order(-measured_h[living], counts[living]) and same_order(measured_w[living], counts[living])
     dead = [k for k in at_global if predicted_w[k] == 0]
-    value = 'living classes within %.1f%%%s%s' % (100 * max(errors, default=0.0), ', ordered by n_k' if ordered else
-                                                  ', NOT ordered by n_k',
-                                                  '; collapsed as predicted (predicted 0, measured 0): classes %s (n_k = %s)' % (
-                                                      ','.join(map(str, dead)), ','.join('%g' % counts[k] for k in dead)) if dead else '')
-    if trapped:
-        value += '; trapped: %d class(es)' % len(trapped)
     worst = max(errors, default=0.0)
-    if lost or not ordered:
-        reason = '; '.join(lost) if lost else 'the living classes are not ordered by n_k'
+    value = 'living classes within %.1f%%, %s' % (100 * worst, 'ordered by n_k' if ordered else 'NOT ordered by n_k')
+    if dead:
+        value += '; collapsed as predicted (predicted 0, measured 0): classes %s (n_k = %s)' % (
+            ','.join(map(str, dead)), ','.join('%g' % counts[k] for k in dead))
+    if trapped:
+        value += '; %d trapped' % len(trapped)
+    if unconverged:
+        value += '; %d not converged' % len(unconverged)
+    if unconverged or not ordered:
+        reason = '; '.join(unconverged) if unconverged else 'the living classes are not ordered by n_k'
         return Measurement(value, False, reason, worst, 'worst length error')
     if trapped:
         return Measurement(value, False, '', worst, 'worst length error', trapped='; '.join(trapped))
