@@ -395,20 +395,21 @@ def recipe_of(record):
     return record.get('paper') or ('dang2023' if 's' in record else 'dang2024')
 
 
-def predicted_lengths(record, scaling='flags'):
+def predicted_lengths(record, scaling='flags', rule='global'):
     """(||h_k||, ||w_k||, absolute) predicted per class from a theory.json record.
 
     dang2023: the absolute lengths of d23_geometry, ||h_k||^2 = t_k / c_k^2 and ||w_k||^2 = t_k.
     scaling='flags' plugs in lambda_W and lambda_H as given (as the validator does); the
     trainer's data term is the MSE mean halved, the theory's objective divided by K (README,
     imbalanced runs), so scaling='objective' uses K lambda_W and K lambda_H, the minimiser of the
-    objective the run actually trains. dang2024: sqrt(d_k) and sqrt(T_kk) of d24_targets, known
-    up to a common scale (absolute=False)."""
+    objective the run actually trains; rule 'global' (the minimiser) or 'as_coded' (the
+    original's largest root, d23_singular_values). dang2024: sqrt(d_k) and sqrt(T_kk) of
+    d24_targets, known up to a common scale (absolute=False)."""
     counts = record['counts']
     if recipe_of(record) == 'dang2023':
         factor = len(counts) if scaling == 'objective' else 1.0
         geometry = d23_geometry(counts, record['depth_linear'], factor * record['lambda_W'],
-                                factor * record['lambda_H'], no_root='collapse')
+                                factor * record['lambda_H'], rule=rule, no_root='collapse')
         return np.sqrt(geometry['HTH']), np.sqrt(geometry['WWT']), True
     targets = d24_targets(counts, record['lambda_W'], record['lambda_H'])
     return np.sqrt(targets['HTH_diag']), np.sqrt(np.clip(np.diag(targets['WWT']), 0, None)), False

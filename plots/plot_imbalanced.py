@@ -10,7 +10,7 @@ a log scale, the recipe's theory metrics, train and test accuracy) and <name>_le
 (feature-mean norms ||h_k|| and classifier-row norms ||w_k|| of the last saved epoch, dots,
 against the prediction, lines).
 
-Predictions. dang2023: the absolute lengths of theory.d23_geometry, ||h_k||^2 = t_k/c_k^2 and
+Predictions. dang2023: the absolute lengths of theory.d23_geometry (the global minimiser; a dotted line adds the original's largest root where it differs), ||h_k||^2 = t_k/c_k^2 and
 ||w_k||^2 = t_k (Dang et al. 2023, imbalanced theorem). With --theory_scaling flags (default,
 as the validator) lambda_W and lambda_H are the run's flags; the trainer's data term is the
 MSE mean halved, i.e. the theory's objective divided by K (docs/original_code.md, D23-B10), so
@@ -104,12 +104,18 @@ def draw_lengths(runs, labels, scaling):
             dots = ax.scatter(counts, measured, s=22, label='%s, epoch %d' % (label, info['epoch'][-1]))
             ax.plot(counts[order], predicted[order], color=dots.get_facecolor()[0], lw=1.5,
                     label='%s, %s' % (label, note))
+        if recipe_of(record) == 'dang2023':       # the original's largest root, where it is not the minimiser
+            as_coded = predicted_lengths(record, scaling, rule='as_coded')
+            for ax, predicted, other in zip(axes, predictions[:2], as_coded[:2]):
+                if not np.allclose(predicted, other):
+                    ax.plot(counts[order], other[order], color=dots.get_facecolor()[0], lw=1, ls=':',
+                            label="%s, largest root (as coded; not the minimiser)" % label)
     for ax, title in zip(axes, titles):
         ax.set_title(title, fontsize=10)
         ax.set_xlabel('class size $n_k$')
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle('learned (dots) vs predicted (lines), lambda from the %s' % (
+    fig.suptitle('learned (dots) vs the global minimiser (lines), lambda from the %s' % (
         'flags' if scaling == 'flags' else "trainer's objective (K lambda)"), fontsize=9)
     fig.tight_layout()
     return fig
