@@ -9,7 +9,8 @@ finished runs, and write docs/reports/<paper>.md (a row per claim) and docs/repo
 
 --seeds N runs every grid N times (default 3 with --quick, else 1): first with the grid's own
 seed, then with --seed 101, 102, ... in <work_root>/seed_<s>/; each claim's row says how many
-seeds reproduce it and the spread of its key number. --settings FLAG=VALUE ... sets flags of
+seeds reproduce it and the spread of its key number (a claim that --quick cannot test runs
+with the first seed only). --settings FLAG=VALUE ... sets flags of
 every run of the claims' grids (a swept flag is swept over the value, or a [list]): the grids
 then run in <work_root>/settings/<settings>/ and the report goes to
 <report_dir>/settings/<settings>/, judged with the same thresholds (docs/reproduction.md says
@@ -126,12 +127,16 @@ def main(args):
         if not paper_claims:
             continue
         grid_names = [name for name in paper.GRIDS if any(grid == name for claim in paper_claims for grid, _ in claim.runs)]
+        # a claim the quick scale cannot test is shown with its first seed only
+        seeded = [name for name in grid_names if any(grid == name for claim in paper_claims for grid, _ in claim.runs
+                                                     if not (args.quick and claim.full_scale_only))]
         paper_started = time.time()
         if not args.no_run:
-            failed_grids += run_grids(args, grid_names, variants)
+            failed_grids += run_grids(args, grid_names, variants[:1]) + run_grids(args, seeded, variants[1:])
         results = [claims.Results(args.quick, work_root, variant_settings, label)
                    for label, variant_settings, work_root in variants]
-        rows = [claims.evaluate(claim, results) for claim in paper_claims]
+        rows = [claims.evaluate(claim, results[:1] if args.quick and claim.full_scale_only else results)
+                for claim in paper_claims]
         runs = [(grid, results[0][grid].command_lines()) for grid in grid_names]
         seconds = None if args.no_run else time.time() - paper_started
         path = report.paper_report(paper, rows, runs, scale, seconds, root, report_dir,
