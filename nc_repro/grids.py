@@ -168,7 +168,7 @@ def expand(grid, quick=False, settings=None):
     """The grid's jobs (Job list) for full or --quick mode. ``settings`` ({flag: value}, from
     reproduce.py --settings / --seeds or sweep.py --set) override the flags of every run, after
     the grid's own (a swept flag is swept over the given values; --seed is not given to
-    SEEDLESS_SCRIPTS)."""
+    SEEDLESS_SCRIPTS); runs the settings make identical are kept once, under the first name."""
     quick_part = grid.get('quick') or {}
     if quick and not quick_part:
         raise UsageError('grid %s has no quick variant' % grid['name'])
@@ -197,6 +197,8 @@ def expand(grid, quick=False, settings=None):
                 extra.update(quick_part.get('validate_flags') or {})
             job.validate = [validate] + argv + to_argv(extra)
             job.info_path, job.last_epoch = expected_info(validate, job.validate[1:])
+        if any(other.train == job.train for other in jobs):
+            continue                     # settings made two runs alike: run it once, under the first name
         jobs.append(job)
     return jobs
 
