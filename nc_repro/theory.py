@@ -154,21 +154,6 @@ def d23_class_minima(n_k, N, depth, lambda_W, lambda_H):
     return minima
 
 
-def d23_class_barrier(n_k, N, depth, lambda_W, lambda_H):
-    """The local maximum of phi_k between its two local minima 0 and the largest root (the
-    smaller positive root of phi_k' = 0, below the peak ((M-1)/(M+1))^{1/M} of g), or None
-    when phi_k has one local minimum on x >= 0. Below it, gradient flow on phi_k falls to 0;
-    above it, to the largest root."""
-    minima = d23_class_minima(n_k, N, depth, lambda_W, lambda_H)
-    if len(minima) < 2:
-        return None
-    M = _depth(depth)
-    level = d23_b(N, M, lambda_W, lambda_H) / n_k
-    peak = ((M - 1) / (M + 1)) ** (1.0 / M)
-    return float(brentq(lambda x: level - M * x ** (M - 1) / (x ** M + 1) ** 2, 0.0, peak,
-                        xtol=1e-300, rtol=_RTOL, maxiter=500))
-
-
 def d23_global_root(n_k, N, depth, lambda_W, lambda_H):
     """argmin over x >= 0 of phi_k (d23_class_objective): the largest root when
     phi_k(root) < phi_k(0) = n_k, else 0 (Dang et al. 2023, imbalanced theorem, the global

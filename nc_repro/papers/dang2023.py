@@ -56,10 +56,9 @@ def bias_decides_frame(results, fold=2.0, flat=1.2):
 
 
 def class_landscape(record, scaling='objective'):
-    """Per class k at the decays the run trains (K lambda, ``scaling='objective'``): the local
-    minima of its objective phi_k (theory.d23_class_minima) as [(x, ||h_k||, ||w_k||, phi_k)],
-    the index of the global one, and the barrier between the two minima (theory.d23_class_barrier,
-    None with one minimum). ||w_k||^2 = t = N lambda_H x^M, ||h_k|| = sqrt(t)/(t + N lambda_H)."""
+    """Per class k, the local minima of its objective phi_k (theory.d23_class_minima) at the
+    decays the run trains (K lambda, ``scaling='objective'``): [(x, ||h_k||, ||w_k||, phi_k)],
+    and the index of the global one. ||w_k||^2 = t = N lambda_H x^M, ||h_k|| = sqrt(t)/(t + N lambda_H)."""
     counts = np.asarray(record['counts'], dtype=float)
     factor = len(counts) if scaling == 'objective' else 1.0
     depth, N = record['depth_linear'], counts.sum()
@@ -72,53 +71,55 @@ def class_landscape(record, scaling='objective'):
             t = N * lambda_H * x ** depth
             minima.append((x, np.sqrt(t) / (t + N * lambda_H), np.sqrt(t), float(theory.d23_class_objective(x, n_k, b, depth))))
         best = [m[0] for m in minima].index(theory.d23_global_root(n_k, N, depth, lambda_W, lambda_H))
-        landscape.append((minima, best, theory.d23_class_barrier(n_k, N, depth, lambda_W, lambda_H)))
-    return landscape, N * lambda_H
+        landscape.append((minima, best))
+    return landscape
 
 
 def imbalanced_run(record, measured_h, measured_w, tolerance=0.05, collapsed=0.05):
-    """D3 on one run, class by class. The measured ||w_k|| gives x_k = (||w_k||^2/(N lambda_H))^{1/M},
-    which lies in the basin of one local minimum of phi_k (below or above the barrier). A class
-    in the global minimiser's basin is *at* it when its lengths are within ``tolerance`` (a
-    collapsed one: ||w_k|| below ``collapsed`` times the largest predicted ||w||), else *not
-    converged*; a class in another minimum's basin is *trapped* there (named, with the
-    objective gap (phi_local - phi_global)/2N). Passed when every class is at its global
-    minimiser and the living ones are ordered by n_k; ``trapped`` is set when the others are
-    only trapped."""
+    """D3 on one run, class by class: *at* its global minimiser (lengths within ``tolerance``;
+    a collapsed class: ||w_k|| below ``collapsed`` times the largest predicted ||w||), *trapped*
+    at another local minimum of its objective phi_k (as close to it; named, with the objective
+    gap (phi_local - phi_global)/2N), or at no local minimum (not converged). Passed when every
+    class is at its global minimiser and the living ones are ordered by n_k; ``trapped`` is set
+    when the others are all trapped."""
     counts = np.asarray(record['counts'], dtype=float)
-    depth, N = record['depth_linear'], counts.sum()
-    landscape, n_lambda_h = class_landscape(record)
-    predicted_h = np.array([minima[best][1] for minima, best, _ in landscape])
-    predicted_w = np.array([minima[best][2] for minima, best, _ in landscape])
+    N = counts.sum()
+    landscape = class_landscape(record)
+    predicted_h = np.array([minima[best][1] for minima, best in landscape])
+    predicted_w = np.array([minima[best][2] for minima, best in landscape])
     floor = collapsed * predicted_w.max()
-    at_global, trapped, unconverged, errors = [], [], [], []
-    for k, (minima, best, barrier) in enumerate(landscape):
-        x = (measured_w[k] ** 2 / n_lambda_h) ** (1.0 / depth)
-        basin = 0 if len(minima) == 1 or x < barrier else 1
-        if basin != best:
-            gap = (minima[basin][3] - minima[best][3]) / (2 * N)
-            trapped.append('class %d (n_k = %g) at the %s local minimum instead of the global %s (objective gap %s)' % (
-                k, counts[k], 'collapsed' if minima[basin][0] == 0 else 'living',
-                'living one' if minima[best][0] > 0 else 'collapse', fmt(gap)))
-            continue
-        if minima[best][0] == 0:
-            close, error = measured_w[k] <= floor, None
-        else:
-            error = max(abs(measured_h[k] - predicted_h[k]) / predicted_h[k], abs(measured_w[k] - predicted_w[k]) / predicted_w[k])
-            close = error <= tolerance
-            errors.append(error)
-        if close:
+
+    def error_from(minimum, k):
+        """0 at the minimum; for a living one the relative length error, for x = 0 ||w_k|| / floor - 1 if above."""
+        x, h, w, _ = minimum
+        if x == 0:
+            return max(0.0, measured_w[k] / floor - 1)
+        return max(abs(measured_h[k] - h) / h, abs(measured_w[k] - w) / w)
+
+    at_global, trapped, unconverged, errors, stray_errors = [], [], [], [], []
+    for k, (minima, best) in enumerate(landscape):
+        error = error_from(minima[best], k)
+        if error <= (tolerance if minima[best][0] > 0 else 0):
             at_global.append(k)
+            errors += [error] if minima[best][0] > 0 else []
+            continue
+        other = [m for i, m in enumerate(minima) if i != best and error_from(m, k) <= (tolerance if m[0] > 0 else 0)]
+        if other:
+            gap = (other[0][3] - minima[best][3]) / (2 * N)
+            trapped.append('class %d (n_k = %g) at the %s local minimum instead of the global %s (objective gap %s)' % (
+                k, counts[k], 'collapsed' if other[0][0] == 0 else 'living',
+                'living one' if minima[best][0] > 0 else 'collapse', fmt(gap)))
         else:
-            unconverged.append('class %d (n_k = %g) not converged: in the basin of its global minimiser but %s' % (
-                k, counts[k], '||w_k|| %s above %d%% of the largest' % (fmt(measured_w[k]), 100 * collapsed)
-                if error is None else 'off by %.1f%%' % (100 * error)))
+            stray_errors += [error] if minima[best][0] > 0 else []
+            unconverged.append('class %d (n_k = %g) at no local minimum of its objective (not converged): %s' % (
+                k, counts[k], 'off by %.1f%% from the global minimiser' % (100 * error) if minima[best][0] > 0
+                else '||w_k|| %s, predicted collapsed' % fmt(measured_w[k])))
     living = [k for k in at_global if predicted_w[k] > 0]
     # as predicted: feature means shrink and classifier rows grow with n_k (among the living classes)
     ordered = same_order(-measured_h[living], counts[living]) and same_order(measured_w[living], counts[living])
     dead = [k for k in at_global if predicted_w[k] == 0]
-    worst = max(errors, default=0.0)
-    value = 'living classes within %.1f%%, %s' % (100 * worst, 'ordered by n_k' if ordered else 'NOT ordered by n_k')
+    worst = max(errors + stray_errors, default=0.0)       # the key number: trapped classes aside
+    value = 'living classes at the minimiser within %.1f%%, %s' % (100 * max(errors, default=0.0), 'ordered by n_k' if ordered else 'NOT ordered by n_k')
     if dead:
         value += '; collapsed as predicted (predicted 0, measured 0): classes %s (n_k = %s)' % (
             ','.join(map(str, dead)), ','.join('%g' % counts[k] for k in dead))
