@@ -20,8 +20,8 @@ CASES = [
     ('synthetic_experiment_imbalanced.py', ['--hidden', '64', '--depth_linear', '1']),
     ('synthetic_experiment_imbalanced.py', ['--hidden', '64', '--depth_linear', '3']),
     # not a README configuration: even depth and lambda_W = 4 lambda_H
-    ('synthetic_experiment_imbalanced.py', ['--hidden', '64', '--depth_linear', '2', '--weight_decay', '0.001',
-                                            '--feature_decay', '0.00025']),
+    pytest.param('synthetic_experiment_imbalanced.py', ['--hidden', '64', '--depth_linear', '2', '--weight_decay',
+                                                        '0.001', '--feature_decay', '0.00025'], marks=pytest.mark.slow),
     ('synthetic_experiment_balanced.py', ['--hidden', '64', '--lr', '0.1', '--no-bias']),
     ('synthetic_experiment_balanced.py', ['--hidden', '64', '--lr', '0.1']),
 ]
