@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 DEMO_DIR ?= demo_run
 
-.PHONY: demo test test-all bench clean-demo slurm-up slurm-down
+.PHONY: demo test test-slow test-ci test-all bench clean-demo slurm-up slurm-down
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
@@ -20,6 +20,14 @@ test: $(VENV)/.installed
 
 test-all: $(VENV)/.installed
 	$(PYTHON) -m pytest -q -n 2 tests
+
+# Only the slow tests: the trained-network checks, the printed paper commands that take minutes,
+# the end-to-end reproduce.py run.
+test-slow: $(VENV)/.installed
+	$(PYTHON) -m pytest -q -m slow -n 2 --durations=15 tests
+
+# What .ci/run runs: the README's quick command, then the slow tests (together make test-all's tests).
+test-ci: test test-slow
 
 bench: $(VENV)/.installed
 	for script in bench/train_epoch.py bench/validate.py bench/synthetic.py bench/compile.py bench/gpu_check.py; do $(PYTHON) $$script || exit 1; done

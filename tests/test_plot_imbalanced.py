@@ -34,11 +34,28 @@ def by_class_size(values):
     return np.array([np.mean(np.asarray(values)[COUNTS == n]) for n in np.unique(COUNTS)])
 
 
+def m1_lengths(counts, lambda_W, lambda_H):
+    """(||h_k||, ||w_k||) of the bias-free M = 1 minimiser, the closed form of Dang et al. 2023
+    written out here: b = N^2 lambda_W lambda_H, x_k = max(0, sqrt(n_k/b) - 1),
+    s_k^2 = N lambda_H x_k; ||w_k|| = s_k and ||h_k|| = s_k/(s_k^2 + N lambda_H)."""
+    counts = np.asarray(counts, dtype=float)
+    N = counts.sum()
+    x = np.maximum(0.0, np.sqrt(counts / (N ** 2 * lambda_W * lambda_H)) - 1)
+    s = np.sqrt(N * lambda_H * x)
+    return s / (s ** 2 + N * lambda_H), s
+
+
 def test_class_mean_norms_are_ordered_by_class_size_as_predicted(mse_run):
+    """Measured lengths against the M = 1 closed form written in this test, at K lambda (the
+    trainer halves the MSE mean: README, imbalanced runs); the code's prediction must agree."""
     _, run_dir, info = mse_run
     record = plot_imbalanced.load_run(run_dir)[1]
-    predicted_h, predicted_w, absolute = theory.predicted_lengths(record, 'objective')
+    K = len(COUNTS)
+    predicted_h, predicted_w = m1_lengths(COUNTS, K * LAMBDA, K * LAMBDA)
+    code_h, code_w, absolute = theory.predicted_lengths(record, 'objective')
     assert absolute and record['paper'] == 'dang2023'
+    np.testing.assert_allclose(code_h, predicted_h, rtol=1e-10)
+    np.testing.assert_allclose(code_w, predicted_w, rtol=1e-10)
     # In this regime (x_k > 1 for every class) the theory predicts feature means that shrink and
     # classifier rows that grow with the class size.
     assert np.all(np.diff(by_class_size(predicted_h)) < 0) and np.all(np.diff(by_class_size(predicted_w)) > 0)
@@ -48,7 +65,8 @@ def test_class_mean_norms_are_ordered_by_class_size_as_predicted(mse_run):
     np.testing.assert_allclose(measured_h, predicted_h, rtol=0.05)
     np.testing.assert_allclose(measured_w, predicted_w, rtol=0.02)
     # The flags' lambdas (as the validator plugs them in) predict longer rows than the run reaches.
-    flags_w = theory.predicted_lengths(record, 'flags')[1]
+    flags_w = m1_lengths(COUNTS, LAMBDA, LAMBDA)[1]
+    np.testing.assert_allclose(theory.predicted_lengths(record, 'flags')[1], flags_w, rtol=1e-10)
     assert np.all(flags_w > 1.03 * measured_w)
 
 

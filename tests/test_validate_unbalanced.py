@@ -10,12 +10,15 @@ import pickle
 import numpy as np
 import pytest
 
-from nc_repro import theory, validation
+from nc_repro import validation
 from conftest import run_script
+import d23_reference
+import d24_reference
 
 BASE = ['--model', 'MLP', '--dataset', 'digits', '--depth_relu', '2', '--depth_linear', '2', '--width', '64',
         '--seed', '1', '--no-bias', '--lr', '0.001', '--optimizer', 'Adam', '--sep_decay', '--epochs', '12',
-        '--weight_decay', '0.0001', '--feature_decay_rate', '0.0001', '--save_every', '5']
+        '--weight_decay', '0.0004', '--feature_decay_rate', '0.0001', '--save_every', '5']
+LAMBDA_W, LAMBDA_H = 4e-4, 1e-4
 
 
 @pytest.mark.parametrize('loss,paper', [('MSE', 'dang2023'), ('CrossEntropy', 'dang2024')])
@@ -37,12 +40,20 @@ def test_train_then_validate_writes_theory_metrics(loss, paper, tmp_path):
     counts = [25, 25, 50, 50, 75, 75, 100, 100, 125, 125]
     assert recorded['counts'] == counts
     if paper == 'dang2023':
-        expected = theory.d23_geometry(counts, 2, 1e-4, 1e-4)
-        np.testing.assert_allclose(recorded['s'], expected['s'])
+        # the flags' decays (lambda_W = 4 lambda_H) and depth 2, against a direct per-class
+        # minimisation of the objective (tests/d23_reference.py, no closed form)
+        expected = d23_reference.class_geometry(counts, 2, LAMBDA_W, LAMBDA_H)
+        for key in ('WWT', 'HTH', 'WH'):
+            np.testing.assert_allclose(recorded[key], expected[key], rtol=1e-6, err_msg=key)
+        assert recorded['rule'] == 'global'
         assert all(len(layers) == 2 for layers in info['per_layer']['NC2_W'])
         assert info['per_layer']['NC2_W'][-1][0] == info['NC2_W'][-1]
     else:
-        np.testing.assert_allclose(recorded['M'], theory.d24_logit_gaps(counts, 1e-4, 1e-4))
+        # the logit gaps of a direct minimisation of the ReLU-features model (tests/d24_reference.py);
+        # at lambda_H = lambda_W/4 the original's formula gives them (tests/test_theory.py)
+        _, W, H, labels = d24_reference.minimise(counts, LAMBDA_W, LAMBDA_H, starts=1)
+        gaps = d24_reference.measured_geometry(W, H, labels, len(counts))['gaps']
+        np.testing.assert_allclose(recorded['M'], gaps, rtol=1e-5)
         for name, shape in (('HTH', (10, 10)), ('ReLU_HTH', (10, 10)), ('W', (10, 64)), ('ReLU_H', (64, 10)),
                             ('WTW', (10, 10)), ('WH', (10, 10))):
             rows = list(csv.reader(open(os.path.join(run_dir, name + '.csv'))))
