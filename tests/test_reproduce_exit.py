@@ -45,7 +45,7 @@ def write_finished_grid(work_root, stalled=None):
 
 
 def reproduce(tmp_path):
-    return run_script('reproduce.py', '--paper', 'zhou2022', '--quick', '--no_run',
+    return run_script('reproduce.py', '--paper', 'zhou2022', '--quick', '--seeds', '1', '--no_run',
                       '--work_root', tmp_path / 'sweeps', '--report_dir', tmp_path / 'reports',
                       cwd=tmp_path, check=False)
 
