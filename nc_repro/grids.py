@@ -26,7 +26,6 @@ import io
 import itertools
 import json
 import os
-import pickle
 import re
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import submitit.helpers
 import yaml
 
 import args as cli
-from nc_repro import checkpoints
+from nc_repro import checkpoints, safe_load
 from nc_repro.cli import UsageError
 from nc_repro.fileio import atomic_write
 
@@ -180,14 +179,14 @@ def log_path(work_dir, job):
 
 def is_complete(work_dir, job):
     """A validated job is complete when its info.pkl holds the last epoch; another job when
-    its success marker exists."""
+    its success marker exists. A missing or damaged info.pkl is not complete; one that asks
+    to run code is refused (safe_load.UnsafeFile, one line, exit code 2)."""
     if job.info_path is None:
         return os.path.exists(os.path.join(state_dir(work_dir), job.name + '.done'))
     try:
-        with open(os.path.join(work_dir, job.info_path), 'rb') as f:
-            info = pickle.load(f)
+        info = safe_load.load_pickle(os.path.join(work_dir, job.info_path))
         return bool(info.get('epoch')) and info['epoch'][-1] >= job.last_epoch
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError, KeyError):
+    except (OSError, safe_load.DamagedFile, AttributeError, TypeError, KeyError, IndexError):
         return False
 
 
