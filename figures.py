@@ -20,6 +20,9 @@ def get_args_parser():
     parser.add_argument('grid', help='grid file (grids/<name>.yaml, or just <name>)')
     parser.add_argument('--quick', action='store_true', help="the grid's quick variant")
     parser.add_argument('--work_dir', default=None, help='folder the jobs ran in (default sweeps/<grid name>)')
+    parser.add_argument('--allow_outside', action='append', default=[], metavar='DIR',
+                        help="let the grid's path flags (data_dir, weights_root, ...) point into DIR, outside "
+                             'the work folder (repeatable); without it they must stay inside the work folder')
     return parser
 
 
@@ -46,6 +49,7 @@ def main(args):
     grid = grids.load_grid(args.grid)
     jobs = grids.expand(grid, args.quick)
     work_dir = grids.work_folder(grid, args.work_dir)
+    grids.check_paths(grid, work_dir, [os.path.abspath(root) for root in args.allow_outside])
     hint = 'python sweep.py %s%s' % (args.grid, ' --quick' if args.quick else '')
     return 1 if draw_grid(grid, jobs, work_dir, args.quick, hint) else 0
 

@@ -40,6 +40,9 @@ def get_args_parser():
                         help='local: parallel processes here; slurm: sbatch; debug: in this process')
     parser.add_argument('--max_parallel', type=int, default=1, help='jobs running at once (SLURM array parallelism)')
     parser.add_argument('--work_dir', default=None, help='folder the jobs run in (default sweeps/<grid name>)')
+    parser.add_argument('--allow_outside', action='append', default=[], metavar='DIR',
+                        help="let the grid's path flags (data_dir, weights_root, ...) point into DIR, outside "
+                             'the work folder (repeatable); without it they must stay inside the work folder')
     parser.add_argument('--status', action='store_true', help='print the state of every job and exit')
     parser.add_argument('--dry_run', action='store_true', help='print what would be submitted, submit nothing')
     parser.add_argument('--no_figures', action='store_true',
@@ -247,6 +250,7 @@ def main(args):
     grid = grids.load_grid(args.grid)
     jobs = grids.expand(grid, args.quick)
     work_dir = grids.work_folder(grid, args.work_dir)
+    grids.check_paths(grid, work_dir, [os.path.abspath(root) for root in args.allow_outside])
     if args.status:
         print_status(jobs, work_dir)
         return 0

@@ -34,7 +34,7 @@ import time
 import numpy as np
 import torch
 
-from nc_repro import safe_load
+from nc_repro import plain_names, safe_load
 from nc_repro.cli import UsageError
 from nc_repro.fileio import atomic_write, atomic_write_text, human_bytes, stop_if_disk_full  # noqa: F401  (re-exported)
 
@@ -158,6 +158,10 @@ def run_dir(args, unbalanced=False):
         name = dang2024_run_name(args)
     else:
         name = dang_run_name(args, 'unbalanced_' if unbalanced else '')
+    problem = plain_names.name_problem(name)
+    if problem:
+        raise UsageError('the run folder name %s (from --uid, --dataset, --model, --loss, --optimizer, ...) %s; '
+                         'a name may hold %s' % (plain_names.shown(name), problem, plain_names.ALLOWED))
     return os.path.join(args.weights_root, name)
 
 

@@ -11,7 +11,7 @@ import sys
 import matplotlib
 matplotlib.use('Agg')
 
-from nc_repro import safe_load  # noqa: E402
+from nc_repro import plain_names, safe_load  # noqa: E402
 from nc_repro.fileio import atomic_write  # noqa: E402
 
 
@@ -49,6 +49,15 @@ def stop(message):
     """One line 'error: <message>' on stderr, then exit status 2 (FigureInputError)."""
     sys.stderr.write('error: %s\n' % message)
     raise FigureInputError(2) from None
+
+
+def check_name(value, flag='--name'):
+    """A figure's file name stem from the command line or a grid: a plain name
+    (plain_names), else one line and exit status 2."""
+    try:
+        return plain_names.check_name(value, flag)
+    except ValueError as error:
+        stop(error)
 
 
 def save_figure(fig, out_dir, name, formats=('png', 'pdf')):
