@@ -397,15 +397,87 @@ def write_note(work_dir, job, **note):
     atomic_write(path, lambda f: f.write((json.dumps(dict(note, time=time.time(), job=job.name)) + '\n').encode()))
 
 
-def status(work_dir, job):
+def status(work_dir, job, slurm_states=None):
     """'done', 'running', 'failed', 'stopped' (a running note whose local process is gone) or
-    'pending'."""
+    'pending'. With ``slurm_states`` (``sacct_states``), a job submitted to SLURM that SLURM
+    ended (killed, out of memory, node failure, cancelled, ...) without it writing its result
+    is 'failed' (``slurm_failure`` says how)."""
     if is_complete(work_dir, job):
         return 'done'
     note = read_note(work_dir, job)
+    if note.get('status') != 'failed' and slurm_failure(work_dir, job, slurm_states):
+        return 'failed'
     if note.get('status') == 'running' and note.get('host') == os.uname().nodename and not _alive(note.get('pid')):
         return 'stopped'
-    return note['status'] if note.get('status') in ('running', 'failed') else 'pending'
+    if note.get('status') in ('running', 'failed'):
+        return note['status']
+    state = (slurm_states or {}).get(read_slurm_record(work_dir, job).get('slurm_job'))
+    return 'running' if state and state[0] == 'RUNNING' else 'pending'
+
+
+# ----------------------------------------------------------------------------------------
+# what SLURM knows: sweep.py --executor slurm records each job's SLURM id; sacct says how it ended
+
+# sacct states of a job that is over (a job still PENDING, RUNNING, REQUEUED, SUSPENDED, ... is not)
+SLURM_ENDED = ('BOOT_FAIL', 'CANCELLED', 'COMPLETED', 'DEADLINE', 'FAILED', 'NODE_FAIL', 'OUT_OF_MEMORY',
+               'PREEMPTED', 'REVOKED', 'TIMEOUT')
+
+
+def slurm_record_path(work_dir, job):
+    return os.path.join(state_dir(work_dir), job.name + '.slurm.json')
+
+
+def write_slurm_record(work_dir, job, slurm_job, slurm_log):
+    """Remember the SLURM job id that runs ``job`` (and submitit's log of it), for --status."""
+    record = dict(slurm_job=str(slurm_job), slurm_log=str(slurm_log), time=time.time())
+    atomic_write(slurm_record_path(work_dir, job), lambda f: f.write((json.dumps(record) + '\n').encode()))
+
+
+def forget_slurm_record(work_dir, job):
+    """The job runs elsewhere now (local executor): its old SLURM id no longer tells its state."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(slurm_record_path(work_dir, job))
+
+
+def read_slurm_record(work_dir, job):
+    try:
+        with open(slurm_record_path(work_dir, job)) as f:
+            record = json.load(f)
+        return record if isinstance(record, dict) and isinstance(record.get('slurm_job'), str) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def sacct_states(job_ids, timeout=20):
+    """{SLURM job id: (state, exit code)} from sacct for ``job_ids`` ('123' or array tasks
+    '123_4'); None when sacct is missing or does not answer (no SLURM, no accounting)."""
+    job_ids = sorted({str(job_id) for job_id in job_ids if job_id})
+    if not job_ids:
+        return {}
+    try:
+        answer = subprocess.run(['sacct', '-n', '-P', '-X', '-j', ','.join(job_ids), '-o', 'JobID,State,ExitCode'],
+                                capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if answer.returncode != 0:
+        return None
+    states = {}
+    for line in answer.stdout.splitlines():
+        fields = line.split('|')
+        if len(fields) >= 3 and fields[1].strip():
+            states[fields[0]] = (fields[1].split()[0].rstrip('+'), fields[2])
+    return states
+
+
+def slurm_failure(work_dir, job, slurm_states):
+    """'SLURM state OUT_OF_MEMORY (exit 0:125, job 12_3); SLURM log: ...' when SLURM ended the
+    job's SLURM job without the job writing its result, else ''."""
+    record = read_slurm_record(work_dir, job)
+    state = (slurm_states or {}).get(record.get('slurm_job'))
+    if not state or state[0] not in SLURM_ENDED:
+        return ''
+    return 'SLURM state %s (exit %s, job %s); SLURM log: %s' % (state[0], state[1], record['slurm_job'],
+                                                                record.get('slurm_log', '?'))
 
 
 def _alive(pid):
