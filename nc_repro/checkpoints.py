@@ -299,8 +299,11 @@ def load_resume_state(folder, device='cpu'):
         return None
     try:
         return safe_load.load_torch(path, device)
-    except (OSError, safe_load.DamagedFile) as error:   # a damaged file: start over rather than crash
-        print('warning: %s cannot be read (%s); starting from epoch 1' % (path, getattr(error, 'message', None) or type(error).__name__))
+    except safe_load.DamagedFile as error:     # a damaged file: start over rather than crash
+        print('warning: %s; starting from epoch 1' % error)
+        return None
+    except OSError as error:
+        print('warning: %s cannot be read (%s); starting from epoch 1' % (path, type(error).__name__))
         return None
 
 
