@@ -124,13 +124,13 @@ def check_grid(grid, path):
         if quick.get('uid_suffix') is not None:
             _check_name(path, 'quick.uid_suffix', quick['uid_suffix'])
     for key in ('figures', 'quick_figures'):
-        specs = grid.get(key)
-        if specs is None:
+        commands = grid.get(key)
+        if commands is None:
             continue
-        if not isinstance(specs, list):
-            raise GridError(path, key, 'is a %s' % type(specs).__name__, 'a list of commands, each a list [script, arguments...]')
-        for index, spec in enumerate(specs):
-            _check_figure(path, '%s[%d]' % (key, index), spec)
+        if not isinstance(commands, list):
+            raise GridError(path, key, 'is a %s' % type(commands).__name__, 'a list of commands, each a list [script, arguments...]')
+        for index, command in enumerate(commands):
+            _check_figure(path, '%s[%d]' % (key, index), command)
 
 
 def _check_name(path, key, value):
@@ -223,15 +223,15 @@ def _check_setting(path, prefix, part):
         _check_flags(path, where, {k: v for k, v in run.items() if k not in RUN_KEYS})
 
 
-def _check_figure(path, key, spec):
+def _check_figure(path, key, command):
     allowed = '[script in plots/, arguments: %s]' % SCALAR_TEXT
-    if not isinstance(spec, list) or not spec:
-        raise GridError(path, key, 'is %s' % plain_names.shown(spec), allowed)
-    _check_script(path, key + '[0]', spec[0], FIGURE_FOLDERS)
-    for index, item in enumerate(spec[1:], 1):
+    if not isinstance(command, list) or not command:
+        raise GridError(path, key, 'is %s' % plain_names.shown(command), allowed)
+    _check_script(path, key + '[0]', command[0], FIGURE_FOLDERS)
+    for index, item in enumerate(command[1:], 1):
         if not isinstance(item, SCALARS) or any(not c.isprintable() for c in str(item)):
             raise GridError(path, '%s[%d]' % (key, index), 'is %s' % plain_names.shown(item), allowed)
-        previous = str(spec[index - 1])
+        previous = str(command[index - 1])
         if previous == '--name':
             _check_name(path, '%s[%d]' % (key, index), str(item))
 
@@ -258,9 +258,9 @@ def check_paths(grid, work_dir, outside_roots=()):
                     if problem:
                         raise GridError(path, '%s.%s' % (key, flag), '%s %s' % (plain_names.shown(item), problem), allowed)
     for key in ('figures', 'quick_figures'):
-        for index, spec in enumerate(grid.get(key) or []):
-            for position, item in enumerate(spec[1:], 1):
-                if str(spec[position - 1]).lstrip('-') in PATH_FLAGS:
+        for index, command in enumerate(grid.get(key) or []):
+            for position, item in enumerate(command[1:], 1):
+                if str(command[position - 1]).lstrip('-') in PATH_FLAGS:
                     problem = plain_names.path_problem(str(item), work_dir, outside_roots)
                     if problem:
                         raise GridError(path, '%s[%d][%d]' % (key, index, position),
