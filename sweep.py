@@ -115,8 +115,9 @@ def print_status(jobs, work_dir):
         state, note = grids.status(work_dir, job, slurm_states), grids.read_note(work_dir, job)
         shown = note.get('log', '') if state in ('failed', 'running', 'stopped') else ''
         if state == 'failed':
-            causes = [text for text in (failure_text(note), grids.slurm_failure(work_dir, job, slurm_states)) if text]
-            shown = '; '.join(causes + ['log: %s' % (note.get('log') or grids.log_path(work_dir, job))])
+            parts = [failure_text(note), 'log: %s' % (note.get('log') or grids.log_path(work_dir, job)),
+                     grids.slurm_failure(work_dir, job, slurm_states)]
+            shown = '; '.join(part for part in parts if part)
         rows.append((job.name, state, shown))
     width = max(len(name) for name, _, _ in rows)
     print('%-*s  %-8s  %s' % (width, 'job', 'state', 'log'))
