@@ -21,7 +21,7 @@ import sys
 
 PAPERS = ('zhou2022', 'dang2023', 'dang2024')
 
-from nc_repro import nc_curves
+from nc_repro import nc_curves, plain_names
 from nc_repro.cli import Parser, RunStopped, UsageError, add_output_root, output_path, run  # noqa: F401  (cli.*)
 
 DATASETS = ('mnist', 'fashionmnist', 'cifar10', 'cifar10_random', 'cifar100', 'svhn',
@@ -263,6 +263,8 @@ def parse(parser, argv=None, **resolve_kwargs):
 
 def check(args):
     """Reject values no original could run with, naming the flag."""
+    if args.uid is not None:
+        plain_names.check_name(args.uid, '--uid')
     positive = ['epochs', 'batch_size', 'width', 'depth', 'depth_relu', 'depth_linear',
                 'history_size', 'patience']
     for dest in positive:

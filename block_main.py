@@ -41,7 +41,7 @@ import torch
 from tqdm import tqdm
 
 import args as cli
-from nc_repro import convex_ufm, hong, training
+from nc_repro import convex_ufm, hong, safe_load, training
 from nc_repro.fileio import atomic_write, atomic_write_text
 from nc_repro import hong_figures as plot_hong
 
@@ -103,14 +103,16 @@ def nc1_per_checkpoint(args, model, data, save_dir, device):
     path = os.path.join(save_dir, 'within_class_vari.pickle')
     nc1 = {}
     if os.path.exists(path):
-        with open(path, 'rb') as f:
-            nc1 = pickle.load(f)
+        nc1 = safe_load.load_pickle(path)
+        if not isinstance(nc1, dict):
+            raise cli.UsageError('%s holds a %s, not the {epoch: NC1} dict this script writes; delete it'
+                                 % (path, type(nc1).__name__))
     epochs = [e for e in range(1, args.epoch + 1)
               if is_checkpoint_epoch(e, args.epoch) and os.path.exists(checkpoint_file(save_dir, e))]
     missing = [e for e in epochs if e not in nc1]
     final_state = {name: value.clone() for name, value in model.state_dict().items()}
     for epoch in tqdm(missing, desc='NC1', unit='checkpoint', disable=not missing):
-        model.load_state_dict(torch.load(checkpoint_file(save_dir, epoch), map_location=device, weights_only=True))
+        model.load_state_dict(safe_load.load_torch(checkpoint_file(save_dir, epoch), device))
         nc1[epoch] = hong.hong_nc1(hong.class_statistics(model, data, device))
     model.load_state_dict(final_state)
     if missing:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nc_repro import safe_load
 from nc_repro.cli import UsageError
 from nc_repro.fileio import atomic_write
 
@@ -321,6 +322,19 @@ def load_cifar100_svhn(name, root):
     return DataBundle(name, sets[0], sets[1], 100 if name == 'cifar100' else 10)
 
 
+def load_data_pickle(path, *keys):
+    """The dict pickled in a data file (safe_load.load_pickle: plain data only), which must
+    hold ``keys``; a damaged or foreign file is a one-line error naming it."""
+    try:
+        content = safe_load.load_pickle(path)
+    except safe_load.DamagedFile as error:
+        raise DataUnavailable('%s; delete it to regenerate it, or replace it' % error) from None
+    if not isinstance(content, dict) or any(key not in content for key in keys):
+        raise DataUnavailable('%s is not the expected file: it should hold a dict with %s'
+                              % (path, ', '.join(keys)))
+    return content
+
+
 def random_labels(root, train, count):
     """Labels of T's cifar10_random: every class equally often, in random order.
 
@@ -334,8 +348,7 @@ def random_labels(root, train, count):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         atomic_write(path, lambda f: pickle.dump({'label': labels}, f))
         print('wrote seeded random labels to %s' % path)
-    with open(path, 'rb') as f:
-        labels = np.asarray(pickle.load(f)['label'], dtype=np.int64)
+    labels = np.asarray(load_data_pickle(path, 'label')['label'], dtype=np.int64)
     if len(labels) != count:
         raise DataUnavailable('%s holds %d labels but the split has %d images; delete it to '
                               'regenerate' % (path, len(labels), count))
@@ -373,8 +386,7 @@ def load_mini_imagenet(root):
         build_mini_imagenet_split(root, processed)
     sets = []
     for split in ('train', 'test'):
-        with open(processed[split], 'rb') as f:
-            content = pickle.load(f)
+        content = load_data_pickle(processed[split], '%s_data' % split, '%s_label' % split)
         images = torch.from_numpy(np.asarray(content['%s_data' % split])).permute(0, 3, 1, 2).contiguous()
         labels = torch.as_tensor(np.asarray(content['%s_label' % split]), dtype=torch.long)
         sets.append(ImageSet(images, labels, 1 / 255, IMAGENET_MEAN, IMAGENET_STD))
@@ -388,8 +400,7 @@ def build_mini_imagenet_split(root, processed, per_class=600, train_per_class=50
         if not os.path.exists(path):
             raise DataUnavailable('--dataset mini_imagenet needs %s (Kaggle "miniimagenet" cache '
                                   'pickles) under --data_dir %s' % (os.path.basename(path), root))
-        with open(path, 'rb') as f:
-            image_data = np.asarray(pickle.load(f)['image_data'])            # (n*600, 84, 84, 3)
+        image_data = np.asarray(load_data_pickle(path, 'image_data')['image_data'])   # (n*600, 84, 84, 3)
         blocks.append(image_data.reshape(-1, per_class, *image_data.shape[1:]))
     classes = np.concatenate(blocks)                                          # (100, 600, 84, 84, 3)
     num_classes, test_per_class = len(classes), per_class - train_per_class
@@ -558,8 +569,11 @@ def hong_training_set(bundle, counts, cache_path, seed=0):
     ``cache_path`` together with the counts and the dataset, so a cache is reused only for
     the same request."""
     request = {'dataset': bundle.name, 'counts': [int(c) for c in counts], 'seed': seed}
-    cached = torch.load(cache_path, weights_only=False) if os.path.exists(cache_path) else None
-    if cached is None or cached['request'] != request:
+    try:
+        cached = safe_load.load_torch(cache_path) if os.path.exists(cache_path) else None
+    except safe_load.DamagedFile:        # a cache: rendered again (UnsafeFile is refused)
+        cached = None
+    if not isinstance(cached, dict) or cached.get('request') != request:
         train_idx, test_idx = train_then_test_indices(bundle.train.labels, bundle.test.labels,
                                                       counts, torch.Generator().manual_seed(seed))
         cached = {'request': request, 'train_indices': train_idx, 'test_indices': test_idx}

@@ -22,6 +22,9 @@ def get_args_parser():
     parser.add_argument('--work_dir', default=None, help='folder the jobs ran in (default sweeps/<grid name>)')
     parser.add_argument('--set', nargs='*', default=[], metavar='FLAG=VALUE', dest='settings',
                         help='the flag overrides the runs were swept with (sweep.py --set)')
+    parser.add_argument('--allow_outside', action='append', default=[], metavar='DIR',
+                        help="let the grid's path flags (data_dir, weights_root, ...) point into DIR, outside "
+                             'the work folder (repeatable); without it they must stay inside the work folder')
     return parser
 
 
@@ -48,6 +51,7 @@ def main(args):
     grid = grids.load_grid(args.grid)
     jobs = grids.expand(grid, args.quick, grids.parse_settings(args.settings))
     work_dir = grids.work_folder(grid, args.work_dir)
+    grids.check_paths(grid, work_dir, [os.path.abspath(root) for root in args.allow_outside])
     hint = 'python sweep.py %s%s' % (args.grid, ' --quick' if args.quick else '')
     return 1 if draw_grid(grid, jobs, work_dir, args.quick, hint) else 0
 

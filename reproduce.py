@@ -41,6 +41,9 @@ def get_args_parser():
     parser.add_argument('--executor', choices=('local', 'slurm', 'debug'), default='local', help='as sweep.py')
     parser.add_argument('--max_parallel', type=int, default=2, help='jobs at once (default 2: this CPU has 2 cores)')
     parser.add_argument('--work_root', default='sweeps', help='grids run in <work_root>/<grid> (default sweeps/, as sweep.py)')
+    parser.add_argument('--allow_outside', action='append', default=[], metavar='DIR',
+                        help="let the grid's path flags (data_dir, weights_root, ...) point into DIR, outside "
+                             'the work folder (repeatable); without it they must stay inside the work folder')
     parser.add_argument('--report_dir', default=os.path.join('docs', 'reports'),
                         help='where the reports go (default docs/reports/)')
     parser.add_argument('--seeds', type=int, default=None,
@@ -83,6 +86,7 @@ def sweep_argv(args, grid, settings=None, work_root=None):
     for flag in ('slurm_partition', 'slurm_account', 'gpus_per_job', 'cpus_per_job', 'mem_gb', 'timeout_min'):
         if getattr(args, flag) is not None:
             argv += ['--' + flag, str(getattr(args, flag))]
+    argv += [option for root in args.allow_outside for option in ('--allow_outside', root)]
     return argv + (['--slurm_setup'] + args.slurm_setup if args.slurm_setup else [])
 
 

@@ -43,6 +43,9 @@ def get_args_parser():
     parser.add_argument('--set', nargs='*', default=[], metavar='FLAG=VALUE', dest='settings',
                         help='override a flag of every run (a swept flag is swept over the value or [list]); '
                              'use another --work_dir, as reproduce.py --settings does')
+    parser.add_argument('--allow_outside', action='append', default=[], metavar='DIR',
+                        help="let the grid's path flags (data_dir, weights_root, ...) point into DIR, outside "
+                             'the work folder (repeatable); without it they must stay inside the work folder')
     parser.add_argument('--status', action='store_true', help='print the state of every job and exit')
     parser.add_argument('--dry_run', action='store_true', help='print what would be submitted, submit nothing')
     parser.add_argument('--no_figures', action='store_true',
@@ -104,12 +107,20 @@ def failure_text(note):
 
 
 def print_status(jobs, work_dir):
+    """A table of every job's state; jobs submitted to SLURM are asked about with sacct once."""
+    submitted = [grids.read_slurm_record(work_dir, job).get('slurm_job') for job in jobs]
+    slurm_states = grids.sacct_states(submitted)
+    if slurm_states is None:
+        print('warning: sacct does not answer, so jobs that SLURM ended (killed, out of memory) may show as '
+              'running; the states below are the jobs\' own notes')
     rows = []
     for job in jobs:
-        state, note = grids.status(work_dir, job), grids.read_note(work_dir, job)
+        state, note = grids.status(work_dir, job, slurm_states), grids.read_note(work_dir, job)
         shown = note.get('log', '') if state in ('failed', 'running', 'stopped') else ''
-        if state == 'failed' and failure_text(note):
-            shown = '%s; log: %s' % (failure_text(note), shown)
+        if state == 'failed':
+            parts = [failure_text(note), 'log: %s' % (note.get('log') or grids.log_path(work_dir, job)),
+                     grids.slurm_failure(work_dir, job, slurm_states)]
+            shown = '; '.join(part for part in parts if part)
         rows.append((job.name, state, shown))
     width = max(len(name) for name, _, _ in rows)
     print('%-*s  %-8s  %s' % (width, 'job', 'state', 'log'))
@@ -250,6 +261,7 @@ def main(args):
     grid = grids.load_grid(args.grid)
     jobs = grids.expand(grid, args.quick, grids.parse_settings(args.settings))
     work_dir = grids.work_folder(grid, args.work_dir)
+    grids.check_paths(grid, work_dir, [os.path.abspath(root) for root in args.allow_outside])
     if args.status:
         print_status(jobs, work_dir)
         return 0
@@ -272,10 +284,14 @@ def main(args):
     os.makedirs(work_dir, exist_ok=True)
     if args.executor == 'slurm':
         handles = submit_slurm(executor, todo, work_dir)
+        for job, handle in zip(todo, handles):
+            grids.write_slurm_record(work_dir, job, handle.job_id, handle.paths.stderr)
         warn_if_held(handles[0].job_id.split('_')[0])
         print('submitted %d jobs (%s); follow them with: python sweep.py %s --status, then draw the '
               'figures with: python figures.py %s' % (len(handles), handles[0].job_id.split('_')[0], args.grid, args.grid))
         return 0
+    for job in todo:
+        grids.forget_slurm_record(work_dir, job)
     failed = (run_debug(executor, todo, work_dir) if args.executor == 'debug'
               else run_local(executor, todo, work_dir, args.max_parallel))
     for name, error in failed.items():

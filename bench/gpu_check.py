@@ -22,7 +22,6 @@ import argparse
 import glob
 import json
 import os
-import pickle
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+from nc_repro import safe_load  # noqa: E402
 from nc_repro.cli import OUTPUT_ROOT  # noqa: E402
 
 PAPERS = ('zhou2022', 'dang2023', 'dang2024', 'hong2023')
@@ -116,8 +116,7 @@ def written_keys(paper, folder):
             with open(path) as f:
                 data = json.load(f)
         else:
-            with open(path, 'rb') as f:
-                data = pickle.load(f)
+            data = safe_load.load_pickle(path)
         keys = sorted(map(str, data)) if isinstance(data, dict) else [type(data).__name__]
         if isinstance(data, dict) and isinstance(data.get('per_layer'), (list, dict)):
             layers = data['per_layer'] if isinstance(data['per_layer'], list) else [data['per_layer']]

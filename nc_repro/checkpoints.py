@@ -34,6 +34,7 @@ import time
 import numpy as np
 import torch
 
+from nc_repro import plain_names, safe_load
 from nc_repro.cli import UsageError
 from nc_repro.fileio import atomic_write, atomic_write_text, human_bytes, stop_if_disk_full  # noqa: F401  (re-exported)
 
@@ -74,7 +75,8 @@ def save_state_dict(model, path):
 
 
 def load_state_dict(path, device='cpu'):
-    return torch.load(path, map_location=device, weights_only=True)
+    """An epoch checkpoint's state dict (weights_only: tensors and containers only)."""
+    return safe_load.load_torch(path, device)
 
 
 # ----------------------------------------------------------------------------------------
@@ -156,6 +158,10 @@ def run_dir(args, unbalanced=False):
         name = dang2024_run_name(args)
     else:
         name = dang_run_name(args, 'unbalanced_' if unbalanced else '')
+    problem = plain_names.name_problem(name)
+    if problem:
+        raise UsageError('the run folder name %s (from --uid, --dataset, --model, --loss, --optimizer, ...) %s; '
+                         'a name may hold %s' % (plain_names.shown(name), problem, plain_names.ALLOWED))
     return os.path.join(args.weights_root, name)
 
 
@@ -285,13 +291,18 @@ def save_resume_state(folder, epoch, model, optimizer, scheduler, generator):
 
 
 def load_resume_state(folder, device='cpu'):
-    """The resume state, or None when there is none or it cannot be read (reported)."""
+    """The resume state, or None when there is none or it cannot be read (reported). Loaded
+    with weights_only (safe_load.load_torch): a file naming anything but tensors, containers
+    and the RNG state's numpy types is refused (UnsafeFile, exit code 2)."""
     path = os.path.join(folder, RESUME_NAME)
     if not os.path.exists(path):
         return None
     try:
-        return torch.load(path, map_location=device, weights_only=False)
-    except Exception as error:   # a damaged file: start over rather than crash
+        return safe_load.load_torch(path, device)
+    except safe_load.DamagedFile as error:     # a damaged file: start over rather than crash
+        print('warning: %s; starting from epoch 1' % error)
+        return None
+    except OSError as error:
         print('warning: %s cannot be read (%s); starting from epoch 1' % (path, type(error).__name__))
         return None
 

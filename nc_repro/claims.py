@@ -24,11 +24,10 @@ tests can hand them fixtures that satisfy a claim and fixtures that do not.
 import json
 import math
 import os
-import pickle
 import statistics
 from dataclasses import dataclass, field
 
-from nc_repro import grids
+from nc_repro import grids, safe_load
 
 REPRODUCED, NOT_REPRODUCED, TRAPPED, NEEDS_FULL_SCALE, NOT_RUN = (
     'reproduced', 'not reproduced', 'trapped in a local minimum', 'needs full scale', 'not run')
@@ -103,8 +102,7 @@ class GridResults:
         job = self.job(name)
         if not grids.is_complete(self.work_dir, job):
             raise MissingResult('%s/%s has not finished' % (self.name, name))
-        with open(os.path.join(self.work_dir, job.info_path), 'rb') as f:
-            return pickle.load(f)
+        return safe_load.load_pickle(os.path.join(self.work_dir, job.info_path))
 
     def run_dir(self, name):
         return os.path.join(self.work_dir, os.path.dirname(self.job(name).info_path))

@@ -26,7 +26,6 @@ import io
 import itertools
 import json
 import os
-import pickle
 import re
 import subprocess
 import sys
@@ -37,7 +36,7 @@ import submitit.helpers
 import yaml
 
 import args as cli
-from nc_repro import checkpoints
+from nc_repro import checkpoints, plain_names, safe_load
 from nc_repro.cli import UsageError
 from nc_repro.fileio import atomic_write
 
@@ -59,24 +58,213 @@ class Job:
 
 
 def load_grid(path):
-    """The grid dict of a YAML/JSON file; a missing or malformed file is a UsageError."""
+    """The grid dict of a YAML/JSON file, checked as data (``check_grid``); a missing,
+    malformed or unsafe file is a UsageError naming the file and the key."""
     if not os.path.isfile(path):
         candidate = os.path.join(ROOT, 'grids', path if path.endswith('.yaml') else path + '.yaml')
         if not os.path.isfile(candidate):
-            raise UsageError('grid file %s does not exist; see grids/ for the shipped grids' % path)
+            raise UsageError('grid file %s does not exist; see grids/ for the shipped grids' % plain_names.shown(path))
         path = candidate
     try:
-        with open(path) as f:
+        with open(path, 'rb') as f:
             grid = yaml.safe_load(f)
     except yaml.YAMLError as error:
         raise UsageError('grid file %s is not valid YAML (%s)' % (path, str(error).splitlines()[0])) from None
+    except (OSError, ValueError) as error:      # unreadable, or not text
+        raise UsageError('grid file %s cannot be read (%s)' % (path, type(error).__name__)) from None
     if not isinstance(grid, dict) or 'name' not in grid or 'train' not in grid:
         raise UsageError('grid file %s needs at least the keys name and train' % path)
-    unknown = set(grid) - GRID_KEYS
-    if unknown:
-        raise UsageError('grid file %s has unknown keys %s; known: %s' % (path, sorted(unknown), sorted(GRID_KEYS)))
+    check_grid(grid, path)
     grid['path'] = path
     return grid
+
+
+# ----------------------------------------------------------------------------------------
+# a grid file is data: every key checked before anything is built from it (docs/trust.md)
+
+FLAG_NAME = re.compile(r'[A-Za-z][A-Za-z0-9_]*(-[A-Za-z0-9_]+)*')
+QUICK_KEYS = {'flags', 'validate_flags', 'sweep', 'runs', 'uid_suffix'}
+RUN_KEYS = {'name', 'train', 'validate'}          # beside flags, in an entry of runs
+NAME_FLAGS = {'uid'}                               # flags whose value becomes a folder name
+# flags whose value is a path: it must stay inside the work folder (or an allowed outside root)
+PATH_FLAGS = {'weights_root', 'output_root', 'data_dir', 'out_dir', 'load_path', 'tensorboard', 'weights_dir',
+              'work_dir', 'work_root', 'report_dir'}
+SCALARS = (str, bool, int, float, type(None))
+SCALAR_TEXT = 'a string, number, true/false or null'
+
+
+class GridError(UsageError):
+    """One line: the grid file, the key and what is allowed there."""
+
+    def __init__(self, path, key, problem, allowed):
+        super().__init__('grid file %s: %s %s; allowed: %s' % (path, key, problem, allowed))
+
+
+def check_grid(grid, path):
+    """Raise GridError at the first key whose type or value is not allowed (names, scripts,
+    flags); path flags are checked against the work folder by ``check_paths``."""
+    unknown = sorted(map(str, set(grid) - GRID_KEYS))
+    if unknown:
+        raise GridError(path, 'key %s' % plain_names.shown(unknown[0]), 'is not a grid key', ', '.join(sorted(GRID_KEYS)))
+    _check_name(path, 'name', grid['name'])
+    if not isinstance(grid.get('title', ''), str):
+        raise GridError(path, 'title', 'is a %s' % type(grid['title']).__name__, 'a string')
+    for key in ('train', 'validate'):
+        if grid.get(key) is not None or key == 'train':
+            _check_script(path, key, grid[key], COMMAND_FOLDERS)
+    _check_setting(path, '', grid)
+    quick = grid.get('quick')
+    if quick is not None:
+        if not isinstance(quick, dict):
+            raise GridError(path, 'quick', 'is a %s' % type(quick).__name__, 'a mapping of %s' % ', '.join(sorted(QUICK_KEYS)))
+        unknown = sorted(map(str, set(quick) - QUICK_KEYS))
+        if unknown:
+            raise GridError(path, 'quick.%s' % plain_names.shown(unknown[0]), 'is not a key of quick', ', '.join(sorted(QUICK_KEYS)))
+        _check_setting(path, 'quick.', quick)
+        if quick.get('uid_suffix') is not None:
+            _check_name(path, 'quick.uid_suffix', quick['uid_suffix'])
+    for key in ('figures', 'quick_figures'):
+        commands = grid.get(key)
+        if commands is None:
+            continue
+        if not isinstance(commands, list):
+            raise GridError(path, key, 'is a %s' % type(commands).__name__, 'a list of commands, each a list [script, arguments...]')
+        for index, command in enumerate(commands):
+            _check_figure(path, '%s[%d]' % (key, index), command)
+
+
+def _check_name(path, key, value):
+    problem = plain_names.name_problem(value)
+    if problem:
+        raise GridError(path, key, '%s %s' % (plain_names.shown(value), problem), 'a plain file name: ' + plain_names.ALLOWED)
+
+
+COMMAND_FOLDERS = ('',)                    # train/validate: the commands at the project root
+FIGURE_FOLDERS = ('', 'plots')             # figure scripts: those and plots/*.py
+
+
+def _check_script(path, key, value, folders):
+    """A script of the project: <folder>/<name>.py for one of ``folders``, existing."""
+    allowed = 'a .py file of the project in %s' % ' or '.join(('%s/' % f) if f else 'its root' for f in folders)
+    if not isinstance(value, str):
+        raise GridError(path, key, 'is a %s' % type(value).__name__, allowed)
+    folder, name = os.path.split(value)
+    if (folder not in folders or not name.endswith('.py') or plain_names.name_problem(name) or name.startswith('.')
+            or not os.path.isfile(os.path.join(ROOT, folder, name))):
+        raise GridError(path, key, '%s is not a script of the project' % plain_names.shown(value), allowed)
+
+
+def _check_flags(path, key, flags, sweep=False):
+    """{flag: value} with plain flag names and scalar (or list of scalar) values; a sweep's
+    values are non-empty lists."""
+    what = 'a non-empty list of values' if sweep else '%s, or a list of those' % SCALAR_TEXT
+    if not isinstance(flags, dict):
+        raise GridError(path, key, 'is a %s' % type(flags).__name__, 'a mapping {flag: %s}' % what)
+    for flag, value in flags.items():
+        if not isinstance(flag, str) or not FLAG_NAME.fullmatch(flag):
+            raise GridError(path, '%s flag %s' % (key, plain_names.shown(flag)), 'is not a flag name',
+                            'letters, digits, _ and inner - (the flag without its --)')
+        where = '%s.%s' % (key, flag)
+        if sweep:
+            if not isinstance(value, list) or not value:
+                raise GridError(path, where, 'is %s' % plain_names.shown(value), what)
+            for index, item in enumerate(value):
+                _check_value(path, '%s[%d]' % (where, index), flag, item)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                _check_value(path, '%s[%d]' % (where, index), flag, item)
+        else:
+            _check_value(path, where, flag, value)
+
+
+def _check_value(path, where, flag, value):
+    if not isinstance(value, SCALARS):
+        raise GridError(path, where, 'is a %s' % type(value).__name__, SCALAR_TEXT)
+    if isinstance(value, str):
+        if any(not character.isprintable() for character in value):
+            raise GridError(path, where, '%s holds a control character' % plain_names.shown(value), 'printable text')
+        if value.startswith('-') and not _is_number(value):
+            raise GridError(path, where, '%s starts with -' % plain_names.shown(value),
+                            'a value, not another flag (write the flag as its own key)')
+    if flag in NAME_FLAGS and value is not None:
+        _check_name(path, where, str(value))
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _check_setting(path, prefix, part):
+    """flags, validate_flags, sweep and runs of the grid (prefix '') or of quick ('quick.')."""
+    for key in ('flags', 'validate_flags'):
+        if part.get(key) is not None:
+            _check_flags(path, prefix + key, part[key])
+    if part.get('sweep') is not None:
+        _check_flags(path, prefix + 'sweep', part['sweep'], sweep=True)
+    runs = part.get('runs')
+    if runs is None:
+        return
+    if not isinstance(runs, list) or not runs:
+        raise GridError(path, prefix + 'runs', 'is %s' % plain_names.shown(runs),
+                        'a non-empty list of mappings {name: ..., flag: value}')
+    for index, run in enumerate(runs):
+        where = '%sruns[%d]' % (prefix, index)
+        if not isinstance(run, dict):
+            raise GridError(path, where, 'is a %s' % type(run).__name__, 'a mapping {name: ..., flag: value}')
+        if run.get('name') is not None:
+            _check_name(path, where + '.name', run['name'])
+        for key in ('train', 'validate'):
+            if run.get(key) is not None:
+                _check_script(path, '%s.%s' % (where, key), run[key], COMMAND_FOLDERS)
+        _check_flags(path, where, {k: v for k, v in run.items() if k not in RUN_KEYS})
+
+
+def _check_figure(path, key, command):
+    allowed = '[script in plots/, arguments: %s]' % SCALAR_TEXT
+    if not isinstance(command, list) or not command:
+        raise GridError(path, key, 'is %s' % plain_names.shown(command), allowed)
+    _check_script(path, key + '[0]', command[0], FIGURE_FOLDERS)
+    for index, item in enumerate(command[1:], 1):
+        if not isinstance(item, SCALARS) or any(not c.isprintable() for c in str(item)):
+            raise GridError(path, '%s[%d]' % (key, index), 'is %s' % plain_names.shown(item), allowed)
+        previous = str(command[index - 1])
+        if previous == '--name':
+            _check_name(path, '%s[%d]' % (key, index), str(item))
+
+
+def check_paths(grid, work_dir, outside_roots=()):
+    """Every path flag of the grid (flags, runs, sweeps, quick, and a figure's path options)
+    stays inside ``work_dir`` or one of ``outside_roots`` (sweep.py --allow_outside)."""
+    path = grid['path']
+    allowed = 'a path inside the work folder%s (or pass --allow_outside DIR to sweep.py/figures.py)' % (
+        ', or in %s' % ', '.join(outside_roots) if outside_roots else '')
+    quick = grid.get('quick') or {}
+    parts = [('flags', grid.get('flags')), ('validate_flags', grid.get('validate_flags')),
+             ('quick.flags', quick.get('flags')), ('quick.validate_flags', quick.get('validate_flags'))]
+    for prefix, part in (('', grid), ('quick.', quick)):
+        for index, run in enumerate(part.get('runs') or []):
+            parts.append(('%sruns[%d]' % (prefix, index), run))
+        for flag, values in (part.get('sweep') or {}).items():
+            parts += [('%ssweep.%s[%d]' % (prefix, flag, index), {flag: value}) for index, value in enumerate(values)]
+    for key, flags in parts:
+        for flag, value in (flags or {}).items():
+            if flag in PATH_FLAGS and value is not None:
+                for item in value if isinstance(value, list) else [value]:
+                    problem = plain_names.path_problem(str(item), work_dir, outside_roots)
+                    if problem:
+                        raise GridError(path, '%s.%s' % (key, flag), '%s %s' % (plain_names.shown(item), problem), allowed)
+    for key in ('figures', 'quick_figures'):
+        for index, command in enumerate(grid.get(key) or []):
+            for position, item in enumerate(command[1:], 1):
+                if str(command[position - 1]).lstrip('-') in PATH_FLAGS:
+                    problem = plain_names.path_problem(str(item), work_dir, outside_roots)
+                    if problem:
+                        raise GridError(path, '%s[%d][%d]' % (key, index, position),
+                                        '%s %s' % (plain_names.shown(item), problem), allowed)
 
 
 def work_folder(grid, work_dir=None):
@@ -141,6 +329,11 @@ def run_settings(grid, quick=False, settings=None):
         shown = {k: v for k, v in run.items() if k not in ('train', 'validate', 'name')}
         name = run.get('name') or run.get('uid') or '-'.join('%s=%s' % (k, v) for k, v in shown.items()) or grid['name']
         settings.append((re.sub(r'[^A-Za-z0-9_.=+-]', '_', str(name)), run))
+    for name, _ in settings:
+        problem = plain_names.name_problem(name)
+        if problem:
+            raise GridError(grid.get('path', grid['name']), 'run name %s' % plain_names.shown(name), problem,
+                            'a plain file name: ' + plain_names.ALLOWED)
     names = [name for name, _ in settings]
     if len(set(names)) != len(names):
         raise UsageError('grid %s names two runs alike; give each run a name' % grid['name'])
@@ -216,14 +409,14 @@ def log_path(work_dir, job):
 
 def is_complete(work_dir, job):
     """A validated job is complete when its info.pkl holds the last epoch; another job when
-    its success marker exists."""
+    its success marker exists. A missing or damaged info.pkl is not complete; one that asks
+    to run code is refused (safe_load.UnsafeFile, one line, exit code 2)."""
     if job.info_path is None:
         return os.path.exists(os.path.join(state_dir(work_dir), job.name + '.done'))
     try:
-        with open(os.path.join(work_dir, job.info_path), 'rb') as f:
-            info = pickle.load(f)
+        info = safe_load.load_pickle(os.path.join(work_dir, job.info_path))
         return bool(info.get('epoch')) and info['epoch'][-1] >= job.last_epoch
-    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, TypeError, KeyError):
+    except (OSError, safe_load.DamagedFile, AttributeError, TypeError, KeyError, IndexError):
         return False
 
 
@@ -240,15 +433,87 @@ def write_note(work_dir, job, **note):
     atomic_write(path, lambda f: f.write((json.dumps(dict(note, time=time.time(), job=job.name)) + '\n').encode()))
 
 
-def status(work_dir, job):
+def status(work_dir, job, slurm_states=None):
     """'done', 'running', 'failed', 'stopped' (a running note whose local process is gone) or
-    'pending'."""
+    'pending'. With ``slurm_states`` (``sacct_states``), a job submitted to SLURM that SLURM
+    ended (killed, out of memory, node failure, cancelled, ...) without it writing its result
+    is 'failed' (``slurm_failure`` says how)."""
     if is_complete(work_dir, job):
         return 'done'
     note = read_note(work_dir, job)
+    if note.get('status') != 'failed' and slurm_failure(work_dir, job, slurm_states):
+        return 'failed'
     if note.get('status') == 'running' and note.get('host') == os.uname().nodename and not _alive(note.get('pid')):
         return 'stopped'
-    return note['status'] if note.get('status') in ('running', 'failed') else 'pending'
+    if note.get('status') in ('running', 'failed'):
+        return note['status']
+    state = (slurm_states or {}).get(read_slurm_record(work_dir, job).get('slurm_job'))
+    return 'running' if state and state[0] == 'RUNNING' else 'pending'
+
+
+# ----------------------------------------------------------------------------------------
+# what SLURM knows: sweep.py --executor slurm records each job's SLURM id; sacct says how it ended
+
+# sacct states of a job that is over (a job still PENDING, RUNNING, REQUEUED, SUSPENDED, ... is not)
+SLURM_ENDED = ('BOOT_FAIL', 'CANCELLED', 'COMPLETED', 'DEADLINE', 'FAILED', 'NODE_FAIL', 'OUT_OF_MEMORY',
+               'PREEMPTED', 'REVOKED', 'TIMEOUT')
+
+
+def slurm_record_path(work_dir, job):
+    return os.path.join(state_dir(work_dir), job.name + '.slurm.json')
+
+
+def write_slurm_record(work_dir, job, slurm_job, slurm_log):
+    """Remember the SLURM job id that runs ``job`` (and submitit's log of it), for --status."""
+    record = dict(slurm_job=str(slurm_job), slurm_log=str(slurm_log), time=time.time())
+    atomic_write(slurm_record_path(work_dir, job), lambda f: f.write((json.dumps(record) + '\n').encode()))
+
+
+def forget_slurm_record(work_dir, job):
+    """The job runs elsewhere now (local executor): its old SLURM id no longer tells its state."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(slurm_record_path(work_dir, job))
+
+
+def read_slurm_record(work_dir, job):
+    try:
+        with open(slurm_record_path(work_dir, job)) as f:
+            record = json.load(f)
+        return record if isinstance(record, dict) and isinstance(record.get('slurm_job'), str) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def sacct_states(job_ids, timeout=20):
+    """{SLURM job id: (state, exit code)} from sacct for ``job_ids`` ('123' or array tasks
+    '123_4'); None when sacct is missing or does not answer (no SLURM, no accounting)."""
+    job_ids = sorted({str(job_id) for job_id in job_ids if job_id})
+    if not job_ids:
+        return {}
+    try:
+        answer = subprocess.run(['sacct', '-n', '-P', '-X', '-j', ','.join(job_ids), '-o', 'JobID,State,ExitCode'],
+                                capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if answer.returncode != 0:
+        return None
+    states = {}
+    for line in answer.stdout.splitlines():
+        fields = line.split('|')
+        if len(fields) >= 3 and fields[1].strip():
+            states[fields[0]] = (fields[1].split()[0].rstrip('+'), fields[2])
+    return states
+
+
+def slurm_failure(work_dir, job, slurm_states):
+    """'SLURM state OUT_OF_MEMORY (exit 0:125, job 12_3); SLURM log: ...' when SLURM ended the
+    job's SLURM job without the job writing its result, else ''."""
+    record = read_slurm_record(work_dir, job)
+    state = (slurm_states or {}).get(record.get('slurm_job'))
+    if not state or state[0] not in SLURM_ENDED:
+        return ''
+    return 'SLURM state %s (exit %s, job %s); SLURM log: %s' % (state[0], state[1], record['slurm_job'],
+                                                                record.get('slurm_log', '?'))
 
 
 def _alive(pid):

@@ -46,7 +46,7 @@ import torch
 
 import datasets
 import models
-from nc_repro import checkpoints, convex_ufm, losses, nc_curves, nc_metrics, theory, training
+from nc_repro import checkpoints, convex_ufm, losses, nc_curves, nc_metrics, safe_load, theory, training
 from nc_repro.cli import Parser, UsageError, add_output_root, output_path
 from nc_repro.fileio import atomic_write, atomic_write_text
 from nc_repro.validation import feature_pass
@@ -304,7 +304,7 @@ def train_model(args, data, lambdas, weight_decay, loop, save_dir, save_rule, ch
             raise UsageError('%s holds a model trained with other settings (%s differ); delete the '
                              'folder or run elsewhere' % (save_dir, ', '.join(changed)))
     if os.path.exists(final):
-        model.load_state_dict(torch.load(final, map_location=device, weights_only=True))
+        model.load_state_dict(safe_load.load_torch(final, device))
         print('trained model found: %s' % final)
         return model
     ensure_dir(save_dir)

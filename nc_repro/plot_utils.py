@@ -6,12 +6,12 @@ before importing from the package.
 import argparse
 import io
 import os
-import pickle
 import sys
 
 import matplotlib
 matplotlib.use('Agg')
 
+from nc_repro import plain_names, safe_load  # noqa: E402
 from nc_repro.fileio import atomic_write  # noqa: E402
 
 
@@ -23,14 +23,15 @@ def read_info(path):
     """info.pkl (or any pickled dict of per-epoch lists) as a dict.
 
     Raises ValueError with a one-line message naming the file when it is missing, unreadable
-    or not a dict."""
+    or not a dict; safe_load.UnsafeFile (a ValueError too) when it asks to run code."""
     try:
-        with open(path, 'rb') as f:
-            info = pickle.load(f)
+        info = safe_load.load_pickle(path)
     except FileNotFoundError:
         raise ValueError('%s does not exist; run the validator for that run first' % path) from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, ValueError) as error:
-        raise ValueError('%s cannot be read (%s); re-run its validator' % (path, type(error).__name__)) from None
+    except OSError as error:
+        raise ValueError('%s cannot be opened (%s)' % (path, error.strerror or type(error).__name__)) from None
+    except safe_load.DamagedFile as error:
+        raise ValueError('%s; re-run its validator' % error) from None
     if not isinstance(info, dict):
         raise ValueError('%s holds a %s, not an info dict' % (path, type(info).__name__))
     return info
@@ -41,8 +42,22 @@ def load_info(path):
     try:
         return read_info(path)
     except ValueError as error:
-        sys.stderr.write('error: %s\n' % error)
-        raise FigureInputError(2) from None
+        stop(error)
+
+
+def stop(message):
+    """One line 'error: <message>' on stderr, then exit status 2 (FigureInputError)."""
+    sys.stderr.write('error: %s\n' % message)
+    raise FigureInputError(2) from None
+
+
+def check_name(value, flag='--name'):
+    """A figure's file name stem from the command line or a grid: a plain name
+    (plain_names), else one line and exit status 2."""
+    try:
+        return plain_names.check_name(value, flag)
+    except ValueError as error:
+        stop(error)
 
 
 def save_figure(fig, out_dir, name, formats=('png', 'pdf')):

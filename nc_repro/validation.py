@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from datasets import BatchLoader
-from nc_repro import checkpoints, nc_metrics, theory
+from nc_repro import checkpoints, nc_metrics, safe_load, theory
 from nc_repro.cli import UsageError
 from nc_repro.nc_metrics import alignment_error
 from nc_repro.training import topk_correct
@@ -341,10 +341,12 @@ class UnreadableCheckpoint(Exception):
 def load_checkpoint(model, path, device):
     """Load a state dict, in the project's key layout or the original code's (renamed by
     checkpoints.to_project_layout). An unreadable (truncated, corrupt) file raises
-    UnreadableCheckpoint; a key of neither layout is a UsageError naming it and the file; a
+    UnreadableCheckpoint; one that asks to run code is refused (safe_load.UnsafeFile); a key of neither layout is a UsageError naming it and the file; a
     file that does not fit the model is a UsageError naming the flags to check."""
     try:
         state = checkpoints.load_state_dict(path, device)
+    except safe_load.UnsafeFile:
+        raise
     except Exception as error:   # truncated or corrupt files raise many types in torch.load
         raise UnreadableCheckpoint('%s cannot be read (%s); skipped' % (path, type(error).__name__))
     try:

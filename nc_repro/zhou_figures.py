@@ -44,7 +44,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from nc_repro import plot_utils  # noqa: E402
+from nc_repro import plot_utils, safe_load  # noqa: E402
 
 # J's drawing constants (common to its plot scripts): one (10, 8) figure per panel, thick translucent curves.
 FIGSIZE = (10, 8)
@@ -350,6 +350,8 @@ def load_runs(weights_dir, series):
         path = os.path.join(weights_dir, s.uid, 'info.pkl')
         try:
             info = plot_utils.read_info(path)
+        except safe_load.UnsafeFile:
+            raise
         except ValueError as error:
             problems.append('skipping run %s: %s' % (s.uid, error))
             continue
@@ -389,7 +391,10 @@ def main(figure_set, argv=None):
         series = select_series(figure_set, args.uids, args.labels, args.quick)
     except ValueError as error:
         parser.error(str(error))
-    runs, problems = load_runs(args.weights_dir, series)
+    try:
+        runs, problems = load_runs(args.weights_dir, series)
+    except safe_load.UnsafeFile as error:
+        plot_utils.stop(error)
     for problem in problems:
         print('warning: %s' % problem, file=sys.stderr)
     if not runs:

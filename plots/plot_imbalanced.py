@@ -133,6 +133,7 @@ def main(argv=None):
                         help='NC1 exact (float64, default) or as the original code computed it '
                              '(NC1_collapse_metric_as_coded / NC1_as_coded)')
     args = parser.parse_args(argv)
+    plot_utils.check_name(args.name)
     if args.labels and len(args.labels) != len(args.runs):
         parser.error('--labels needs one label per run folder (%d given for %d runs)' % (len(args.labels), len(args.runs)))
     runs = [load_run(run) for run in args.runs]

@@ -102,6 +102,7 @@ def main(argv=None):
     parser.add_argument('--nc1', choices=sorted(NC1_KEYS), default='exact',
                         help='NC1 exact (float64, default) or as the original code computed it')
     args = parser.parse_args(argv)
+    plot_utils.check_name(args.name)
     infos = [plot_utils.load_info(path) for path in args.info]
     for path, info in zip(args.info, infos):
         if not any(info.get(key) for key in NC1_KEYS[args.nc1]):

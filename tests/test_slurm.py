@@ -20,7 +20,7 @@ from conftest import ROOT, run_script
 
 FLAGS = {'model': 'MLP', 'dataset': 'digits', 'depth_relu': 1, 'seed': 1, 'loss': 'MSE', 'lr': 0.001,
          'optimizer': 'Adam', 'sep_decay': True, 'epochs': 2}
-SLURM_FLAGS = ['--executor', 'slurm', '--gpus_per_job', '0', '--cpus_per_job', '1', '--mem_gb', '1',
+SLURM_FLAGS = ['--executor', 'slurm', '--gpus_per_job', '0', '--cpus_per_job', '1', '--mem_gb', '2',
                '--timeout_min', '10']
 VENV = os.path.dirname(os.path.dirname(sys.executable))
 DEADLINE = 150                                  # seconds a sweep of this file may take
@@ -157,7 +157,7 @@ def test_a_job_sent_usr2_is_requeued_and_ends_with_the_weights_of_an_uninterrupt
                                          (['--gpus_per_job', '0', '--slurm_partition', 'nope'], '--slurm_partition')])
 def test_an_sbatch_refusal_is_one_line_naming_the_flag(tmp_path, cluster, flags, flag):
     grid = write_grid(tmp_path, 'refused', [{'name': 'one', 'width': 16}])
-    result = run_script('sweep.py', grid, '--executor', 'slurm', '--cpus_per_job', '1', '--mem_gb', '1',
+    result = run_script('sweep.py', grid, '--executor', 'slurm', '--cpus_per_job', '1', '--mem_gb', '2',
                         *flags, '--work_dir', tmp_path / 'work', cwd=tmp_path, check=False)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and 'Traceback' not in result.stderr, result.stderr
@@ -189,3 +189,43 @@ def test_a_job_reaching_its_time_limit_is_requeued_and_finishes(tmp_path, cluste
     ours = checkpoints.load_state_dict(os.path.join(folder, final))
     theirs = checkpoints.load_state_dict(glob.glob(str(reference / 'model_weights' / '*' / final))[0])
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
+def status_line(work, grid, name, tmp_path):
+    status = run_script('sweep.py', grid, '--status', '--work_dir', work, cwd=tmp_path).stdout
+    return [line for line in status.splitlines() if line.startswith(name + ' ')][0]
+
+
+def test_a_job_killed_by_slurm_shows_failed_with_the_sacct_state_and_the_log(tmp_path, cluster):
+    """scancel --signal=KILL ends the job before it writes its result: --status asks sacct and
+    shows it failed (not running forever), with SLURM's state and the logs."""
+    grid = write_grid(tmp_path, 'killed', [{'name': 'long'}], width=64, epochs=150)
+    work = tmp_path / 'killed_work'
+    run_script('sweep.py', grid, *SLURM_FLAGS, '--work_dir', work, cwd=tmp_path)
+    job = grids.expand(grids.load_grid(grid))[0]
+    folder = os.path.dirname(str(work / job.info_path))
+    deadline = time.time() + DEADLINE
+    while time.time() < deadline and not os.path.exists(os.path.join(folder, checkpoints.checkpoint_name(2))):
+        assert queued('nc-killed_work'), 'the job ended before epoch 2'
+        time.sleep(0.1)
+    assert ' running ' in status_line(work, grid, 'long', tmp_path)
+    job_id = queued('nc-killed_work', 'R')[0]
+    subprocess.run(['scancel', '--signal=KILL', job_id], check=True, timeout=20)
+    wait_for_queue('nc-killed_work', seconds=max(10, deadline - time.time()))
+    line = status_line(work, grid, 'long', tmp_path)
+    assert ' failed ' in line and 'SLURM state CANCELLED' in line and 'job %s' % job_id in line, line
+    assert str(work / 'logs' / 'long.log') in line and '.submitit' in line, line
+
+
+def test_a_job_over_its_memory_limit_shows_failed_with_the_sacct_state(tmp_path, cluster):
+    """tests/slurm/up.sh enforces --mem (jobacct_gather/linux, OverMemoryKill): a job whose
+    model needs 2.5 GB (two 25000-wide layers) under --mem_gb 2 is killed by SLURM, and --status
+    shows it failed with SLURM's state and the logs."""
+    grid = write_grid(tmp_path, 'oom', [{'name': 'big'}], width=25000, depth_relu=2)
+    work = tmp_path / 'oom_work'
+    run_script('sweep.py', grid, *SLURM_FLAGS, '--work_dir', work, cwd=tmp_path)
+    wait_for_queue('nc-oom_work')
+    line = status_line(work, grid, 'big', tmp_path)
+    assert ' failed ' in line and 'SLURM state' in line and str(work / 'logs' / 'big.log') in line, line
+    outputs = ''.join(open(path).read() for path in glob.glob(str(work / '.submitit' / '*' / '*.err')))
+    assert 'exceeded memory limit' in outputs.lower(), outputs[-2000:]

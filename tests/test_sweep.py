@@ -120,9 +120,9 @@ def test_slurm_dry_run_prints_sbatch_parameters_and_commands(tmp_path):
 @pytest.mark.parametrize('content,message', [
     (None, 'does not exist'),
     ('name: x\n', 'needs at least the keys name and train'),
-    ('name: x\ntrain: a.py\nsweeps: {}\n', "unknown keys ['sweeps']"),
+    ('name: x\ntrain: a.py\nsweeps: {}\n', "key 'sweeps' is not a grid key"),
     ('name: [x\n', 'not valid YAML'),
-    ('name: x\ntrain: a.py\n', 'a.py, which is not a script of the project'),
+    ('name: x\ntrain: a.py\n', "train 'a.py' is not a script of the project"),
 ])
 def test_bad_grid_is_one_line(tmp_path, content, message):
     path = tmp_path / 'g.yaml'

@@ -3,7 +3,11 @@
 # installs slurm-wlm, slurmdbd, munge and mariadb-server when missing, writes /etc/slurm/slurm.conf
 # and slurmdbd.conf for one node with this machine's CPUs and memory (accounting through
 # slurmdbd, so sacct answers), starts munged, MariaDB, slurmdbd, slurmctld and slurmd, and waits
-# until sinfo shows the node idle. Running it again is harmless: what runs is left running.
+# until sinfo shows the node idle. Memory limits are enforced without cgroups: slurmstepd samples each
+# step's memory every second (jobacct_gather/linux, proportional set size so that shared pages count once)
+# and kills a step over its --mem (OverMemoryKill),
+# which sacct then shows as OUT_OF_MEMORY. Running it again is harmless: what runs is left running,
+# except slurmctld and slurmd when this script changed slurm.conf (they are restarted to read it).
 # tests/slurm/down.sh stops exactly the daemons this script started (listed in $STATE/started).
 set -euo pipefail
 
@@ -47,8 +51,10 @@ write_conf() {   # path mode content
         say "$1 exists and was not written by this script: left as it is"
         return
     fi
-    printf '%s\n%s\n' "$MARK" "$3" > "$1.new" && chmod "$2" "$1.new" && mv "$1.new" "$1"
+    printf '%s\n%s\n' "$MARK" "$3" > "$1.new" && chmod "$2" "$1.new"
+    if cmp -s "$1.new" "$1"; then rm -f "$1.new"; else mv "$1.new" "$1"; CHANGED="$CHANGED $1"; fi
 }
+CHANGED=""
 HOST=$(hostname -s)
 NODE=$(/usr/sbin/slurmd -C 2>/dev/null | head -1 | sed "s/^NodeName=[^ ]*/NodeName=$HOST/")
 [ -n "$NODE" ] || NODE="NodeName=$HOST CPUs=$(nproc) RealMemory=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 ))"
@@ -65,7 +71,9 @@ SlurmctldLogFile=$STATE/slurmctld.log
 SlurmdLogFile=$STATE/slurmd.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
-JobAcctGatherType=jobacct_gather/none
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=1
+JobAcctGatherParams=OverMemoryKill,UsePss
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
@@ -110,7 +118,16 @@ if ! mysqladmin ping >/dev/null 2>&1; then
 fi
 mysql -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db; CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'slurm'; GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost'; FLUSH PRIVILEGES;"
 
-# ---- SLURM daemons
+# ---- SLURM daemons (restarted when slurm.conf changed above: they read it only when they start)
+if [[ "$CHANGED" == *slurm.conf* ]]; then
+    for daemon in slurmd slurmctld; do
+        if alive "$STATE/$daemon.pid"; then
+            say "slurm.conf changed: restarting $daemon"
+            pid=$(cat "$STATE/$daemon.pid"); kill "$pid"
+            for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        fi
+    done
+fi
 if ! alive "$STATE/slurmdbd.pid"; then
     /usr/sbin/slurmdbd
     started slurmdbd:$STATE/slurmdbd.pid
