@@ -1,5 +1,6 @@
-"""Neural Collapse metrics for any PyTorch classifier: a streaming accumulator (``NeuralCollapse``)
-and a hook that collects the input of a named classifier layer (``layer_inputs``).
+"""Neural Collapse metrics for any PyTorch classifier: a streaming accumulator (``NeuralCollapse``),
+a hook that collects the input of named layers (``layer_inputs``), and the same at several layers
+at once (``MultiLayer``).
 
     from nc_repro.metrics import NeuralCollapse, layer_inputs
     nc = NeuralCollapse(num_classes=10)
@@ -83,7 +84,7 @@ class NeuralCollapse:
         self._ood[1] += len(x)
 
     def compute(self, weight, bias=None, convention='dang2023', per_class=False, nc1_variants=(),
-                cdnv_matrix=False, second_pass=None, dense_limit=4096, riesz_s=1.0, tile=1024):
+                cdnv_matrix=False, second_pass=None, dense_limit=4096, riesz_s=1.0, tile=1024, as_coded=True):
         """The metrics of the data seen so far (all processes) against the classifier W (K, D)
         and b (K,); ``convention``: a name of PAPER_CONVENTIONS or an nc_metrics.Conventions.
         Returns a dict of floats (norms as lists) under the keys of docs/metrics.md, with
@@ -96,7 +97,9 @@ class NeuralCollapse:
         labels, logits) batches, for NC4, the NCC accuracy and the per-class NC1 contributions
         with memory O(K D) (keep_features=True uses the kept features instead).
         dense_limit: above this K the measures that need a K x K matrix (NC2/NC3 frame errors)
-        are NaN (with a reason) rather than formed; pairwise measures are tiled at any K."""
+        are NaN (with a reason) rather than formed; pairwise measures are tiled at any K.
+        weight=None: the measures of the features alone (NC1, CDNV, the means' geometry, NCC
+        accuracy), for a layer without a classifier; as_coded=False skips the D x D as-coded NC1."""
         conventions = _conventions(convention)
         unknown = set(nc1_variants) - {'svd', 'pinv', 'trace'}
         if unknown:
@@ -107,6 +110,9 @@ class NeuralCollapse:
         present = stats.present.cpu()
         if stats.num_present < 2:
             raise ValueError('fewer than two classes seen (%d); NC needs at least two' % stats.num_present)
+        if weight is None:
+            return self._feature_measures(stats, conventions, per_class, nc1_variants, cdnv_matrix, second_pass,
+                                          riesz_s, tile, as_coded)
         W = nc_metrics._as64(weight)
         if tuple(W.shape) != (self.num_classes, stats.dim):
             raise ValueError('weight must have shape (num_classes, D) = (%d, %d), got %s'
@@ -116,7 +122,7 @@ class NeuralCollapse:
             raise ValueError('bias must have shape (%d,), got %s' % (self.num_classes, tuple(b.shape)))
         reasons = {}
         W_seen = W[present]                     # NC2/NC3 over the classes that were seen
-        result = self._nc1(stats, conventions, nc1_variants, reasons)
+        result = self._nc1(stats, conventions, nc1_variants, reasons, as_coded)
         if stats.num_present <= dense_limit:
             result.update(nc_metrics.frame_measures(stats, W_seen, conventions))
         else:
@@ -165,7 +171,23 @@ class NeuralCollapse:
         result['reasons'] = reasons
         return result
 
-    def _nc1(self, stats, conventions, variants, reasons):
+    def _feature_measures(self, stats, conventions, per_class, nc1_variants, cdnv_matrix, second_pass, riesz_s,
+                          tile, as_coded):
+        """compute() without a classifier: NC1, CDNV, the means' geometry and the NCC accuracy."""
+        reasons = {}
+        result = self._nc1(stats, conventions, nc1_variants, reasons, as_coded)
+        centred = nc_metrics.centred_means(stats, conventions).to(stats.device)
+        means_pairs = nc_measures.pairwise_measures(centred, stats.class_variances, riesz_s, tile, cdnv_matrix)
+        result.update(nc_measures.summarise_pairwise(means_pairs, 'means', reasons, with_cdnv=True))
+        result['equinorm_means'] = nc_measures.equinorm(centred)
+        sample_pass = self._sample_pass(stats, conventions, None, None, second_pass, per_class)
+        if sample_pass is not None:
+            _, correct, counts, _ = _summed(sample_pass.tensors())
+            result['NCC_accuracy'] = float(correct.sum() / counts.sum())
+        result.update(classes_seen=stats.num_present, num_samples=stats.num_samples, reasons=reasons)
+        return result
+
+    def _nc1(self, stats, conventions, variants, reasons, as_coded=True):
         """NC1 exact, as coded, the trace ratio and the named variants, with their reasons."""
         names = {'nc1': 'NC1_collapse_metric', 'nc1_as_coded': 'NC1_collapse_metric_as_coded',
                  'svd': 'NC1_svd', 'pinv': 'NC1_pinv'}
@@ -174,8 +196,8 @@ class NeuralCollapse:
                                                  'Sigma_B = 0 and NC1 divides by zero')
                     for key in ['NC1_collapse_metric', 'NC1_collapse_metric_as_coded', 'NC1_trace_ratio']
                     + ['NC1_' + v for v in variants if v != 'trace']} | {'sb_condition': 0.0}
-        nc1 = nc_metrics.nc1(stats, conventions, variants=[v for v in variants if v != 'trace'])
-        result = {names[key]: value for key, value in nc1.items() if key in names}
+        nc1 = nc_metrics.nc1(stats, conventions, as_coded, variants=[v for v in variants if v != 'trace'])
+        result = {names[key]: value for key, value in nc1.items() if key in names and value is not None}
         result['NC1_trace_ratio'] = nc_metrics.nc1_trace_ratio(stats, conventions)
         result['sb_condition'] = nc1['sb_condition']
         if 'NC1_svd' in result and not math.isfinite(result['NC1_svd']):
@@ -196,14 +218,17 @@ class NeuralCollapse:
             Vt, s, keep, divisor, _ = nc_metrics.nc1_directions(stats, conventions)
             projection = Vt[keep] / s[keep, None] / (stats.num_samples * divisor) ** 0.5
         sample_pass = nc_measures.SamplePass(stats._mean_rows(), stats.present, projection)
-        W, b = W.to(stats.device), b.to(stats.device) * conventions.bias_sign
+        if W is not None:
+            W, b = W.to(stats.device), b.to(stats.device) * conventions.bias_sign
         if second_pass is None:
             batches = zip(self._features, self._labels, self._decisions or [None] * len(self._features))
         else:
             batches = ((batch[0], batch[1], batch[2] if len(batch) > 2 else None) for batch in second_pass)
         for features, labels, logits in batches:
             x = features.to(stats.device)
-            if logits is None:
+            if W is None:
+                decisions = None
+            elif logits is None:
                 decisions = (x.double() @ W.T + b).argmax(1)
             else:
                 decisions = logits if logits.dim() == 1 else logits.argmax(1)
@@ -313,24 +338,36 @@ def _summed_over_processes(stats):
     return total_stats
 
 
-def layer_inputs(model, layer, batches, device=None):
-    """For each (inputs, labels) of ``batches``: (input of ``layer`` flattened to (B, D), labels,
-    the model's logits), from a forward pre-hook with the model in eval mode under
+def layer_inputs(model, layer, batches, device=None, spatial='flatten'):
+    """For each (inputs, labels) of ``batches``: (input of ``layer`` as (B, D), labels, the
+    model's logits), from forward pre-hooks with the model in eval mode under
     torch.inference_mode; the model's mode is restored afterwards. ``layer``: a module name of
-    ``model.named_modules()`` (torchvision's resnet18: 'fc') or the module itself. Works on any
-    nn.Module; a model returning a tuple gives its first element as the logits."""
+    ``model.named_modules()`` (torchvision's resnet18: 'fc'), the module itself, or a list of
+    names, which gives a dict {name: (B, D) input} for all of them from one forward pass.
+    spatial: 'flatten' (B, C*H*W) or 'mean' (B, C: average over the dimensions after the
+    channel, for convolutional feature maps). Works on any nn.Module; a model returning a tuple
+    gives its first element as the logits."""
+    if spatial not in ('flatten', 'mean'):
+        raise ValueError("spatial must be 'flatten' or 'mean' (got %r)" % spatial)
+    several = isinstance(layer, (list, tuple))
+    names = list(layer) if several else [layer]
     modules = dict(model.named_modules())
-    if isinstance(layer, torch.nn.Module):
-        module = layer
-    elif layer in modules:
-        module = modules[layer]
-    else:
-        linear = [name for name, module in modules.items() if isinstance(module, torch.nn.Linear)]
-        raise ValueError('model has no layer %r; its Linear layers: %s' % (layer, ', '.join(linear) or 'none'))
+    for name in names:
+        if not isinstance(name, torch.nn.Module) and name not in modules:
+            linear = [key for key, module in modules.items() if isinstance(module, torch.nn.Linear)]
+            raise ValueError('model has no layer %r; its Linear layers: %s' % (name, ', '.join(linear) or 'none'))
     if device is None:
         device = next(iter(model.parameters())).device
-    captured = []
-    handle = module.register_forward_pre_hook(lambda hooked, inputs: captured.append(inputs[0]))
+    captured = {}
+
+    def hook(name):
+        def keep(module, inputs):
+            x = inputs[0]
+            captured[name] = x.flatten(1) if spatial == 'flatten' or x.dim() <= 2 else x.flatten(2).mean(2)
+        return keep
+
+    handles = [(name if isinstance(name, torch.nn.Module) else modules[name]).register_forward_pre_hook(
+        hook(index)) for index, name in enumerate(names)]
     was_training = model.training
     model.eval()
     try:
@@ -339,7 +376,45 @@ def layer_inputs(model, layer, batches, device=None):
             with torch.inference_mode():
                 output = model(inputs.to(device))
             logits = output[0] if isinstance(output, (tuple, list)) else output
-            yield captured[-1].flatten(1), labels.to(device), logits
+            features = {name: captured[index] for index, name in enumerate(names)} if several else captured[0]
+            yield features, labels.to(device), logits
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
         model.train(was_training)
+
+
+class MultiLayer:
+    """NC1, CDNV and the NCC accuracy at several named layers of one model from one pass over
+    the data: the progressive collapse across depth (Rangamani et al. 2023; the per-layer
+    curves of Dang et al. 2023), for any nn.Module.
+
+        ml = MultiLayer(10, ['layer3', 'layer4', 'fc'])
+        for features, labels, _ in layer_inputs(model, ml.layers, batches, spatial='mean'):
+            ml.update(features, labels)
+        ml.compute()   # {'layer3': {'NC1_collapse_metric': ..., 'CDNV': ..., 'NCC_accuracy': ...}, ...}
+
+    Each layer is a NeuralCollapse without a classifier (its memory: O(K D_l + D_l^2), plus the
+    features when keep_features=True, which the NCC accuracy needs unless compute() gets a
+    second_pass of ({name: features}, labels) batches)."""
+
+    def __init__(self, num_classes, layers, keep_features=True):
+        self.layers = list(layers)
+        self.accumulators = {name: NeuralCollapse(num_classes, keep_features) for name in self.layers}
+
+    def update(self, features, labels):
+        """features: {layer name: (B, D_l)} (layer_inputs with a list of names), labels (B,)."""
+        for name in self.layers:
+            self.accumulators[name].update(features[name], labels)
+
+    def compute(self, convention='dang2023', second_pass=None):
+        """{layer: {NC1_collapse_metric, NC1_trace_ratio, CDNV, NCC_accuracy (when the samples
+        are kept or given again), reasons}}; the exact NC1 only (no D x D as-coded inverse)."""
+        keys = ('NC1_collapse_metric', 'NC1_trace_ratio', 'CDNV', 'NCC_accuracy', 'classes_seen', 'reasons')
+        result = {}
+        for name in self.layers:
+            again = None if second_pass is None else [(x[name], y) for x, y in second_pass]
+            measured = self.accumulators[name].compute(None, convention=convention, second_pass=again,
+                                                       as_coded=False)
+            result[name] = {key: measured[key] for key in keys if key in measured}
+        return result

@@ -197,13 +197,14 @@ class SamplePass:
         self.counts, self.nc1_spread = torch.zeros(K, **kw), torch.zeros(K, **kw)
 
     def update(self, features, labels, decisions):
-        """features (B, D), labels (B,), the network's decisions (B,)."""
+        """features (B, D), labels (B,), the network's decisions (B,) or None (no NC4)."""
         device = self.means_rows.device
         x = features.detach().to(device, torch.float64)
         y = labels.detach().to(device, torch.long)
         nearest = self.labels_of_present[self._nearest(x, self.means_rows[self.present]).to(device)]
         self.counts.index_add_(0, y, torch.ones_like(y, dtype=torch.float64))
-        self.mismatch.index_add_(0, y, (nearest != decisions.to(device)).double())
+        if decisions is not None:
+            self.mismatch.index_add_(0, y, (nearest != decisions.to(device)).double())
         self.ncc_correct.index_add_(0, y, (nearest == y).double())
         if self.projection is not None:
             z = (x - self.means_rows[y]) @ self.projection.T                # (B, r)

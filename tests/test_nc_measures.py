@@ -271,3 +271,39 @@ def test_papyan_helpers_equal_the_pairwise_pass():
     off = cosines[~torch.eye(6, dtype=torch.bool)]
     assert nc_measures.equiangularity(X) == pytest.approx(float(off.std()), rel=1e-12)
     assert nc_measures.max_angle(X) == pytest.approx(float((off + 0.2).abs().mean()), rel=1e-12)
+
+
+# ---- several layers of any model in one pass --------------------------------------------
+
+def test_multilayer_measures_named_layers_of_any_module_in_one_forward_pass():
+    from nc_repro.metrics import MultiLayer, layer_inputs
+    torch.manual_seed(0)
+    model = torch.nn.Sequential()
+    model.add_module('conv', torch.nn.Conv2d(1, 4, 3, padding=1))
+    model.add_module('relu', torch.nn.ReLU())
+    model.add_module('flat', torch.nn.Flatten())
+    model.add_module('fc', torch.nn.Linear(4 * 5 * 5, 3))
+    images, labels = torch.randn(30, 1, 5, 5), torch.arange(30) % 3
+    batches = list(zip(images.split(7), labels.split(7)))
+    calls = []
+    model.register_forward_hook(lambda *args: calls.append(1))
+    ml = MultiLayer(3, ['relu', 'fc'])
+    for features, y, _ in layer_inputs(model, ml.layers, batches, spatial='mean'):
+        ml.update(features, y)
+    assert len(calls) == len(batches)                                    # one forward per batch
+    measured = ml.compute()
+    with torch.no_grad():
+        conv_maps = model.conv(images)                                   # input of relu: (30, 4, 5, 5)
+        single = NeuralCollapse(3)
+        single.update(conv_maps.mean((2, 3)), labels)
+        expected = single.compute(None, as_coded=False)
+        fc_input = torch.relu(conv_maps).flatten(1)
+        last = NeuralCollapse(3)
+        last.update(fc_input, labels)
+        expected_fc = last.compute(model.fc.weight, model.fc.bias)
+    for key in ('NC1_collapse_metric', 'CDNV', 'NCC_accuracy'):
+        assert measured['relu'][key] == pytest.approx(expected[key], rel=1e-6), key
+        assert measured['fc'][key] == pytest.approx(expected_fc[key], rel=1e-6), key
+    assert set(measured['fc']) >= {'NC1_collapse_metric', 'NC1_trace_ratio', 'CDNV', 'NCC_accuracy', 'reasons'}
+    with pytest.raises(ValueError, match="no layer 'layer9'"):
+        list(layer_inputs(model, ['fc', 'layer9'], batches))
