@@ -30,11 +30,13 @@ def nan_because(reasons, key, reason):
 # ----------------------------------------------------------------------------------------
 # pairwise measures over tiles of class pairs
 
-def _tile_squared_distances(a, b, sq_a, sq_b):
+def _tile_squared_distances(a, b, sq_a, sq_b, gram=None):
     """||a_i - b_j||^2 (ta, tb) by the expanded form, with every pair whose value lies within
     the expanded form's rounding bound (8 (D+2) eps64 (||a_i|| + ||b_j||)^2, Higham 2002 §3.1)
-    recomputed from the direct differences: exact for coincident and nearly coincident rows."""
-    squared = (sq_a[:, None] + sq_b[None, :] - 2 * a @ b.T).clamp(min=0)
+    recomputed from the direct differences: exact for coincident and nearly coincident rows.
+    ``gram``: a @ b.T when already computed."""
+    gram = a @ b.T if gram is None else gram
+    squared = (sq_a[:, None] + sq_b[None, :] - 2 * gram).clamp(min=0)
     bound = 8 * (a.shape[1] + 2) * EPS64 * (sq_a.sqrt()[:, None] + sq_b.sqrt()[None, :]) ** 2
     close = torch.nonzero(squared <= bound)
     for start in range(0, len(close), 4096):                     # few pairs; bounded memory
@@ -72,12 +74,14 @@ def pairwise_measures(vectors, variances=None, riesz_s=1.0, tile=1024, matrix=Fa
         for c0 in range(0, K, tile):
             c1 = min(c0 + tile, K)
             off_diagonal = torch.arange(r0, r1, device=X.device)[:, None] != torch.arange(c0, c1, device=X.device)[None]
-            cosine = (unit[r0:r1] @ unit[c0:c1].T).clamp(-1, 1)
+            unit_gram = unit[r0:r1] @ unit[c0:c1].T
+            cosine = unit_gram.clamp(-1, 1)
             shift = torch.where(off_diagonal, cosine - etf_cosine, torch.zeros_like(cosine))
             rows['cosine_shift'][r0:r1] += shift.sum(1)
             rows['cosine_shift_sq'][r0:r1] += (shift * shift).sum(1)
             rows['max_angle'][r0:r1] += shift.abs().sum(1)
-            unit_distance = _tile_squared_distances(unit[r0:r1], unit[c0:c1], unit_sq[r0:r1], unit_sq[c0:c1])
+            unit_distance = _tile_squared_distances(unit[r0:r1], unit[c0:c1], unit_sq[r0:r1], unit_sq[c0:c1],
+                                                   unit_gram)
             same_direction = off_diagonal & (unit_distance == 0)
             rows['coincident_directions'][r0:r1] += same_direction.sum(1)
             safe = torch.where(off_diagonal & ~same_direction, unit_distance, torch.ones_like(unit_distance))
