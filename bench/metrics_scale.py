@@ -10,9 +10,10 @@ Rows (each in a process of its own, so that its peak resident memory is its own)
   extrapolated linearly to N (its cost is one B x D^2 GEMM per batch), and its rate is given as
   a ratio to the gemm row; compute() does not depend on N and is timed whole.
 * nc4: the same fraction again through compute(second_pass=...): NC4, the NCC accuracy and the
-  per-class NC1 contributions, exact, memory O(K D); time extrapolated to N.
+  per-class NC1 contributions, exact, memory O(K D) (plus the fraction's batches, made
+  beforehand: 0.1 GB); the pass's time (compute with it less compute without) extrapolated to N.
 * vocab: K = 50,257, D = 768 (the GPT-2 vocabulary): NC1 exact and by pinv at the full K; the
-  tiled pairwise pass (CDNV, GNC2, equiangularity, max-angle) timed at K/8 and K/4 and
+  tiled pairwise pass (CDNV, GNC2, equiangularity, max-angle) timed at K/16 and K/8 and
   extrapolated to K by its cost law K^2 D, with peak memory at those K (tiles of 1024 x 1024).
 * distributed: 2 gloo processes with half the batches each against one process with all
   (K = 100, D = 256, N = 20,000): the largest relative difference of the scalar results.
@@ -39,6 +40,22 @@ VOCAB = dict(K=50_257, D=768)
 BATCH = 2048
 
 
+class Clock:
+    """Wall and CPU seconds (all threads) of the blocks run under it: the machine is shared, so
+    the wall time can exceed the CPU time when other processes hold the cores."""
+
+    def __init__(self):
+        self.wall = self.cpu = 0.0
+
+    def __enter__(self):
+        self._start = (time.perf_counter(), time.process_time())
+        return self
+
+    def __exit__(self, *exc):
+        self.wall += time.perf_counter() - self._start[0]
+        self.cpu += time.process_time() - self._start[1]
+
+
 def peak_gb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20       # kB -> GB (Linux)
 
@@ -63,31 +80,30 @@ def gemm_rate(B=BATCH, D=2048, repeats=5):
 
 
 def first_pass(nc, batches, K, D):
-    seconds = 0.0
+    clock = Clock()
     for index in range(batches):
         features, labels = synthetic_batch(index, K, D)
-        start = time.perf_counter()
-        nc.update(features, labels)
-        seconds += time.perf_counter() - start
-    return seconds
+        with clock:
+            nc.update(features, labels)
+    return clock
 
 
 def row_imagenet(fraction):
     K, D, N = IMAGENET['K'], IMAGENET['D'], IMAGENET['N']
     batches = max(2, round(fraction * N / BATCH))
     nc = NeuralCollapse(K, keep_features=False)
-    update_seconds = first_pass(nc, batches, K, D)
+    update = first_pass(nc, batches, K, D)
     W = torch.randn(K, D, generator=torch.Generator().manual_seed(1))
-    start = time.perf_counter()
-    result = nc.compute(W, torch.zeros(K), 'dang2023', per_class=True, nc1_variants=('svd', 'pinv', 'trace'))
-    compute_seconds = time.perf_counter() - start
+    with Clock() as compute:
+        result = nc.compute(W, torch.zeros(K), 'dang2023', per_class=True, nc1_variants=('svd', 'pinv', 'trace'))
     gemm = gemm_rate()
-    per_batch = update_seconds / batches
-    return {'samples_measured': batches * BATCH, 'update_s_measured': update_seconds,
-            'update_s_extrapolated_to_N': per_batch * N / BATCH, 'compute_s': compute_seconds,
+    per_batch = update.wall / batches
+    return {'samples_measured': batches * BATCH, 'update_s_measured': update.wall, 'update_cpu_s': update.cpu,
+            'update_s_extrapolated_to_N': per_batch * N / BATCH, 'compute_s': compute.wall,
+            'compute_cpu_s': compute.cpu,
             'update_gemm_ratio': gemm['seconds_per_gemm'] / per_batch, 'gemm_gflops': gemm['gflops'],
             'peak_gb': peak_gb(), 'NC1': result['NC1_collapse_metric'], 'CDNV': result['CDNV'],
-            'nan_keys': sorted(result['reasons'])}
+            'keys_with_reasons': sorted(result['reasons'])}
 
 
 def row_nc4(fraction):
@@ -96,12 +112,15 @@ def row_nc4(fraction):
     nc = NeuralCollapse(K, keep_features=False)
     first_pass(nc, batches, K, D)
     W = torch.randn(K, D, generator=torch.Generator().manual_seed(1))
-    again = (synthetic_batch(index, K, D) for index in range(batches))
-    start = time.perf_counter()
-    result = nc.compute(W, torch.zeros(K), 'dang2023', per_class=True, second_pass=again)
-    seconds = time.perf_counter() - start       # includes the one-pass measures and regenerating the batches
-    return {'samples_measured': batches * BATCH, 'compute_with_second_pass_s': seconds,
-            'second_pass_s_extrapolated_to_N': seconds * N / (batches * BATCH), 'peak_gb': peak_gb(),
+    again = [synthetic_batch(index, K, D) for index in range(batches)]       # the same batches, made beforehand
+    conventions = nc_metrics.CONVENTIONS['dang2023']
+    with Clock() as clock:      # the pass alone (compute() runs it after the one-pass measures)
+        sample_pass = nc._sample_pass(nc.statistics, conventions, W.double(), torch.zeros(K, dtype=torch.float64),
+                                      again, per_class=True)
+    result = nc.compute(W, torch.zeros(K), 'dang2023', as_coded=False, second_pass=again)
+    assert int(sample_pass.counts.sum()) == batches * BATCH
+    return {'samples_measured': batches * BATCH, 'second_pass_s_measured': clock.wall, 'second_pass_cpu_s': clock.cpu,
+            'second_pass_s_extrapolated_to_N': clock.wall * N / (batches * BATCH), 'peak_gb': peak_gb(),
             'NC4': result['NC4_ncc_mismatch'], 'NCC_accuracy': result['NCC_accuracy']}
 
 
@@ -110,28 +129,27 @@ def row_vocab():
     generator = torch.Generator().manual_seed(2)
     means = torch.randn(K, D, generator=generator, dtype=torch.float64)
     stats = nc_metrics.ClassStatistics(K, D)
-    update_seconds = 0.0
+    update = Clock()
     for repeat in range(2):               # two samples of every class
         for start in range(0, K, 8192):
             labels = torch.arange(start, min(start + 8192, K))
             features = means[labels] + 0.1 * torch.randn(len(labels), D, generator=generator, dtype=torch.float64)
-            tick = time.perf_counter()
-            stats.update(features, labels)
-            update_seconds += time.perf_counter() - tick
+            with update:
+                stats.update(features, labels)
     conventions = nc_metrics.CONVENTIONS['dang2023']
-    tick = time.perf_counter()
-    nc1 = nc_metrics.nc1(stats, conventions, as_coded=False, variants=('pinv',))
-    nc1_seconds = time.perf_counter() - tick
+    with Clock() as nc1_clock:
+        nc1 = nc_metrics.nc1(stats, conventions, as_coded=False, variants=('pinv',))
     centred = nc_metrics.centred_means(stats, conventions)
     variances = stats.class_variances
     law = []
-    for part in (8, 4):
+    for part in (16, 8):
         k = K // part
-        tick = time.perf_counter()
-        rows = nc_measures.pairwise_measures(centred[:k], variances[:k], tile=1024)
-        law.append({'K': k, 'seconds': time.perf_counter() - tick, 'CDNV': float(rows['cdnv'].sum()) / (k * (k - 1))})
+        with Clock() as clock:
+            rows = nc_measures.pairwise_measures(centred[:k], variances[:k], tile=1024)
+        law.append({'K': k, 'seconds': clock.wall, 'cpu_s': clock.cpu, 'CDNV': float(rows['cdnv'].sum()) / (k * (k - 1))})
     extrapolated = law[-1]['seconds'] * (K / law[-1]['K']) ** 2
-    return {'update_s': update_seconds, 'nc1_exact_and_pinv_s': nc1_seconds, 'NC1': nc1['nc1'], 'NC1_pinv': nc1['pinv'],
+    return {'update_s': update.wall, 'update_cpu_s': update.cpu, 'nc1_exact_and_pinv_s': nc1_clock.wall,
+            'nc1_cpu_s': nc1_clock.cpu, 'NC1': nc1['nc1'], 'NC1_pinv': nc1['pinv'],
             'pairwise_law': law, 'pairwise_s_extrapolated_to_K': extrapolated, 'peak_gb': peak_gb()}
 
 
