@@ -2,6 +2,7 @@
 
     python bench/metrics_scale.py                      # every row (a few minutes on 2 cores)
     python bench/metrics_scale.py --rows gemm imagenet # some rows
+    python bench/metrics_scale.py --threads 1          # the figures of docs/metrics.md (a shared machine)
 
 Rows (each in a process of its own, so that its peak resident memory is its own):
 * gemm: this machine's float64 GEMM rate, (B x D)^T (B x D) with B = 2048, D = 2048.
@@ -192,15 +193,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--rows', nargs='*', default=list(ROWS), choices=list(ROWS))
     parser.add_argument('--fraction', type=float, default=0.01, help='fraction of ImageNet N measured (default 0.01)')
+    parser.add_argument('--threads', type=int, default=torch.get_num_threads(),
+                        help="torch threads (default: torch's own); on a loaded machine 1 avoids the spin-waits "
+                             'of multithreaded LAPACK (an SVD of 1000 x 2048: 3.6 s on 1 thread, 27 s on 2 at load 18)')
     parser.add_argument('--one', default=None, help=argparse.SUPPRESS)      # run one row in this process
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     if args.one:
         print(json.dumps(ROWS[args.one](args)))
         return
-    print('torch %s, %d threads, %s' % (torch.__version__, torch.get_num_threads(), time.strftime('%Y-%m-%d')))
+    print('torch %s, %d threads, %s, load average %.1f' % (torch.__version__, torch.get_num_threads(),
+                                                            time.strftime('%Y-%m-%d'), os.getloadavg()[0]))
     for name in args.rows:
-        output = subprocess.run([sys.executable, __file__, '--one', name, '--fraction', str(args.fraction)],
-                                capture_output=True, text=True, check=True).stdout
+        env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+        output = subprocess.run([sys.executable, __file__, '--one', name, '--fraction', str(args.fraction),
+                                 '--threads', str(args.threads)], capture_output=True, text=True, check=True,
+                                env=env).stdout
         print('%-12s %s' % (name, output.strip()), flush=True)
 
 
