@@ -3,6 +3,7 @@ every info.pkl byte for byte and every JSON output value for value.
 
     python bench/same_outputs.py --before 167c487          # a git revision, checked out in a worktree
     python bench/same_outputs.py --before /path/to/checkout
+    python bench/same_outputs.py --before /work/main --added_keys per_class CDNV_matrix  # new keys only
 
 The set: the `make demo` run (train, validate), and one short run of each paper's trainer and
 validator (Zhou 2022 first- and second-order, Dang 2023 imbalanced and synthetic, Dang 2024
@@ -16,6 +17,7 @@ import argparse
 import glob
 import json
 import os
+import pickle
 import subprocess
 import sys
 import tempfile
@@ -122,7 +124,23 @@ def first_difference(before, after, where=''):
     return None if before == after else '%s: %r -> %r' % (where or 'value', before, after)
 
 
-def compare(before, after):
+def pickle_difference(before_path, after_path, added_keys):
+    """None when the 'after' info.pkl holds every 'before' key with a byte-identical value, in
+    the same order, and nothing else than ``added_keys``; otherwise the first difference."""
+    with open(before_path, 'rb') as f_before, open(after_path, 'rb') as f_after:
+        before, after = pickle.load(f_before), pickle.load(f_after)
+    extra = [key for key in after if key not in before]
+    if [key for key in after if key in before] != list(before):
+        return 'keys %s -> %s' % (list(before), list(after))
+    if set(extra) - set(added_keys):
+        return 'keys not allowed: %s' % sorted(set(extra) - set(added_keys))
+    for key in before:
+        if pickle.dumps(before[key]) != pickle.dumps(after[key]):
+            return '.%s' % key
+    return None
+
+
+def compare(before, after, added_keys=()):
     differences = []
     for relative in sorted(set(before) | set(after)):
         if relative not in before or relative not in after:
@@ -131,13 +149,19 @@ def compare(before, after):
         if relative.endswith('info.pkl'):
             with open(before[relative], 'rb') as f_before, open(after[relative], 'rb') as f_after:
                 same = f_before.read() == f_after.read()
+            if not same and added_keys:
+                found = pickle_difference(before[relative], after[relative], added_keys)
+                same = found is None
         elif os.path.basename(relative) in ('args.json', 'run.json'):
             continue        # the run's own flags and launcher record: paths and dates of this machine
         else:
-            found = first_difference(read_json(before[relative]), read_json(after[relative]))
+            after_values = read_json(after[relative])
+            if isinstance(after_values, dict):
+                after_values = {k: v for k, v in after_values.items() if k not in added_keys}
+            found = first_difference(read_json(before[relative]), after_values)
             same = found is None
         if not same:
-            differences.append('%s: differs%s' % (relative, '' if relative.endswith('info.pkl') else ' at ' + found))
+            differences.append('%s: differs%s' % (relative, ' at ' + found if found else ''))
     return differences
 
 
@@ -158,6 +182,9 @@ def main():
                         help="keep the 'before' outputs in this folder and reuse them on the next call")
     parser.add_argument('--groups', nargs='*', default=[], choices=[name for name, _ in GROUPS],
                         help='run only these groups (default: all)')
+    parser.add_argument('--added_keys', nargs='*', default=[],
+                        help='top-level info keys the after checkout may add (every other key and value '
+                             'must stay byte-identical)')
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix='same_outputs_') as scratch:
         before_tree = checkout(args.before, scratch)
@@ -177,7 +204,7 @@ def main():
         finally:
             if before_tree.startswith(scratch):
                 subprocess.run(['git', '-C', ROOT, 'worktree', 'remove', '--force', before_tree], check=False)
-        differences = compare(results['before'], results['after'])
+        differences = compare(results['before'], results['after'], args.added_keys)
         pickles = sum(path.endswith('info.pkl') for path in results['after'])
         print('compared %d files (%d info.pkl byte for byte, %d JSON value for value): %d differ'
               % (len(results['after']), pickles, len(results['after']) - pickles, len(differences)))

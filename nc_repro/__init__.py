@@ -4,3 +4,5 @@ It holds the reproduction checks behind ``reproduce.py``: ``claims`` (what a cla
 check reads finished grid runs), ``report`` (the Markdown reports) and ``papers`` (each paper's
 claims and the grids they are measured on).
 """
+
+__version__ = "0.2.0"

@@ -1,5 +1,6 @@
-"""Neural Collapse metrics for any PyTorch classifier: a streaming accumulator (``NeuralCollapse``)
-and a hook that collects the input of a named classifier layer (``layer_inputs``).
+"""Neural Collapse metrics for any PyTorch classifier: a streaming accumulator (``NeuralCollapse``),
+a hook that collects the input of named layers (``layer_inputs``), and the same at several layers
+at once (``MultiLayer``).
 
     from nc_repro.metrics import NeuralCollapse, layer_inputs
     nc = NeuralCollapse(num_classes=10)
@@ -14,9 +15,11 @@ only. Formulas, conventions and result keys: docs/metrics.md.
 Under torch.distributed, ``compute()`` sums the statistics (and the NC4 counts) of all processes,
 so each process of a DDP job gets the metrics of the whole data set; every process must call it.
 """
+import math
+
 import torch
 
-from nc_repro import nc_metrics
+from nc_repro import nc_measures, nc_metrics
 
 PAPER_CONVENTIONS = ('zhou2022', 'dang2023', 'dang2024', 'hong2023')
 
@@ -49,7 +52,7 @@ class NeuralCollapse:
     def reset(self):
         """Forget every batch seen."""
         self.statistics = None
-        self._features, self._decisions = [], []
+        self._features, self._labels, self._decisions, self._ood = [], [], [], None
 
     def update(self, features, labels, logits=None):
         """Add a batch: features (B, D), labels (B,) in 0..K-1, and the network's logits (B, K)
@@ -63,23 +66,53 @@ class NeuralCollapse:
         self.statistics.update(features, labels)
         if self.keep_features:
             self._features.append(features.detach().float())
+            self._labels.append(labels.detach().to(features.device))
             if logits is not None:
                 if tuple(logits.shape) != (len(labels), self.num_classes):
                     raise ValueError('logits must have shape (%d, %d), got %s'
                                      % (len(labels), self.num_classes, tuple(logits.shape)))
                 self._decisions.append(logits.detach().argmax(1).to(features.device))
 
-    def compute(self, weight, bias=None, convention='dang2023'):
+    def update_ood(self, features):
+        """Add a batch of out-of-distribution features (B, D) for NC5; only their mean is kept."""
+        features, _ = _checked_batch(features, torch.zeros(len(features), dtype=torch.long), self.num_classes,
+                                     self.statistics)
+        x = features.detach().to(torch.float64)
+        if self._ood is None:
+            self._ood = [torch.zeros(x.shape[1], dtype=torch.float64, device=x.device), 0]
+        self._ood[0] += x.sum(0)
+        self._ood[1] += len(x)
+
+    def compute(self, weight, bias=None, convention='dang2023', per_class=False, nc1_variants=(),
+                cdnv_matrix=False, second_pass=None, dense_limit=4096, riesz_s=1.0, tile=1024, as_coded=True):
         """The metrics of the data seen so far (all processes) against the classifier W (K, D)
         and b (K,); ``convention``: a name of PAPER_CONVENTIONS or an nc_metrics.Conventions.
-        Returns a dict of floats (norms as lists) under the keys of docs/metrics.md."""
+        Returns a dict of floats (norms as lists) under the keys of docs/metrics.md, with
+        ``reasons`` {key: why} for every NaN or negative value.
+
+        per_class: add ``per_class``, a dict of per-class lists (classes seen, label order).
+        nc1_variants: any of 'svd', 'pinv' ('NC1_svd', 'NC1_pinv'; 'trace' is NC1_trace_ratio).
+        cdnv_matrix: add the K x K ``CDNV_matrix`` (a float64 tensor, NaN on the diagonal).
+        second_pass: an iterable over the same data again, of (features, labels) or (features,
+        labels, logits) batches, for NC4, the NCC accuracy and the per-class NC1 contributions
+        with memory O(K D) (keep_features=True uses the kept features instead).
+        dense_limit: above this K the measures that need a K x K matrix (NC2/NC3 frame errors)
+        are NaN (with a reason) rather than formed; pairwise measures are tiled at any K.
+        weight=None: the measures of the features alone (NC1, CDNV, the means' geometry, NCC
+        accuracy), for a layer without a classifier; as_coded=False skips the D x D as-coded NC1."""
         conventions = _conventions(convention)
+        unknown = set(nc1_variants) - {'svd', 'pinv', 'trace'}
+        if unknown:
+            raise ValueError("nc1_variants must be among 'svd', 'pinv', 'trace' (got %s)" % sorted(unknown))
         if self.statistics is None:
             raise ValueError('compute() before any update(): no features seen')
         stats = _summed_over_processes(self.statistics)
         present = stats.present.cpu()
         if stats.num_present < 2:
             raise ValueError('fewer than two classes seen (%d); NC needs at least two' % stats.num_present)
+        if weight is None:
+            return self._feature_measures(stats, conventions, per_class, nc1_variants, cdnv_matrix, second_pass,
+                                          riesz_s, tile, as_coded)
         W = nc_metrics._as64(weight)
         if tuple(W.shape) != (self.num_classes, stats.dim):
             raise ValueError('weight must have shape (num_classes, D) = (%d, %d), got %s'
@@ -87,39 +120,161 @@ class NeuralCollapse:
         b = torch.zeros(self.num_classes, dtype=torch.float64) if bias is None else nc_metrics._as64(bias)
         if tuple(b.shape) != (self.num_classes,):
             raise ValueError('bias must have shape (%d,), got %s' % (self.num_classes, tuple(b.shape)))
+        reasons = {}
         W_seen = W[present]                     # NC2/NC3 over the classes that were seen
-        nc1 = nc_metrics.nc1(stats, conventions)
-        result = {'NC1_collapse_metric': nc1['nc1'], 'NC1_collapse_metric_as_coded': nc1['nc1_as_coded'],
-                  'NC1_trace_ratio': nc_metrics.nc1_trace_ratio(stats, conventions),
-                  'sb_condition': nc1['sb_condition']}
-        result.update(nc_metrics.frame_measures(stats, W_seen, conventions))
-        result['Wh_b_relation_metric'] = nc_metrics.bias_relation(W, b, stats.global_mean(conventions).cpu())
-        if self.keep_features:
-            result['NC4_ncc_mismatch'] = self._ncc_mismatch(stats, W, b)
+        result = self._nc1(stats, conventions, nc1_variants, reasons, as_coded)
+        if stats.num_present <= dense_limit:
+            result.update(nc_metrics.frame_measures(stats, W_seen, conventions))
+        else:
+            for key in FRAME_KEYS:
+                result[key] = nc_measures.nan_because(reasons, key, 'K = %d classes > dense_limit = %d: the K x K '
+                                                      'matrix is not formed' % (stats.num_present, dense_limit))
+        result['Wh_b_relation_metric'] = nc_metrics.bias_relation(W, b, stats.global_mean(conventions).cpu(),
+                                                                  conventions.bias_sign)
+        centred = nc_metrics.centred_means(stats, conventions).to(stats.device)
+        W_rows = nc_metrics.classifier_rows(W_seen, conventions).to(stats.device)
+        variances = stats.class_variances
+        means_pairs = nc_measures.pairwise_measures(centred, variances, riesz_s, tile, cdnv_matrix)
+        W_pairs = nc_measures.pairwise_measures(W_rows, None, riesz_s, tile)
+        result.update(nc_measures.summarise_pairwise(means_pairs, 'means', reasons, with_cdnv=True))
+        result.update(nc_measures.summarise_pairwise(W_pairs, 'W', reasons))
+        for key, rows in (('equinorm_means', centred), ('equinorm_W', W_rows)):
+            result[key] = nc_measures.equinorm(rows)
+            if result[key] != result[key]:
+                reasons[key] = 'every row is zero: the coefficient of variation is undefined'
+        result['self_duality'] = nc_metrics.self_duality_distance(W_rows, stats, conventions)
+        cosines = nc_measures.duality_cosines(W_rows, centred)
+        result['UNC3'] = nc_measures.uniform_duality(cosines, reasons)
+        if self._ood is not None:
+            ood = _summed([self._ood[0].clone(), torch.tensor(float(self._ood[1]), dtype=torch.float64,
+                                                                device=self._ood[0].device)])
+            result['NC5_ood_orthogonality'] = nc_measures.ood_orthogonality(stats.class_means, ood[0] / ood[1])
+        sample_pass = self._sample_pass(stats, conventions, W, b, second_pass, per_class)
+        if sample_pass is not None:
+            mismatch, correct, counts, spread = _summed(sample_pass.tensors())
+            if int(counts.sum()) != stats.num_samples:
+                raise ValueError('second_pass gave %d samples, the first pass %d: pass the same data'
+                                 % (int(counts.sum()), stats.num_samples))
+            result['NC4_ncc_mismatch'] = float(mismatch.sum() / counts.sum())
+            result['NCC_accuracy'] = float(correct.sum() / counts.sum())
+        if cdnv_matrix:
+            result['CDNV_matrix'] = means_pairs['cdnv_matrix'].cpu()
         result['class_mean_norms'] = torch.linalg.norm(stats.class_means, dim=1).cpu().tolist()
         result['classifier_row_norms'] = torch.linalg.norm(W_seen, dim=1).tolist()
         result['classes_seen'] = stats.num_present
         result['num_samples'] = stats.num_samples
+        if per_class:
+            result['per_class'] = _per_class(stats, result, means_pairs, cosines, centred, W_rows,
+                                             sample_pass and (mismatch, correct, counts, spread), reasons)
         for alias, key in PAPER_ALIASES.get(convention if isinstance(convention, str) else '', {}).items():
             result[alias] = result[key]
+        result['reasons'] = reasons
         return result
 
-    def _ncc_mismatch(self, stats, W, b):
-        """NC4: fraction of samples whose nearest class mean (over the classes seen) is not the
-        network's decision (argmax of the logits given to update, or of W h + b)."""
-        device = stats.device
-        features = torch.cat(self._features).to(device)
-        present_labels = torch.nonzero(stats.present).squeeze(1)                # (K_seen,)
-        nearest = present_labels[nc_metrics.nearest_class_mean(features, stats.class_means).to(device)]
-        if self._decisions:
-            decisions = torch.cat(self._decisions).to(device)
+    def _feature_measures(self, stats, conventions, per_class, nc1_variants, cdnv_matrix, second_pass, riesz_s,
+                          tile, as_coded):
+        """compute() without a classifier: NC1, CDNV, the means' geometry and the NCC accuracy."""
+        reasons = {}
+        result = self._nc1(stats, conventions, nc1_variants, reasons, as_coded)
+        centred = nc_metrics.centred_means(stats, conventions).to(stats.device)
+        means_pairs = nc_measures.pairwise_measures(centred, stats.class_variances, riesz_s, tile, cdnv_matrix)
+        result.update(nc_measures.summarise_pairwise(means_pairs, 'means', reasons, with_cdnv=True))
+        result['equinorm_means'] = nc_measures.equinorm(centred)
+        sample_pass = self._sample_pass(stats, conventions, None, None, second_pass, per_class)
+        if sample_pass is not None:
+            _, correct, counts, _ = _summed(sample_pass.tensors())
+            result['NCC_accuracy'] = float(correct.sum() / counts.sum())
+        result.update(classes_seen=stats.num_present, num_samples=stats.num_samples, reasons=reasons)
+        return result
+
+    def _nc1(self, stats, conventions, variants, reasons, as_coded=True):
+        """NC1 exact, as coded, the trace ratio and the named variants, with their reasons."""
+        names = {'nc1': 'NC1_collapse_metric', 'nc1_as_coded': 'NC1_collapse_metric_as_coded',
+                 'svd': 'NC1_svd', 'pinv': 'NC1_pinv'}
+        if float((nc_metrics.between_class_factor(stats, conventions) ** 2).sum()) == 0:
+            return {key: nc_measures.nan_because(reasons, key, 'every class mean equals the global mean: '
+                                                 'Sigma_B = 0 and NC1 divides by zero')
+                    for key in ['NC1_collapse_metric', 'NC1_collapse_metric_as_coded', 'NC1_trace_ratio']
+                    + ['NC1_' + v for v in variants if v != 'trace']} | {'sb_condition': 0.0}
+        nc1 = nc_metrics.nc1(stats, conventions, as_coded, variants=[v for v in variants if v != 'trace'])
+        result = {names[key]: value for key, value in nc1.items() if key in names and value is not None}
+        result['NC1_trace_ratio'] = nc_metrics.nc1_trace_ratio(stats, conventions)
+        result['sb_condition'] = nc1['sb_condition']
+        if 'NC1_svd' in result and not math.isfinite(result['NC1_svd']):
+            result['NC1_svd'] = nc_measures.nan_because(
+                reasons, 'NC1_svd', 'Sigma_B has rank below K-1 (a zero singular value among the top K-1): '
+                'its rank K-1 inverse is infinite; NC1_collapse_metric drops that direction')
+        for key in [k for k in names.values() if result.get(k) is not None and result[k] < 0]:
+            reasons[key] = ('negative by float64 rounding: Sigma_W is zero to working precision along the '
+                            'between-class directions (features collapsed onto their means)')
+        return result
+
+    def _sample_pass(self, stats, conventions, W, b, second_pass, per_class):
+        """The exact per-sample pass over the kept features or ``second_pass``, or None."""
+        if not self.keep_features and second_pass is None:
+            return None
+        projection = None
+        if per_class:     # scaled so that the per-class sums add up to NC1
+            Vt, s, keep, divisor, _ = nc_metrics.nc1_directions(stats, conventions)
+            projection = Vt[keep] / s[keep, None] / (stats.num_samples * divisor) ** 0.5
+        sample_pass = nc_measures.SamplePass(stats._mean_rows(), stats.present, projection)
+        if W is not None:
+            W, b = W.to(stats.device), b.to(stats.device) * conventions.bias_sign
+        if second_pass is None:
+            batches = zip(self._features, self._labels, self._decisions or [None] * len(self._features))
         else:
-            decisions = (features.double() @ W.to(device).T + b.to(device)).argmax(1)
-        counts = torch.tensor([float((nearest != decisions).sum()), float(len(decisions))],
-                              dtype=torch.float64, device=device)
-        if _distributed():
-            torch.distributed.all_reduce(counts)
-        return float(counts[0] / counts[1])
+            batches = ((batch[0], batch[1], batch[2] if len(batch) > 2 else None) for batch in second_pass)
+        for features, labels, logits in batches:
+            x = features.to(stats.device)
+            if W is None:
+                decisions = None
+            elif logits is None:
+                decisions = (x.double() @ W.T + b).argmax(1)
+            else:
+                decisions = logits if logits.dim() == 1 else logits.argmax(1)
+            sample_pass.update(x, torch.as_tensor(labels), decisions)
+        return sample_pass
+
+
+FRAME_KEYS = ('NC2_ETF_W', 'NC2_Identity_W', 'NC2_GOF_W', 'NC2_ETF_H', 'NC2_Identity_H', 'NC2_GOF_H', 'NC3_ETF_WH',
+              'NC3_Identity_WH', 'NC3_GOF_WH', 'NC3_W_sub_H', 'NC3_W_sub_H_centered')
+
+
+def _per_class(stats, result, means_pairs, cosines, centred, W_rows, sample_pass, reasons):
+    """Per-class lists over the classes seen, in label order (docs/metrics.md, per-class keys)."""
+    K = stats.num_present
+    rows = {'labels': torch.nonzero(stats.present).squeeze(1).cpu().tolist(),
+            'counts': stats.class_counts.cpu().tolist(),
+            'variance': stats.class_variances.cpu().tolist(),
+            'cdnv_row_mean': (means_pairs['cdnv'] / (K - 1)).cpu().tolist(),
+            'max_angle_row': (means_pairs['max_angle'] / (K - 1)).cpu().tolist(),
+            'class_mean_norm': result['class_mean_norms'],
+            'centred_mean_norm': torch.linalg.norm(centred, dim=1).cpu().tolist(),
+            'classifier_row_norm': torch.linalg.norm(W_rows, dim=1).cpu().tolist(),
+            'duality_cosine': cosines.cpu().tolist()}
+    if bool(means_pairs['coincident_means'].any()):
+        reasons['per_class.cdnv_row_mean'] = 'classes with coincident means: their rows leave those pairs out'
+    if 'cdnv_matrix' in means_pairs:
+        rows['cdnv_row'] = means_pairs['cdnv_matrix'].cpu().tolist()
+    if sample_pass is None:
+        for key in ('nc1_contribution', 'ncc_mismatch', 'ncc_accuracy'):
+            nc_measures.nan_because(reasons, 'per_class.' + key, 'needs the samples again: keep_features=True '
+                                    'or compute(second_pass=...)')
+            rows[key] = [float('nan')] * K
+        return rows
+    mismatch, correct, counts, spread = (t[stats.present] for t in sample_pass)
+    rows['nc1_contribution'] = spread.cpu().tolist()
+    rows['ncc_mismatch'] = (mismatch / counts).cpu().tolist()
+    rows['ncc_accuracy'] = (correct / counts).cpu().tolist()
+    return rows
+
+
+def _summed(tensors):
+    """The sums over all processes of a list of tensors (unchanged without torch.distributed)."""
+    if _distributed():
+        for tensor in tensors:
+            torch.distributed.all_reduce(tensor)
+    return tensors
 
 
 def _conventions(convention):
@@ -183,24 +338,36 @@ def _summed_over_processes(stats):
     return total_stats
 
 
-def layer_inputs(model, layer, batches, device=None):
-    """For each (inputs, labels) of ``batches``: (input of ``layer`` flattened to (B, D), labels,
-    the model's logits), from a forward pre-hook with the model in eval mode under
+def layer_inputs(model, layer, batches, device=None, spatial='flatten'):
+    """For each (inputs, labels) of ``batches``: (input of ``layer`` as (B, D), labels, the
+    model's logits), from forward pre-hooks with the model in eval mode under
     torch.inference_mode; the model's mode is restored afterwards. ``layer``: a module name of
-    ``model.named_modules()`` (torchvision's resnet18: 'fc') or the module itself. Works on any
-    nn.Module; a model returning a tuple gives its first element as the logits."""
+    ``model.named_modules()`` (torchvision's resnet18: 'fc'), the module itself, or a list of
+    names, which gives a dict {name: (B, D) input} for all of them from one forward pass.
+    spatial: 'flatten' (B, C*H*W) or 'mean' (B, C: average over the dimensions after the
+    channel, for convolutional feature maps). Works on any nn.Module; a model returning a tuple
+    gives its first element as the logits."""
+    if spatial not in ('flatten', 'mean'):
+        raise ValueError("spatial must be 'flatten' or 'mean' (got %r)" % spatial)
+    several = isinstance(layer, (list, tuple))
+    names = list(layer) if several else [layer]
     modules = dict(model.named_modules())
-    if isinstance(layer, torch.nn.Module):
-        module = layer
-    elif layer in modules:
-        module = modules[layer]
-    else:
-        linear = [name for name, module in modules.items() if isinstance(module, torch.nn.Linear)]
-        raise ValueError('model has no layer %r; its Linear layers: %s' % (layer, ', '.join(linear) or 'none'))
+    for name in names:
+        if not isinstance(name, torch.nn.Module) and name not in modules:
+            linear = [key for key, module in modules.items() if isinstance(module, torch.nn.Linear)]
+            raise ValueError('model has no layer %r; its Linear layers: %s' % (name, ', '.join(linear) or 'none'))
     if device is None:
         device = next(iter(model.parameters())).device
-    captured = []
-    handle = module.register_forward_pre_hook(lambda hooked, inputs: captured.append(inputs[0]))
+    captured = {}
+
+    def hook(name):
+        def keep(module, inputs):
+            x = inputs[0]
+            captured[name] = x.flatten(1) if spatial == 'flatten' or x.dim() <= 2 else x.flatten(2).mean(2)
+        return keep
+
+    handles = [(name if isinstance(name, torch.nn.Module) else modules[name]).register_forward_pre_hook(
+        hook(index)) for index, name in enumerate(names)]
     was_training = model.training
     model.eval()
     try:
@@ -209,7 +376,45 @@ def layer_inputs(model, layer, batches, device=None):
             with torch.inference_mode():
                 output = model(inputs.to(device))
             logits = output[0] if isinstance(output, (tuple, list)) else output
-            yield captured[-1].flatten(1), labels.to(device), logits
+            features = {name: captured[index] for index, name in enumerate(names)} if several else captured[0]
+            yield features, labels.to(device), logits
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
         model.train(was_training)
+
+
+class MultiLayer:
+    """NC1, CDNV and the NCC accuracy at several named layers of one model from one pass over
+    the data: the progressive collapse across depth (Rangamani et al. 2023; the per-layer
+    curves of Dang et al. 2023), for any nn.Module.
+
+        ml = MultiLayer(10, ['layer3', 'layer4', 'fc'])
+        for features, labels, _ in layer_inputs(model, ml.layers, batches, spatial='mean'):
+            ml.update(features, labels)
+        ml.compute()   # {'layer3': {'NC1_collapse_metric': ..., 'CDNV': ..., 'NCC_accuracy': ...}, ...}
+
+    Each layer is a NeuralCollapse without a classifier (its memory: O(K D_l + D_l^2), plus the
+    features when keep_features=True, which the NCC accuracy needs unless compute() gets a
+    second_pass of ({name: features}, labels) batches)."""
+
+    def __init__(self, num_classes, layers, keep_features=True):
+        self.layers = list(layers)
+        self.accumulators = {name: NeuralCollapse(num_classes, keep_features) for name in self.layers}
+
+    def update(self, features, labels):
+        """features: {layer name: (B, D_l)} (layer_inputs with a list of names), labels (B,)."""
+        for name in self.layers:
+            self.accumulators[name].update(features[name], labels)
+
+    def compute(self, convention='dang2023', second_pass=None):
+        """{layer: {NC1_collapse_metric, NC1_trace_ratio, CDNV, NCC_accuracy (when the samples
+        are kept or given again), reasons}}; the exact NC1 only (no D x D as-coded inverse)."""
+        keys = ('NC1_collapse_metric', 'NC1_trace_ratio', 'CDNV', 'NCC_accuracy', 'classes_seen', 'reasons')
+        result = {}
+        for name in self.layers:
+            again = None if second_pass is None else [(x[name], y) for x, y in second_pass]
+            measured = self.accumulators[name].compute(None, convention=convention, second_pass=again,
+                                                       as_coded=False)
+            result[name] = {key: measured[key] for key in keys if key in measured}
+        return result

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from nc_repro import frames
+from nc_repro.nc_measures import equiangularity, equinorm, max_angle  # noqa: F401 (Papyan's NC2 measures)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Conventions:
     center_classifier: bool   # NC2/NC3 on W - 1 w_bar^T (Zhou 2022) or on the raw W (Zhu 2021, D23)
     pinv: str                 # the original's pseudo-inverse, for the as-coded NC1:
                               # 'scipy_float32' (T, J, D23) or 'float64_rcond1e-10' (Hong)
+    bias_sign: int = 1        # logits W h + b (+1, every paper here) or W h - b (-1)
 
 
 CONVENTIONS = {
@@ -218,45 +220,58 @@ def between_class_factor(stats, conventions):
     return weights.sqrt()[:, None] * centred
 
 
-def nc1(stats, conventions, as_coded=True, sigma_w_swap=None):
-    """NC1 = tr(Sigma_W Sigma_B^+) / K (Papyan, Han & Donoho 2020, Eq. in Fig. 6).
+def nc1_directions(stats, conventions):
+    """Sigma_B's range as the exact NC1 uses it: (V (r, D), s (r,), kept (r,) bool, divisor).
 
-    'nc1': exact, float64, with Sigma_B's pseudo-inverse taken in its K-1 dimensional range:
-    the thin SVD A = U diag(s) V^T of the between-class factor gives Sigma_B = V diag(s^2) V^T,
-    so NC1 = (1/K) sum_{i<r} v_i^T Sigma_W v_i / s_i^2, r = min(K-1, D);
-    directions with s_i <= s_0 max(K, D) eps64 are dropped as genuinely degenerate.
-    'nc1_as_coded': Sigma_W and Sigma_B as the original computed them (float32 with SciPy's
-    pinv for T/J/D23, float64 with rcond 1e-10 for Hong), which under-reports NC1 when a
-    between-class direction is small (the float32 cut-off drops it; docs/original_code.md, "NC1 as
-    the originals computed it").
-    'sb_condition': s_{r-1}/s_0, small values mean the as-coded number is unreliable.
-    as_coded=False skips the original's D x D pseudo-inverse ('nc1_as_coded' is then None).
-
-    sigma_w_swap=(seen (m, D), replaced (m, D), labels (m,)) makes the as-coded value's Sigma_W
-    pass see the rows ``seen`` in place of the rows ``replaced`` of those classes, centred at
-    the (unchanged) class means: the pairing of the Dang 2024 validator, whose first Sigma_W
-    batch held stale features (see stale_feature_rows in validation.py). The exact value and
-    the class means are not affected."""
+    The thin SVD A = U diag(s) V^T of the between-class factor gives Sigma_B = V diag(s^2) V^T;
+    r = min(K-1, D); ``kept`` drops directions with s_i <= s_0 max(K, D) eps64 (degenerate);
+    divisor K or 1 (conventions.nc1_divide_by_K)."""
     K = stats.num_present
     factor = between_class_factor(stats, conventions)                        # (K, D)
     _, s, Vt = torch.linalg.svd(factor, full_matrices=False)                 # s (min(K,D),), Vt (., D)
     r = min(K - 1, stats.dim)
     s, Vt = s[:r], Vt[:r]
     keep = s > s[0] * max(K, stats.dim) * torch.finfo(torch.float64).eps if r > 0 else s > 0
-    divisor = K if conventions.nc1_divide_by_K else 1
+    return Vt, s, keep, (K if conventions.nc1_divide_by_K else 1), factor
+
+
+def nc1(stats, conventions, as_coded=True, sigma_w_swap=None, variants=()):
+    """NC1 = tr(Sigma_W Sigma_B^+) / K (Papyan, Han & Donoho 2020, Eq. in Fig. 6).
+
+    'nc1': exact, float64, with Sigma_B's pseudo-inverse taken in its K-1 dimensional range
+    (nc1_directions): NC1 = (1/K) sum_{i<r, kept} v_i^T Sigma_W v_i / s_i^2.
+    'nc1_as_coded': Sigma_W and Sigma_B as the original computed them (float32 with SciPy's
+    pinv for T/J/D23, float64 with rcond 1e-10 for Hong), which under-reports NC1 when a
+    between-class direction is small (the float32 cut-off drops it; docs/original_code.md, "NC1 as
+    the originals computed it").
+    'sb_condition': s_{r-1}/s_0, small values mean the as-coded number is unreliable.
+    as_coded=False skips the original's D x D pseudo-inverse ('nc1_as_coded' is then None).
+    variants (docs/metrics.md): 'svd', the rank K-1 truncated SVD of Sigma_B without a cut-off
+    (svds(Sigma_B, k=K-1)); 'pinv', Sigma_B formed in float64 with the cut-off D eps64 sigma_max.
+
+    sigma_w_swap=(seen, replaced, labels): the as-coded Sigma_W sees the rows ``seen`` (m, D)
+    in place of ``replaced`` (Dang 2024's stale first batch, validation.stale_feature_rows)."""
+    Vt, s, keep, divisor, factor = nc1_directions(stats, conventions)
+    blocks = {'exact': Vt[keep]}
     if as_coded:
-        as_coded_directions, as_coded_inverse = as_coded_pseudo_inverse(factor, conventions.pinv)
-    else:
-        as_coded_directions = torch.zeros(0, stats.dim, dtype=torch.float64, device=factor.device)
-    quadratic = stats.within_class_quadratic(torch.cat([Vt[keep], as_coded_directions]))
+        blocks['as_coded'], as_coded_inverse = as_coded_pseudo_inverse(factor, conventions.pinv)
+    if 'pinv' in variants:
+        blocks['pinv'], pinv_inverse = as_coded_pseudo_inverse(factor, 'float64_default')
+    if 'svd' in variants:
+        blocks['svd'] = Vt
+    quadratic = stats.within_class_quadratic(torch.cat(list(blocks.values())))
+    parts = dict(zip(blocks, quadratic.split([len(b) for b in blocks.values()])))
     if as_coded and sigma_w_swap is not None:
-        swap = swapped_rows_quadratic(stats, as_coded_directions, *sigma_w_swap)
-        quadratic = torch.cat([quadratic[:int(keep.sum())], quadratic[int(keep.sum()):] + swap])
-    exact = float((quadratic[:int(keep.sum())] / s[keep] ** 2).sum()) / divisor
+        parts['as_coded'] = parts['as_coded'] + swapped_rows_quadratic(stats, blocks['as_coded'], *sigma_w_swap)
+    result = {'nc1': float((parts['exact'] / s[keep] ** 2).sum()) / divisor}
     # tr(Sigma_W pinv(Sigma_B)) = sum_i u_i^T Sigma_W u_i / sigma_i over pinv's kept eigenpairs
-    as_coded = float((quadratic[int(keep.sum()):] * as_coded_inverse).sum()) / divisor if as_coded else None
-    condition = float(s[-1] / s[0]) if r > 0 and s[0] > 0 else 0.0
-    return {'nc1': exact, 'nc1_as_coded': as_coded, 'sb_condition': condition}
+    result['nc1_as_coded'] = float((parts['as_coded'] * as_coded_inverse).sum()) / divisor if as_coded else None
+    if 'pinv' in variants:
+        result['pinv'] = float((parts['pinv'] * pinv_inverse).sum()) / divisor
+    if 'svd' in variants:
+        result['svd'] = float((parts['svd'] / s ** 2).sum()) / divisor
+    result['sb_condition'] = float(s[-1] / s[0]) if len(s) and s[0] > 0 else 0.0
+    return result
 
 
 def swapped_rows_quadratic(stats, directions, seen, replaced, labels):
@@ -283,8 +298,10 @@ def as_coded_pseudo_inverse(factor, pinv):
         matrix, relative = sigma_b.float().numpy(), max(sigma_b.shape) * np.finfo(np.float32).eps
     elif pinv == 'float64_rcond1e-10':
         matrix, relative = sigma_b.numpy(), 1e-10
+    elif pinv == 'float64_default':
+        matrix, relative = sigma_b.numpy(), max(sigma_b.shape) * np.finfo(np.float64).eps
     else:
-        raise ValueError("pinv must be 'scipy_float32' or 'float64_rcond1e-10'")
+        raise ValueError("pinv must be 'scipy_float32', 'float64_rcond1e-10' or 'float64_default'")
     # singular values of a symmetric matrix are |eigenvalues|: eigh, in the original's precision
     # (LAPACK through numpy: the metrics need numpy and torch only)
     eigenvalues, U = np.linalg.eigh(matrix)
@@ -371,41 +388,15 @@ def frame_measures(stats, W, conventions):
     }
 
 
-def bias_relation(W, b, global_mean):
-    """J's 'Wh_b_relation_metric' (its plots' NC4): || W mu_G + b ||_2 with the raw W."""
-    return float(torch.linalg.norm(_as64(W) @ _as64(global_mean) + _as64(b)))
+def bias_relation(W, b, global_mean, bias_sign=1):
+    """J's 'Wh_b_relation_metric' (its plots' NC4): || W mu_G + b ||_2 with the raw W (- b
+    under a convention with bias_sign=-1)."""
+    return float(torch.linalg.norm(_as64(W) @ _as64(global_mean) + bias_sign * _as64(b)))
 
 
 def self_duality_distance(W, stats, conventions):
     """|| W^T/||W||_F - M~^T/||M~||_F ||_F^2 (Papyan 2020's NC3 as in the Colab code)."""
     return alignment_error(_as64(W), centred_means(stats, conventions)) ** 2
-
-
-# ----------------------------------------------------------------------------------------
-# equinorm / equiangularity (Papyan, Han & Donoho 2020)
-
-def equinorm(vectors):
-    """Coefficient of variation std/mean of the row norms (unbiased std)."""
-    norms = torch.linalg.norm(_as64(vectors), dim=1)
-    return float(norms.std() / norms.mean())
-
-
-def _off_diagonal_cosines(vectors):
-    V = _as64(vectors)
-    unit = V / torch.linalg.norm(V, dim=1, keepdim=True)
-    cosines = unit @ unit.T
-    mask = ~torch.eye(len(V), dtype=torch.bool)
-    return cosines[mask]
-
-
-def equiangularity(vectors):
-    """Standard deviation of the pairwise cosines between rows (k != l)."""
-    return float(_off_diagonal_cosines(vectors).std())
-
-
-def max_angle(vectors):
-    """Mean over k != l of |cos(v_k, v_l) + 1/(K-1)| (0 for a simplex ETF)."""
-    return float((_off_diagonal_cosines(vectors) + 1.0 / (len(vectors) - 1)).abs().mean())
 
 
 # ----------------------------------------------------------------------------------------
@@ -500,14 +491,9 @@ def measure(features, labels, W, b, conventions, logits=None, num_classes=None):
     frame = frame_measures(stats, W64, conventions)
     result = nc1(stats, conventions)
     result.update({
-        'nc2_classifier': frame['NC2_ETF_W'],
-        'nc2_means': frame['NC2_ETF_H'],
-        'nc3_duality': frame['NC3_ETF_WH'],
+        'nc2_classifier': frame['NC2_ETF_W'], 'nc2_means': frame['NC2_ETF_H'], 'nc3_duality': frame['NC3_ETF_WH'],
         'bias_relation': bias_relation(W64, b64, global_mean),
         'ncc_mismatch': ncc_mismatch_count(features, logits.argmax(1), stats.class_means) / len(labels),
-        'equinorm_means': equinorm(means),
-        'equinorm_classifier': equinorm(W64),
-        'equiangularity_means': equiangularity(means),
-        'max_angle_means': max_angle(means),
-    })
+        'equinorm_means': equinorm(means), 'equinorm_classifier': equinorm(W64),
+        'equiangularity_means': equiangularity(means), 'max_angle_means': max_angle(means)})
     return result

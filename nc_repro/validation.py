@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from datasets import BatchLoader
-from nc_repro import checkpoints, nc_metrics, safe_load, theory
+from nc_repro import checkpoints, nc_measures, nc_metrics, safe_load, theory
 from nc_repro.cli import UsageError
 from nc_repro.nc_metrics import alignment_error
 from nc_repro.training import topk_correct
@@ -189,7 +189,31 @@ def dang_imbalanced_metrics(model, train, test, num_classes, conventions, geomet
     W = model.head_products()[0]
     return dict(backbone, class_mean_norms=torch.linalg.norm(stats.class_means, dim=1).numpy(),
                 classifier_row_norms=torch.linalg.norm(W, dim=1).numpy(),
-                **accuracies(train, test), per_layer=per_layer)
+                **accuracies(train, test), per_layer=per_layer,
+                **per_class_measures(stats, W, train.layer_inputs[0], train.labels, train.logits.argmax(1),
+                                     conventions))
+
+
+def per_class_measures(stats, W, features, labels, decisions, conventions, chunk=8192):
+    """Each class's values for the imbalanced validators' new info keys (docs/metrics.md,
+    per-class results): ``per_class`` {name: (K,) array} with each class's NC1 contribution
+    (summing to the exact NC1), mean CDNV to the other classes, duality cosine, centred-mean
+    norm and NCC mismatch (against the network's decisions), and ``CDNV_matrix`` (K, K)."""
+    Vt, s, keep, divisor, _ = nc_metrics.nc1_directions(stats, conventions)
+    sample_pass = nc_measures.SamplePass(stats._mean_rows(), stats.present,
+                                         Vt[keep] / s[keep, None] / (stats.num_samples * divisor) ** 0.5)
+    for start in range(0, len(labels), chunk):
+        sample_pass.update(features[start:start + chunk], labels[start:start + chunk],
+                           decisions[start:start + chunk])
+    mismatch, _, counts, spread = (t[stats.present] for t in sample_pass.tensors())
+    centred = nc_metrics.centred_means(stats, conventions)
+    pairs = nc_measures.pairwise_measures(centred, stats.class_variances, matrix=True)
+    rows = nc_metrics.classifier_rows(W, conventions)[stats.present]
+    per_class = {'nc1_contribution': spread, 'cdnv_row_mean': pairs['cdnv'] / (stats.num_present - 1),
+                 'duality_cosine': nc_measures.duality_cosines(rows, centred),
+                 'centred_mean_norm': torch.linalg.norm(centred, dim=1), 'ncc_mismatch': mismatch / counts}
+    return {'per_class': {key: value.numpy() for key, value in per_class.items()},
+            'CDNV_matrix': pairs['cdnv_matrix'].numpy()}
 
 
 D24_VALIDATION_BATCH = 64    # the 2024 validator's fixed batch size, train and test
@@ -236,7 +260,8 @@ def dang2024_metrics(model, train, test, num_classes, conventions, targets, coun
             'NC3_WH': alignment_error(W @ U, torch.from_numpy(targets['WH'])),
             'class_mean_norms': torch.linalg.norm(U, dim=0).numpy(),
             'classifier_row_norms': torch.linalg.norm(W, dim=1).numpy(),
-            **accuracies(train, test)}
+            **accuracies(train, test),
+            **per_class_measures(stats, W, train.layer_inputs[0], train.labels, train.logits.argmax(1), conventions)}
 
 
 RECIPES = {'zhou2022': zhou_metrics, 'dang2023': dang_balanced_metrics}

@@ -36,6 +36,11 @@ def test_train_then_validate_writes_theory_metrics(loss, paper, tmp_path):
     assert info['class_mean_norms'][-1].shape == (10,)
     as_coded = 'NC1_collapse_metric_as_coded' if paper == 'dang2023' else 'NC1_as_coded'
     assert len(info[as_coded]) == 4 and all(np.isfinite(v) for v in info[as_coded])
+    nc1 = 'NC1_collapse_metric' if paper == 'dang2023' else 'NC1'      # the per-class values, new keys at the end
+    assert list(info)[-2:] == ['per_class', 'CDNV_matrix'] and info['CDNV_matrix'][-1].shape == (10, 10)
+    assert sum(info['per_class']['nc1_contribution'][-1]) == pytest.approx(info[nc1][-1], rel=1e-9)
+    for key in ('cdnv_row_mean', 'duality_cosine', 'centred_mean_norm', 'ncc_mismatch'):
+        assert info['per_class'][key][-1].shape == (10,), key
     recorded = json.load(open(os.path.join(run_dir, 'theory.json')))
     counts = [25, 25, 50, 50, 75, 75, 100, 100, 125, 125]
     assert recorded['counts'] == counts
