@@ -19,7 +19,7 @@ import datasets
 import models
 from nc_repro import checkpoints, losses, nc_curves, training
 
-SAVE_EVERY = {'dang2023': 100, 'dang2024': 10}
+SAVE_EVERY = checkpoints.SAVE_EVERY_UNBALANCED
 
 
 def get_args_parser():

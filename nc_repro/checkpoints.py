@@ -334,6 +334,10 @@ def continue_shorter_run(folder, args):
     return True
 
 
+# the imbalanced recipes' checkpoint cadence (every N epochs and the last); the balanced ones save every epoch
+SAVE_EVERY_UNBALANCED = {'dang2023': 100, 'dang2024': 10}
+
+
 def is_saved_epoch(epoch, epochs, save_every):
     """Epoch e (1-based) is saved when (e - 1) % save_every == 0 or it is the last one:
     every epoch for save_every = 1 (balanced scripts), epochs 1, 101, 201, ... and the last
