@@ -250,7 +250,7 @@ def prepare_run_dir(args, device, model, save_every, unbalanced=False):
     if args.paper == 'zhou2022' and os.path.isdir(folder) and not (args.force or args.resume):
         raise UsageError('%s already exists; pass --force to overwrite it, --resume to continue '
                          'it, or choose another --uid' % folder)
-    lock_run_dir(folder)                  # before anything is written into the folder
+    folder = lock_own_run_dir(folder, args, unbalanced)   # before anything is written into the folder
     args.save_path = folder
     if args.force:
         empty_run_dir(folder)
@@ -267,6 +267,28 @@ def prepare_run_dir(args, device, model, save_every, unbalanced=False):
     write_run_record(folder, args, device, run_id(folder) if resuming else None)
     saved = [epoch for epoch in range(1, args.epochs + 1) if is_saved_epoch(epoch, args.epochs, save_every)]
     warn_if_disk_too_small(folder, model, len(saved))
+    return folder
+
+
+def lock_own_run_dir(folder, args, unbalanced, attempts=10):
+    """Lock ``folder`` and return it; for a Dang folder whose lock another trainer holds (say
+    a sweep job of other flags that has not yet written its run.json), wait a second and
+    resolve run_dir again, up to ``attempts`` times, so that two jobs of different flags started
+    together each get their own folder."""
+    for attempt in range(attempts):
+        try:
+            lock_run_dir(folder)
+        except RunFolderBusy:
+            if args.paper == 'zhou2022' or attempt == attempts - 1:
+                raise
+            time.sleep(1)
+            folder = run_dir(args, unbalanced)
+            continue
+        if args.paper == 'zhou2022' or run_dir(args, unbalanced) == folder:
+            return folder
+        unlock_run_dir(folder)            # another run claimed it between resolving and locking
+        folder = run_dir(args, unbalanced)
+    lock_run_dir(folder)
     return folder
 
 
