@@ -7,6 +7,7 @@ metric in info.pkl without its reason (validation.UNDEFINED_KEY) and a warning; 
 written by two sets of training flags. All drawn runs share one --weights_root, so later draws
 meet earlier runs' folders (ablations, --resume, --force)."""
 import contextlib
+import functools
 import io
 import json
 import math
@@ -22,10 +23,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from nc_repro import checkpoints, validation
+from nc_repro import plot_utils, validation
 from conftest import ROOT
 
 EXAMPLES = int(os.environ.get('NC_REPRO_FUZZ_EXAMPLES', 120))   # fewer for a quick local look
+SLOW_COMMAND = 5.0          # seconds; slower commands are printed (pytest -s shows them)
 PROGRESS = re.compile(r'^(train|validate)\b.*\|')
 
 
@@ -76,7 +78,7 @@ def optional(draw, flag, values):
 
 @st.composite
 def dang_balanced(draw):
-    model = pick(draw, ['MLP'] * 6 + ['ResNet18', 'VGG11'])
+    model = pick(draw, ['MLP'] * 10 + ['ResNet18', 'VGG11'])
     flags = ['--model', model, '--depth_relu', str(pick(draw, [1, 2, 3])),
              '--depth_linear', str(pick(draw, [1, 2, 3])), '--width', str(pick(draw, [4, 8, 16])),
              '--seed', str(pick(draw, [1, 2])), '--loss', pick(draw, ['MSE', 'CrossEntropy']),
@@ -88,13 +90,13 @@ def dang_balanced(draw):
     if model == 'MLP':
         flags += optional(draw, '--batch_size', [1, 2, 3, 64, 128, 1437]) + optional(draw, '--sample_size', [2, 5])
     else:                               # the conv nets on 20 images keep a draw under a second or two
-        flags += ['--sample_size', '2', '--batch_size', str(pick(draw, [3, 8]))]
+        flags += ['--sample_size', '2', '--batch_size', str(pick(draw, [15, 64]))]
     return flags
 
 
 @st.composite
 def zhou_balanced(draw):
-    model = pick(draw, ['MLP'] * 5 + ['ResNet18_adapt'])
+    model = pick(draw, ['MLP'] * 4 + ['ResNet18_adapt'])
     flags = ['--uid', pick(draw, ['u1', 'u2', 'u3']), '--model', model, '--width', str(pick(draw, [4, 8, 16])),
              '--depth', str(pick(draw, [1, 2, 3])), '--seed', str(pick(draw, [1, 6])),
              '--loss', pick(draw, ['MSE', 'CrossEntropy', 'RescaledMSE']),
@@ -155,6 +157,17 @@ def commands(draw):
 class Fuzz:
     def __init__(self, root):
         self.root, self.writers, self.count = root, {}, 0
+        self.seconds = {}               # script -> total seconds, printed at the end
+
+    def command(self, script, argv):
+        start = time.time()
+        result = run_command(script, argv)
+        seconds = time.time() - start
+        self.seconds[script] = self.seconds.get(script, 0.0) + seconds
+        if seconds > SLOW_COMMAND:
+            print('fuzz: %.1f s: python %s %s' % (seconds, script, ' '.join(argv)))
+        assert_clean_exit(script, argv, *result)
+        return result
 
     def check_info(self, folder, stdout):
         with open(os.path.join(folder, 'info.pkl'), 'rb') as f:
@@ -184,8 +197,7 @@ class Fuzz:
         self.count += 1
         weights_root = ['--weights_root', os.path.join(self.root, 'mw')]
         argv = flags + run_flags + weights_root
-        code, stdout, stderr = run_command(trainer, argv)
-        assert_clean_exit(trainer, argv, code, stdout, stderr)
+        code, stdout, stderr = self.command(trainer, argv)
         if code != 0:
             return
         folder = stdout.split('checkpoints: ')[-1].split('\n')[0].strip()
@@ -193,14 +205,12 @@ class Fuzz:
         valid_flags = [f for f in flags if f not in ('--force',)] + weights_root
         if name in ('zhou2022', 'second_order'):
             valid_flags += ['--load_path', folder]
-        code, stdout, stderr = run_command(validator, valid_flags)
-        assert_clean_exit(validator, valid_flags, code, stdout, stderr)
+        code, stdout, stderr = self.command(validator, valid_flags)
         if code != 0:
             return
         self.check_info(folder, stdout)
         plot_argv = [folder, '--out_dir', os.path.join(self.root, 'figures')]
-        code, stdout, stderr = run_command(plot, plot_argv)
-        assert_clean_exit(plot, plot_argv, code, stdout, stderr)
+        code, stdout, stderr = self.command(plot, plot_argv)
         wrong_kind = (plot == 'plots/plot_nc.py') == (name == 'imbalanced')
         assert (code == 2) == wrong_kind, (plot, folder, stderr)
 
@@ -210,6 +220,8 @@ def test_flag_space_fuzz(tmp_path_factory, monkeypatch):
     monkeypatch.chdir(tmp_path_factory.mktemp('fuzz'))
     monkeypatch.delenv('NC_REPRO_MEMORY_FORMAT', raising=False)
     torch.set_num_threads(1)
+    # figures as PNG only (the PDF copy is the same drawing, and half of a plot command's time)
+    monkeypatch.setattr(plot_utils, 'save_figure', functools.partial(plot_utils.save_figure, formats=('png',)))
     fuzz = Fuzz(os.getcwd())
     start = time.time()
 
@@ -220,5 +232,6 @@ def test_flag_space_fuzz(tmp_path_factory, monkeypatch):
         fuzz.run(*command)
 
     one()
-    print('flag fuzz: %d drawn combinations in %.0f s' % (fuzz.count, time.time() - start))
-    assert fuzz.count >= 100
+    print('flag fuzz: %d drawn combinations in %.0f s (%s)' % (
+        fuzz.count, time.time() - start, ', '.join('%s %.0f s' % item for item in sorted(fuzz.seconds.items()))))
+    assert fuzz.count >= min(EXAMPLES, 100)
