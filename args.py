@@ -279,8 +279,7 @@ INEFFECTIVE = {
     'history_size': lambda a, unbalanced, evaluation: (
         None if a.optimizer in ('LBFGS', 'SdLBFGS') else 'it is L-BFGS memory, not used by --optimizer %s' % a.optimizer),
     'batch_size': lambda a, unbalanced, evaluation: (
-        "Dang 2023's imbalanced recipe trains full batch" if unbalanced and not evaluation
-        and a.paper == 'dang2023' else None),
+        "Dang 2023's imbalanced recipe trains full batch" if unbalanced and a.paper == 'dang2023' else None),
     'width': lambda a, unbalanced, evaluation: (
         '--model %s has a fixed width' % a.model
         if a.paper == 'zhou2022' and a.model not in ('MLP', 'ResNet18_adapt') else None),
