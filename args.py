@@ -146,7 +146,8 @@ def add_run_flags(parser):
     parser.add_argument('--uid', type=str, default=None,
                         help='zhou2022: run name, checkpoints in model_weights/<uid>')
     parser.add_argument('--force', action='store_true',
-                        help='zhou2022: reuse an existing model_weights/<uid>')
+                        help='empty the run folder first (old checkpoints, info.pkl, logs) and train '
+                             'into it (zhou2022: an existing model_weights/<uid>)')
     parser.add_argument('--save_every', type=int, default=None,
                         help="checkpoint every N epochs (default: the paper's cadence)")
     parser.add_argument('--resume', action='store_true',
@@ -181,7 +182,7 @@ def get_eval_parser(description=None):
                         help='validate every N-th saved checkpoint (the last one always)')
     parser.add_argument('--wait', type=float, default=0,
                         help='wait up to this many seconds for checkpoints that training has not '
-                             'written yet (all epochs 1..--epochs, or --epoch_list)')
+                             "written yet (the epochs 1..--epochs that the recipe saves, or --epoch_list)")
     parser.add_argument('--nc1_stale_features', action='store_true',
                         help="dang2024: compute NC1_as_coded with the 2024 validator's stale "
                              "feature hook (its first Sigma_W batch held the first test batch's "
