@@ -88,7 +88,7 @@ def check_drawable(info, keys, path):
               % (path, len(reasons), reasons[-1]))
 
 
-def save_figure(fig, out_dir, name, formats=('png', 'pdf')):
+def save_figure(fig, out_dir, name, formats=('png', 'pdf'), dpi=120):
     """Write <out_dir>/<name>.png and .pdf (temporary file + rename); closes ``fig`` and
     returns the paths."""
     import matplotlib.pyplot as plt
@@ -96,7 +96,7 @@ def save_figure(fig, out_dir, name, formats=('png', 'pdf')):
     for fmt in formats:
         path = os.path.join(out_dir, '%s.%s' % (name, fmt))
         buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, bbox_inches='tight', dpi=120)
+        fig.savefig(buffer, format=fmt, bbox_inches='tight', dpi=dpi)
         atomic_write(path, lambda f: f.write(buffer.getvalue()))
         paths.append(path)
     plt.close(fig)

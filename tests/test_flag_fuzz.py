@@ -76,6 +76,14 @@ def optional(draw, flag, values):
     return [flag] if values is None else [flag, str(pick(draw, values))]
 
 
+def small_batches_on_few_images(draw, small, large):
+    """--batch_size and --sample_size: a small batch only with --sample_size (a few images per
+    class), so that no draw takes hundreds of steps per epoch."""
+    if draw(st.booleans()):
+        return ['--sample_size', str(pick(draw, [2, 5]))] + optional(draw, '--batch_size', small + large)
+    return optional(draw, '--batch_size', large)
+
+
 @st.composite
 def dang_balanced(draw):
     model = pick(draw, ['MLP'] * 10 + ['ResNet18', 'VGG11'])
@@ -88,7 +96,7 @@ def dang_balanced(draw):
     flags += optional(draw, '--feature_decay_rate', [1e-5, 1e-4, 1e-2])
     flags += optional(draw, '--data_augmentation', None) + optional(draw, '--patience', [1, 50])
     if model == 'MLP':
-        flags += optional(draw, '--batch_size', [1, 2, 3, 64, 128, 1437]) + optional(draw, '--sample_size', [2, 5])
+        flags += small_batches_on_few_images(draw, [1, 2, 3], [64, 128, 1437])
     else:                               # the conv nets on 20 images keep a draw under a second or two
         flags += ['--sample_size', '2', '--batch_size', str(pick(draw, [15, 64]))]
     return flags
@@ -105,7 +113,7 @@ def zhou_balanced(draw):
     flags += optional(draw, '--sep_decay', None) + optional(draw, '--weight_decay', [1e-4, 5e-4])
     flags += optional(draw, '--no-bias', None) + optional(draw, '--decay_type', ['step', 'multistep_1'])
     if model == 'MLP':
-        flags += optional(draw, '--batch_size', [2, 64, 256]) + optional(draw, '--sample_size', [2, 5])
+        flags += small_batches_on_few_images(draw, [2, 3], [64, 256])
     else:
         flags += ['--sample_size', '2', '--batch_size', '5']
     return flags + optional(draw, '--force', None)
@@ -158,6 +166,7 @@ class Fuzz:
     def __init__(self, root):
         self.root, self.writers, self.count = root, {}, 0
         self.seconds = {}               # script -> total seconds, printed at the end
+        self.exits = {}                 # (script, exit code) -> count, printed at the end
 
     def command(self, script, argv):
         start = time.time()
@@ -167,6 +176,7 @@ class Fuzz:
         if seconds > SLOW_COMMAND:
             print('fuzz: %.1f s: python %s %s' % (seconds, script, ' '.join(argv)))
         assert_clean_exit(script, argv, *result)
+        self.exits[script, result[0]] = self.exits.get((script, result[0]), 0) + 1
         return result
 
     def check_info(self, folder, stdout):
@@ -220,8 +230,9 @@ def test_flag_space_fuzz(tmp_path_factory, monkeypatch):
     monkeypatch.chdir(tmp_path_factory.mktemp('fuzz'))
     monkeypatch.delenv('NC_REPRO_MEMORY_FORMAT', raising=False)
     torch.set_num_threads(1)
-    # figures as PNG only (the PDF copy is the same drawing, and half of a plot command's time)
-    monkeypatch.setattr(plot_utils, 'save_figure', functools.partial(plot_utils.save_figure, formats=('png',)))
+    # figures as small PNGs only: the same drawing code, a fraction of the rendering time
+    monkeypatch.setattr(plot_utils, 'save_figure', functools.partial(plot_utils.save_figure, formats=('png',),
+                                                                     dpi=30))
     fuzz = Fuzz(os.getcwd())
     start = time.time()
 
@@ -232,6 +243,7 @@ def test_flag_space_fuzz(tmp_path_factory, monkeypatch):
         fuzz.run(*command)
 
     one()
-    print('flag fuzz: %d drawn combinations in %.0f s (%s)' % (
-        fuzz.count, time.time() - start, ', '.join('%s %.0f s' % item for item in sorted(fuzz.seconds.items()))))
+    print('flag fuzz: %d drawn combinations in %.0f s (%s); exits: %s' % (
+        fuzz.count, time.time() - start, ', '.join('%s %.0f s' % item for item in sorted(fuzz.seconds.items())),
+        ', '.join('%s %s: %d' % (script, code, n) for (script, code), n in sorted(fuzz.exits.items()))))
     assert fuzz.count >= min(EXAMPLES, 100)
