@@ -199,6 +199,16 @@ def continue_hint(last_saved, resume_flag=True):
         os.path.abspath(last_saved) if last_saved else 'none (no epoch saved yet)', command)
 
 
+def json_line(stats):
+    """An epoch's train_log.jsonl line: valid JSON, a non-finite value (an NC metric of dead
+    features) written as null and named under fileio.NON_FINITE_KEY."""
+    found = {}
+    clean = fileio.finite_json_values(stats, found=found)
+    if found:
+        clean[fileio.NON_FINITE_KEY] = found
+    return json.dumps(clean, allow_nan=False)
+
+
 def _read_kept_lines(jsonl_path, start_epoch):
     """train_log.jsonl lines of the epochs before start_epoch; a partial last line (a kill or a
     full disk mid-write) is dropped."""
@@ -264,7 +274,7 @@ def _fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, log_na
             # the epoch's log line goes first: a kill between the two writes then only repeats
             # the epoch on --resume, it never loses its line
             with fileio.stop_if_disk_full(jsonl_path), open(jsonl_path, 'a') as jsonl:
-                jsonl.write(json.dumps(stats) + '\n')
+                jsonl.write(json_line(stats) + '\n')
             if save_rule(epoch, epochs):
                 checkpoints.save_state_dict(model, checkpoint_file(run_dir, epoch))
                 checkpoints.save_resume_state(run_dir, epoch, model, optimizer, scheduler,
