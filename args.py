@@ -146,7 +146,8 @@ def add_run_flags(parser):
     parser.add_argument('--uid', type=str, default=None,
                         help='zhou2022: run name, checkpoints in model_weights/<uid>')
     parser.add_argument('--force', action='store_true',
-                        help='zhou2022: reuse an existing model_weights/<uid>')
+                        help='empty the run folder first (old checkpoints, info.pkl, logs) and train '
+                             'into it (zhou2022: an existing model_weights/<uid>)')
     parser.add_argument('--save_every', type=int, default=None,
                         help="checkpoint every N epochs (default: the paper's cadence)")
     parser.add_argument('--resume', action='store_true',
@@ -181,7 +182,7 @@ def get_eval_parser(description=None):
                         help='validate every N-th saved checkpoint (the last one always)')
     parser.add_argument('--wait', type=float, default=0,
                         help='wait up to this many seconds for checkpoints that training has not '
-                             'written yet (all epochs 1..--epochs, or --epoch_list)')
+                             "written yet (the epochs 1..--epochs that the recipe saves, or --epoch_list)")
     parser.add_argument('--nc1_stale_features', action='store_true',
                         help="dang2024: compute NC1_as_coded with the 2024 validator's stale "
                              "feature hook (its first Sigma_W batch held the first test batch's "
@@ -255,10 +256,67 @@ def parse(parser, argv=None, **resolve_kwargs):
     try:
         resolve(args, argv, **resolve_kwargs)
         check(args)
+        ineffective = settle_ineffective_flags(args, argv, resolve_kwargs.get('unbalanced', False),
+                                               resolve_kwargs.get('evaluation', False))
     except UsageError as error:
         parser.error(str(error))
     print('recipe: %s (%s)' % (args.paper, args.recipe_reason), flush=True)
+    for line in ineffective:
+        print('warning: ' + line, flush=True)
     return args
+
+
+# flag -> (why it has no effect for these flags, or None); see settle_ineffective_flags
+AUGMENTED_DATASETS = ('cifar10', 'mini_imagenet')
+INEFFECTIVE = {
+    'data_augmentation': lambda a, unbalanced, evaluation: (
+        'crop/flip is applied on %s only, not on --dataset %s' % (' and '.join(AUGMENTED_DATASETS), a.dataset)
+        if a.dataset not in AUGMENTED_DATASETS else
+        'zhou2022 augments with --SOTA' if a.paper == 'zhou2022' else None),
+    'M': lambda a, unbalanced, evaluation: None if a.loss == 'RescaledMSE' else 'it scales --loss RescaledMSE only',
+    'k': lambda a, unbalanced, evaluation: None if a.loss == 'RescaledMSE' else 'it weights --loss RescaledMSE only',
+    'feature_decay_rate': lambda a, unbalanced, evaluation: (
+        None if a.sep_decay else 'the feature penalty is part of --sep_decay only'),
+    'history_size': lambda a, unbalanced, evaluation: (
+        None if a.optimizer in ('LBFGS', 'SdLBFGS') else 'it is L-BFGS memory, not used by --optimizer %s' % a.optimizer),
+    'batch_size': lambda a, unbalanced, evaluation: (
+        "Dang 2023's imbalanced recipe trains full batch" if unbalanced and a.paper == 'dang2023' else None),
+    'width': lambda a, unbalanced, evaluation: (
+        '--model %s has a fixed width' % a.model
+        if a.paper == 'zhou2022' and a.model not in ('MLP', 'ResNet18_adapt') else None),
+    'depth': lambda a, unbalanced, evaluation: (
+        None if a.paper == 'zhou2022' and a.model == 'MLP' else
+        'it is the zhou2022 MLP depth (Dang: --depth_relu)' if a.paper != 'zhou2022' else
+        '--model %s has a fixed depth' % a.model),
+    'depth_relu': lambda a, unbalanced, evaluation: (
+        None if a.model == 'MLP' else '--model %s has no ReLU MLP backbone' % a.model),
+}
+
+
+def settle_ineffective_flags(args, argv, unbalanced=False, evaluation=False):
+    """Every flag honoured or refused: a flag given with a non-default value where it would
+    change nothing (``INEFFECTIVE``) is set back to its default, so neither the run's name nor
+    its stored flags record it, and is returned as a warning line naming the flag.
+    --sample_size with the imbalanced scripts (their class counts are fixed) is a UsageError."""
+    given = set(given_dests(argv))
+    if unbalanced and args.sample_size is not None:
+        raise UsageError('--sample_size has no effect in the imbalanced scripts: their per-class '
+                         'counts are fixed by the recipe (datasets.imbalanced_counts); drop it')
+    defaults = get_eval_parser()
+    recipe = (RECIPE_DEFAULTS_UNBALANCED if unbalanced else RECIPE_DEFAULTS).get(args.paper, {})
+    warnings = []
+    for dest, reason_for in INEFFECTIVE.items():
+        default = recipe.get(dest, defaults.get_default(dest))
+        if dest not in given or getattr(args, dest) == default:
+            continue
+        reason = reason_for(args, unbalanced, evaluation)
+        if reason:
+            value = getattr(args, dest)
+            flag = '--%s' % dest + ('' if isinstance(value, bool) else ' %s' % value)
+            warnings.append("%s has no effect here (%s); ignored, and not part of the run's name "
+                            'or flags' % (flag, reason))
+            setattr(args, dest, default)
+    return warnings
 
 
 def check(args):

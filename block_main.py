@@ -31,7 +31,6 @@ convex_logits_pre and convex_block (the convex UFM program at level_l_with_weigh
 lambda_b + weight_decay / 2; null with --no_convex).
 Every path above is below --output_root (default hong_results/), in the original's layout.
 """
-import json
 import math
 import os
 import pickle
@@ -42,7 +41,7 @@ from tqdm import tqdm
 
 import args as cli
 from nc_repro import convex_ufm, hong, safe_load, training
-from nc_repro.fileio import atomic_write, atomic_write_text
+from nc_repro.fileio import atomic_write, write_json
 from nc_repro import hong_figures as plot_hong
 
 
@@ -161,14 +160,16 @@ def main(args):
                                               solver=args.solver)['Z'].T
     record = block_record(args, settings_line, counts, lambdas, level, effective_level, prediction, nc1, pre,
                           model.classifier_bias().float().numpy(), accuracy, convex)
-    atomic_write_text(stem + '.json', json.dumps(record, indent=1) + '\n')
+    write_json(stem + '.json', record)
     block = record['block']
     print('NC1 %.4g (epoch %d) -> %.4g (epoch %d): %.3g x lower; training accuracy %.1f %%'
           % (record['nc1_first'], record['nc1_first_epoch'], record['nc1_last'], record['nc1_last_epoch'],
              record['nc1_drop'], accuracy))
+    over_gap = ('%.3g' % block['within_over_gap'] if block['logit_gap'] > 0 else
+                'undefined (the logit gap is %.3g: no margin between the diagonal and the rest)' % block['logit_gap'])
     print('block structure of pre: block contrast %.3g (within-block rms %.3g / between-block rms %.3g), '
-          'within-block rms / logit gap %.3g%s' % (
-              block['block_contrast'], block['within_rms'], block['between_rms'], block['within_over_gap'],
+          'within-block rms / logit gap %s%s' % (
+              block['block_contrast'], block['within_rms'], block['between_rms'], over_gap,
               '' if convex is None else '; convex program: block contrast %.3g' % record['convex_block']['block_contrast']))
     print('figures: %s; record: %s.json' % (', '.join(paths), stem))
 

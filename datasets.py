@@ -475,10 +475,27 @@ def augmentation(args):
     return 'crop_flip' if wanted and args.dataset in ('cifar10', 'mini_imagenet') else None
 
 
-def make_train_loader(args, data, device, shuffle=True, batch_size=None):
+def make_train_loader(args, data, device, shuffle=True, batch_size=None, model=None):
+    """The training batches. When ``model`` has BatchNorm, which cannot train on one sample, a
+    last batch of one joins the batch before it (as Hong's loader, Hong-B13), said in one line;
+    --batch_size 1 is then a UsageError."""
     generator = torch.Generator().manual_seed(args.seed)
-    return BatchLoader(data.train.to(device), batch_size or args.batch_size, shuffle=shuffle,
-                       generator=generator, augment=augmentation(args))
+    batch_size = batch_size or args.batch_size
+    merge_single = model is not None and has_batchnorm(model)
+    if merge_single and batch_size == 1 and len(data.train) > 1:
+        raise UsageError('--batch_size 1: the model has BatchNorm, which cannot train on batches '
+                         'of one sample; use --batch_size 2 or more')
+    loader = BatchLoader(data.train.to(device), batch_size, shuffle=shuffle, generator=generator,
+                         augment=augmentation(args), merge_single=merge_single)
+    if merge_single and len(data.train) % batch_size == 1 and len(data.train) > 1:
+        print('note: %d training images in batches of %d leave a last batch of one sample, which '
+              'BatchNorm cannot train on; it joins the batch before it (%d batches per epoch)'
+              % (len(data.train), batch_size, len(loader)))
+    return loader
+
+
+def has_batchnorm(model):
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 # ----------------------------------------------------------------------------------------

@@ -4,8 +4,8 @@
 
 The paper's command (README, Dang et al. 2023) with three flags changed, --lr 0.001
 --batch_size 32 --epochs 100 instead of --lr 0.0001 --batch_size 128 --epochs 200: digits has
-1,437 training images, 45 steps per epoch at batch 32 against 390 for CIFAR-10 at 128, so a
-larger step and a smaller batch reach the terminal phase in 4,500 steps instead of 78,000.
+1,438 training images, 45 steps per epoch at batch 32 against 391 for CIFAR-10 at 128, so a
+larger step and a smaller batch reach the terminal phase in 4,500 steps instead of 78,200.
 Each step is the project's own command, run as a user would from --out_dir.
 """
 import argparse
@@ -35,8 +35,8 @@ def main(args):
     os.chdir(args.out_dir)
     print("demo: Dang 2023's MLP command with %s instead of the paper's --lr 0.0001 --batch_size 128 "
           "--epochs 200:" % ' '.join(DEMO_FLAGS))
-    print('      digits has 1,437 training images, 45 steps per epoch at batch 32 against 390 for CIFAR-10 at 128,')
-    print('      so a larger step and a smaller batch reach the terminal phase in 4,500 steps instead of 78,000.')
+    print('      digits has 1,438 training images, 45 steps per epoch at batch 32 against 391 for CIFAR-10 at 128,')
+    print('      so a larger step and a smaller batch reach the terminal phase in 4,500 steps instead of 78,200.')
     run('train_1st_order.py', *PAPER_FLAGS, *DEMO_FLAGS)
     run('validate_NC.py', *PAPER_FLAGS, *DEMO_FLAGS, '--every', '10')
     run_dir, = glob.glob('model_weights/digits-MLP-MSE-Adam-width_512-*lr_0.001*epochs_100-seed_1')

@@ -35,12 +35,11 @@ circles at l_eff (what the trained networks approach).
 Every path above is below --output_root (default hong_results/), in the original's layout.
 """
 import dataclasses
-import json
 import math
 
 import args as cli
 from nc_repro import hong, training
-from nc_repro.fileio import atomic_write_text
+from nc_repro.fileio import write_json
 from nc_repro import hong_figures as plot_hong
 
 DEFAULT_NALIST = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000]
@@ -118,7 +117,7 @@ def main(args):
     for point, setting, cosine in zip(record['points'], effective, effective_cosines or [None] * len(effective)):
         point.update(effective_level=setting.level, effective_over_level=setting.level / point['level'],
                      convex_effective_A_B_AB=None if cosine is None else list(cosine))
-    atomic_write_text(stem + '.json', json.dumps(record, indent=1) + '\n')
+    write_json(stem + '.json', record)
     print('distance to -1/9 (A, B, AB): first n_A %s, last n_A %s' % (
         ', '.join('%.4f' % d for d in record['distance_first']), ', '.join('%.4f' % d for d in record['distance_last'])))
     print('figures: %s, %s.json' % (', '.join(paths), stem))

@@ -19,7 +19,7 @@ import datasets
 import models
 from nc_repro import checkpoints, losses, nc_curves, training
 
-SAVE_EVERY = {'dang2023': 100, 'dang2024': 10}
+SAVE_EVERY = checkpoints.SAVE_EVERY_UNBALANCED
 
 
 def get_args_parser():
@@ -35,10 +35,11 @@ def main(args):
     data = datasets.training_data(args, counts)
     model = models.build_model(args, data.num_classes, data.input_shape, unbalanced=True).to(device)
     save_every = args.save_every or SAVE_EVERY[args.paper]
-    run_dir = checkpoints.prepare_run_dir(args, device, model, save_every, unbalanced=True)
     # Dang 2023 trains full batch (its script overwrites --batch_size with N); fixed order
     batch_size = len(data.train) if args.paper == 'dang2023' else args.batch_size
-    loader = datasets.make_train_loader(args, data, device, shuffle=False, batch_size=batch_size)
+    loader = datasets.make_train_loader(args, data, device, shuffle=False, batch_size=batch_size,
+                                        model=model)
+    run_dir = checkpoints.prepare_run_dir(args, device, model, save_every, unbalanced=True)
     objective = losses.make_objective(args, data.num_classes, unbalanced=True)
     optimizer = training.make_optimizer(args, model)
     scheduler = training.make_scheduler(args, optimizer)

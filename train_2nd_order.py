@@ -27,8 +27,8 @@ def main(args):
     data = datasets.training_data(args)
     model = models.build_model(args, data.num_classes, data.input_shape).to(device)
     save_every = args.save_every or 1
+    loader = datasets.make_train_loader(args, data, device, shuffle=True, model=model)
     run_dir = checkpoints.prepare_run_dir(args, device, model, save_every)
-    loader = datasets.make_train_loader(args, data, device, shuffle=True)
     # the penalty is in the loss and the optimiser has no weight decay (Zhou 2022's script)
     objective = losses.make_objective(args, data.num_classes, parameter_penalty=True)
     optimizer = training.make_optimizer(args, model, coupled_weight_decay=False)

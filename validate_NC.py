@@ -30,7 +30,8 @@ def main(args):
     model = models.build_model(args, data.num_classes, data.input_shape).to(device)
     run_dir = checkpoints.run_dir(args)
     validation.validate_run(args, model, data, run_dir, device, validation.RECIPES[args.paper],
-                            nc_metrics.CONVENTIONS[args.paper], validation.INFO_KEYS[args.paper])
+                            nc_metrics.CONVENTIONS[args.paper], validation.INFO_KEYS[args.paper],
+                            save_every=args.save_every or 1)
     print('info: %s' % os.path.join(run_dir, 'info.pkl'))
 
 

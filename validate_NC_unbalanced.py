@@ -24,13 +24,12 @@ halved (docs/original_code.md, D23-B10); --lr defaults to 0.1 here, as the origi
 validators (pass the training --lr).
 """
 import functools
-import json
 import os
 
 import args as cli
 import datasets
 import models
-from nc_repro import checkpoints, nc_metrics, theory, training, validation
+from nc_repro import checkpoints, fileio, nc_metrics, theory, training, validation
 
 
 def get_args_parser():
@@ -57,12 +56,13 @@ def main(args):
                                     run_dir=run_dir, stale_features=args.nc1_stale_features)
         keys = validation.INFO_KEYS['dang2024']
     validation.validate_run(args, model, data, run_dir, device, metrics,
-                            nc_metrics.CONVENTIONS[args.paper], keys)
+                            nc_metrics.CONVENTIONS[args.paper], keys,
+                            save_every=args.save_every or checkpoints.SAVE_EVERY_UNBALANCED[args.paper])
     record = {'paper': args.paper, 'counts': counts, 'lambda_W': lambdas[0], 'lambda_H': lambdas[1],
               'depth_linear': args.depth_linear, **as_lists(geometry)}
     if args.paper == 'dang2023':
         record.update(rule='global', as_coded=as_lists(as_coded))
-    checkpoints.atomic_write_text(os.path.join(run_dir, 'theory.json'), json.dumps(record, indent=1) + '\n')
+    fileio.write_json(os.path.join(run_dir, 'theory.json'), record)
     print('info: %s' % os.path.join(run_dir, 'info.pkl'))
 
 

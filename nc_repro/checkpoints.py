@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 
 import numpy as np
 import torch
@@ -148,8 +149,56 @@ def dang2024_run_name(args):
                 args.weight_decay, args.epochs, args.seed))
 
 
-def run_dir(args, unbalanced=False):
-    """The run folder the paper's scripts would use for these flags."""
+# Flags that shape the trained weights (every recipe): two runs that differ in one of them are
+# two runs and never share a folder. --epochs is compared apart (a longer run continues a
+# shorter one under --resume). Flags that change nothing here (device, logging, --save_every,
+# --data_dir) are left out.
+TRAINING_FLAGS = ('paper', 'dataset', 'sample_size', 'data_augmentation', 'model', 'bias', 'ETF_fc',
+                  'fixdim', 'SOTA', 'width', 'depth', 'depth_relu', 'depth_linear', 'loss', 'M', 'k',
+                  'sep_decay', 'weight_decay', 'feature_decay_rate', 'optimizer', 'history_size', 'lr',
+                  'batch_size', 'patience', 'decay_type', 'gamma', 'seed')
+SUCCESSOR_SEPARATOR = '__'
+
+
+def training_flags(values):
+    """The TRAINING_FLAGS of an args namespace or of a stored run.json 'args' dict, with
+    --epochs, as JSON values (so a stored record and live flags compare equal)."""
+    values = values if isinstance(values, dict) else vars(values)
+    flags = {dest: values.get(dest) for dest in TRAINING_FLAGS + ('epochs',)}
+    return json.loads(json.dumps(flags, default=str))
+
+
+def flag_differences(ours, theirs, with_epochs=True):
+    """[(dest, our value, their value)] of the training flags that differ, in TRAINING_FLAGS order."""
+    dests = TRAINING_FLAGS + (('epochs',) if with_epochs else ())
+    return [(d, ours.get(d), theirs.get(d)) for d in dests if ours.get(d) != theirs.get(d)]
+
+
+def describe_differences(differences):
+    return ', '.join('--%s %s here, %s there' % (d, mine, other) for d, mine, other in differences)
+
+
+def stored_flags(folder):
+    """The training flags of the run in ``folder`` (its run.json), or None when it has none."""
+    try:
+        with open(os.path.join(folder, 'run.json')) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return record.get('training_flags') or training_flags(record.get('args') or {})
+
+
+def run_id(folder):
+    """The id of the run whose files ``folder`` holds (run.json), None without one."""
+    try:
+        with open(os.path.join(folder, 'run.json')) as f:
+            return json.load(f).get('run_id')
+    except (OSError, ValueError):
+        return None
+
+
+def paper_run_dir(args, unbalanced=False):
+    """The run folder the paper's scripts would use for these flags (their names)."""
     if args.paper == 'zhou2022':
         if getattr(args, 'load_path', None):
             return os.path.normpath(args.load_path)
@@ -165,6 +214,26 @@ def run_dir(args, unbalanced=False):
     return os.path.join(args.weights_root, name)
 
 
+def run_dir(args, unbalanced=False):
+    """This run's folder. zhou2022: the --uid / --load_path folder the user names. Dang: the
+    paper's name (paper_run_dir) unless that folder holds a run of other training flags; then
+    ``<name>__<flag>_<value>-...``, naming each flag that differs from that run, so ablations
+    over flags the paper's name leaves out (decays, --sep_decay, batch size, ...) never share a
+    folder, and a validator given the same flags finds the same one. Folders without run.json
+    (older runs) count as this run's."""
+    folder = paper_run_dir(args, unbalanced)
+    if args.paper == 'zhou2022':
+        return folder
+    ours = training_flags(args)
+    for _ in range(8):
+        theirs = stored_flags(folder)
+        differences = flag_differences(ours, theirs) if theirs is not None else []
+        if not differences:
+            return folder
+        folder += SUCCESSOR_SEPARATOR + '-'.join('%s_%s' % (d, mine) for d, mine, _ in differences)
+    return folder
+
+
 def write_args(folder, args):
     """args.txt (the originals' one-line Namespace repr) and args.json (readable, complete)."""
     atomic_write_text(os.path.join(folder, 'args.txt'), str(args) + '\n')
@@ -173,25 +242,128 @@ def write_args(folder, args):
 
 
 def prepare_run_dir(args, device, model, save_every, unbalanced=False):
-    """Create the run folder and write args.txt/args.json and the empty log.txt, as the
-    originals' parsers do, then run.json (``write_run_record``) and a warning when the
-    checkpoints to come (every ``save_every`` epochs) will not fit on the disk. zhou2022
-    refuses an existing --uid folder unless --force or --resume. The folder stays locked for
-    this process (``lock_run_dir``) until ``training.fit`` returns."""
+    """Create and lock the run folder (run_dir), settle what it holds, then write args.txt/
+    args.json and the empty log.txt, as the originals' parsers do, then run.json
+    (``write_run_record``) and a warning when the checkpoints to come (every ``save_every``
+    epochs) will not fit on the disk.
+
+    zhou2022 refuses an existing --uid folder unless --force or --resume. --force empties the
+    folder first and says so. --resume continues the run in the folder (``check_resumable``),
+    or a finished shorter run of the same flags into this one (``continue_shorter_run``), or
+    says in one line that there is nothing to resume. The folder stays locked for this process
+    (``lock_run_dir``) until ``training.fit`` returns."""
     folder = run_dir(args, unbalanced)
     if args.paper == 'zhou2022' and os.path.isdir(folder) and not (args.force or args.resume):
         raise UsageError('%s already exists; pass --force to overwrite it, --resume to continue '
                          'it, or choose another --uid' % folder)
-    lock_run_dir(folder)                  # before anything is written into the folder
+    folder = lock_own_run_dir(folder, args, unbalanced)   # before anything is written into the folder
     args.save_path = folder
-    if not (args.resume and os.path.exists(os.path.join(folder, 'log.txt'))):
+    if args.force:
+        empty_run_dir(folder)
+    resuming = False
+    if args.resume:
+        resuming = check_resumable(folder, args) or (
+            args.paper != 'zhou2022' and continue_shorter_run(folder, args))
+        if not resuming:
+            print('--resume: nothing to resume in %s; starting from epoch 1' % folder)
+    if not (resuming and os.path.exists(os.path.join(folder, 'log.txt'))):
         with stop_if_disk_full(os.path.join(folder, 'log.txt')):
             open(os.path.join(folder, 'log.txt'), 'w').close()
     write_args(folder, args)
-    write_run_record(folder, args, device)
+    write_run_record(folder, args, device, run_id(folder) if resuming else None)
     saved = [epoch for epoch in range(1, args.epochs + 1) if is_saved_epoch(epoch, args.epochs, save_every)]
     warn_if_disk_too_small(folder, model, len(saved))
     return folder
+
+
+def lock_own_run_dir(folder, args, unbalanced, attempts=10):
+    """Lock ``folder`` and return it; for a Dang folder whose lock another trainer holds (say
+    a sweep job of other flags that has not yet written its run.json), wait a second and
+    resolve run_dir again, up to ``attempts`` times, so that two jobs of different flags started
+    together each get their own folder."""
+    for attempt in range(attempts):
+        try:
+            lock_run_dir(folder)
+        except RunFolderBusy:
+            if args.paper == 'zhou2022' or attempt == attempts - 1:
+                raise
+            time.sleep(1)
+            folder = run_dir(args, unbalanced)
+            continue
+        if args.paper == 'zhou2022' or run_dir(args, unbalanced) == folder:
+            return folder
+        unlock_run_dir(folder)            # another run claimed it between resolving and locking
+        folder = run_dir(args, unbalanced)
+    lock_run_dir(folder)
+    return folder
+
+
+def empty_run_dir(folder):
+    """--force: remove everything of the previous run from ``folder`` (not the lock)."""
+    removed = []
+    for entry in sorted(os.listdir(folder)):
+        path = os.path.join(folder, entry)
+        if entry == LOCK_NAME:
+            continue
+        shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+        removed.append(entry)
+    if removed:
+        print('--force: emptied %s (removed %d files: %s)' % (
+            folder, len(removed), ', '.join(removed[:6]) + (', ...' if len(removed) > 6 else '')))
+
+
+def check_resumable(folder, args):
+    """True when ``folder`` holds a readable resume state of a run with these training flags
+    (its --epochs may differ: a longer run continues it). An unreadable resume.pth, or a run of
+    other training flags, is a UsageError: its checkpoints are never overwritten."""
+    path = os.path.join(folder, RESUME_NAME)
+    if not os.path.exists(path):
+        return False
+    load_resume_state(folder)             # raises UsageError when unreadable
+    theirs = stored_flags(folder)
+    if theirs is not None:
+        differences = flag_differences(training_flags(args), theirs, with_epochs=False)
+        if differences:
+            raise UsageError('--resume: %s holds a run of other training flags (%s); pass its '
+                             'flags to continue it, or drop --resume (and use another --uid or '
+                             '--force) for a new run' % (folder, describe_differences(differences)))
+    return True
+
+
+def continue_shorter_run(folder, args):
+    """--resume with more --epochs than a finished run of the same flags (whose folder name
+    differs in its epochs): link its checkpoints and copy its resume state and logs into
+    ``folder``, so training continues it there. The shorter run's folder stays as it was.
+    Returns True when such a run was found."""
+    ours = training_flags(args)
+    best = None
+    root = os.path.dirname(folder) or '.'
+    for entry in os.scandir(root) if os.path.isdir(root) else ():
+        if not entry.is_dir() or entry.path == folder or not os.path.exists(os.path.join(entry.path, RESUME_NAME)):
+            continue
+        theirs = stored_flags(entry.path)
+        if (theirs is None or flag_differences(ours, theirs, with_epochs=False)
+                or not isinstance(theirs.get('epochs'), int) or theirs['epochs'] >= args.epochs):
+            continue
+        if best is None or theirs['epochs'] > best[0]:
+            best = (theirs['epochs'], entry.path)
+    if best is None:
+        return False
+    load_resume_state(best[1])            # raises UsageError when unreadable
+    for entry in sorted(os.listdir(best[1])):
+        source, target = os.path.join(best[1], entry), os.path.join(folder, entry)
+        if re.fullmatch(r'epoch_\d+\.pth', entry):
+            if os.path.exists(target):
+                os.remove(target)
+            os.link(source, target)       # checkpoints are replaced by rename, never rewritten
+        elif entry in (RESUME_NAME, 'run.json', 'log.txt', 'train_log.txt', 'train_log.jsonl'):
+            shutil.copy2(source, target)
+    print('--resume: continuing %s (%d epochs) in %s' % (best[1], best[0], folder))
+    return True
+
+
+# the imbalanced recipes' checkpoint cadence (every N epochs and the last); the balanced ones save every epoch
+SAVE_EVERY_UNBALANCED = {'dang2023': 100, 'dang2024': 10}
 
 
 def is_saved_epoch(epoch, epochs, save_every):
@@ -235,9 +407,13 @@ def lock_run_dir(folder, predecessor_wait=None):
     key = os.path.realpath(folder)
     if key in _locks:
         return False
-    os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, LOCK_NAME)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as error:
+        raise UsageError('cannot create the run folder %s (%s); choose a writable --weights_root or '
+                         '--output_root' % (folder, error.strerror or error)) from None
     wait = PREDECESSOR_WAIT_SECONDS if predecessor_wait is None else predecessor_wait
     deadline = time.time() + wait
     while True:
@@ -291,20 +467,19 @@ def save_resume_state(folder, epoch, model, optimizer, scheduler, generator):
 
 
 def load_resume_state(folder, device='cpu'):
-    """The resume state, or None when there is none or it cannot be read (reported). Loaded
-    with weights_only (safe_load.load_torch): a file naming anything but tensors, containers
-    and the RNG state's numpy types is refused (UnsafeFile, exit code 2)."""
+    """The resume state, or None when there is none. Loaded with weights_only
+    (safe_load.load_torch): a file naming anything but tensors, containers and the RNG state's
+    numpy types is refused (UnsafeFile, exit code 2). A damaged or unreadable one is a
+    UsageError: the run's checkpoints are never overwritten by a start from epoch 1 over them."""
     path = os.path.join(folder, RESUME_NAME)
     if not os.path.exists(path):
         return None
     try:
         return safe_load.load_torch(path, device)
-    except safe_load.DamagedFile as error:     # a damaged file: start over rather than crash
-        print('warning: %s; starting from epoch 1' % error)
-        return None
-    except OSError as error:
-        print('warning: %s cannot be read (%s); starting from epoch 1' % (path, type(error).__name__))
-        return None
+    except (safe_load.DamagedFile, OSError) as error:
+        raise UsageError('%s cannot be read (%s), so its run cannot continue; restore the file, or '
+                         'start the run again with --force (or delete the folder)'
+                         % (path, type(error).__name__)) from None
 
 
 def restore_rng(state):
@@ -326,10 +501,14 @@ def git_commit():
         return None
 
 
-def write_run_record(folder, args, device):
-    """run.json: versions, device, recipe, all flags and the code's git commit."""
+def write_run_record(folder, args, device, existing_run_id=None):
+    """run.json: versions, device, recipe, all flags, the training flags that identify the run
+    (``training_flags``), its run id (kept by --resume, new for a fresh start: a validator
+    stops if it changes under it) and the code's git commit."""
     import torchvision
     record = {
+        'run_id': existing_run_id or uuid.uuid4().hex,
+        'training_flags': training_flags(args),
         'python': platform.python_version(), 'torch': torch.__version__,
         'torchvision': torchvision.__version__, 'numpy': np.__version__, 'device': str(device),
         'paper': args.paper, 'recipe_reason': getattr(args, 'recipe_reason', None),

@@ -6,6 +6,8 @@ stderr naming the file, the free space and how to continue (``disk_full_hint``),
 traceback, no temporary file left, and exit code EXIT_DISK_FULL (75, EX_TEMPFAIL), which
 ``sweep.py --status`` shows."""
 import contextlib
+import json
+import math
 import errno
 import os
 import shutil
@@ -158,3 +160,40 @@ def atomic_write(path, write, mode='wb'):
 
 def atomic_write_text(path, text):
     atomic_write(path, lambda f: f.write(text), mode='w')
+
+
+# ----------------------------------------------------------------------------------------
+# JSON records: valid JSON only (no NaN, no Infinity)
+
+NON_FINITE_KEY = 'non_finite'
+
+
+def finite_json_values(value, path='', found=None):
+    """``value`` with every non-finite float replaced by None; ``found`` collects
+    {dotted path: 'nan' | 'inf' | '-inf'} of the replaced ones."""
+    found = {} if found is None else found
+    if isinstance(value, dict):
+        return {k: finite_json_values(v, '%s.%s' % (path, k) if path else str(k), found)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json_values(v, '%s[%d]' % (path, i), found) for i, v in enumerate(value)]
+    if isinstance(value, float) and not math.isfinite(value):
+        found[path] = str(float(value))
+        return None
+    return value
+
+
+def write_json(path, record, indent=1):
+    """Write ``record`` as JSON atomically. A non-finite float (which JSON cannot hold: Python
+    would write NaN or Infinity) becomes null, is listed under the record's ``non_finite`` key
+    ({dotted path: 'inf'}) and is reported in one warning line naming the file. Returns that dict."""
+    found = {}
+    clean = finite_json_values(record, found=found)
+    if found and isinstance(clean, dict):
+        clean[NON_FINITE_KEY] = found
+    atomic_write_text(path, json.dumps(clean, indent=indent, allow_nan=False) + '\n')
+    if found:
+        print('warning: %s: %s not finite (%s), written as null and listed under "%s"'
+              % (path, ', '.join(list(found)[:4]) + (', ...' if len(found) > 4 else ''),
+                 ', '.join(sorted(set(found.values()))), NON_FINITE_KEY))
+    return found

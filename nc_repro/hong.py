@@ -48,7 +48,7 @@ import datasets
 import models
 from nc_repro import checkpoints, convex_ufm, losses, nc_curves, nc_metrics, safe_load, theory, training
 from nc_repro.cli import Parser, UsageError, add_output_root, output_path
-from nc_repro.fileio import atomic_write, atomic_write_text
+from nc_repro.fileio import atomic_write, atomic_write_text, write_json
 from nc_repro.validation import feature_pass
 from nc_repro import hong_figures as plot_hong
 
@@ -553,7 +553,7 @@ def minority_figures(args, settings, matrices, ka, title, stem, xlabel, threshol
     summary = minority_record(args, settings, ka, scores, convex_scores, matrices, convex)
     summary.update(record or {})
     summary['thresholds_in_swept_units'] = {label: value for value, label in thresholds}
-    atomic_write_text(stem + '.json', json.dumps(summary, indent=1) + '\n')
+    write_json(stem + '.json', summary)
     print('network: small spread (< %g) exactly where theory predicts minority collapse: %s; convex '
           'program: %s' % (SMALL_SCORE, summary['network_matches_theory'], summary['convex_matches_theory']))
     print('figures: %s; record: %s.json' % (', '.join(paths), stem))

@@ -27,6 +27,7 @@ class NCCurves:
         self.writer = None          # opened at the first epoch: a run stopped before writes no folder
         if tensorboard_dir:
             summary_writer_class()  # a missing tensorboard package stops the run before it starts
+            check_log_dir(tensorboard_dir)
 
     def measures(self, model, train_set):
         W = model.head_products()[0]                                  # the head's product
@@ -53,6 +54,18 @@ class NCCurves:
     def close(self):
         if self.writer is not None:
             self.writer.close()
+
+
+def check_log_dir(path):
+    """--tensorboard DIR must be a folder, or creatable as one: checked before training starts."""
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)     # the nearest existing folder above it
+    if not os.path.isdir(existing):
+        raise UsageError('--tensorboard %s: %s is a file, not a folder; choose a folder for the '
+                         'event files' % (path, existing))
+    if not os.access(existing, os.W_OK):
+        raise UsageError('--tensorboard %s: %s is not writable' % (path, existing))
 
 
 def summary_writer_class():

@@ -37,12 +37,22 @@ def read_info(path):
     return info
 
 
-def load_info(path):
-    """``read_info`` for scripts: a bad file is one line on stderr and exit status 2."""
+def load_info(path, kind=None):
+    """``read_info`` for scripts: a bad file is one line on stderr and exit status 2. ``path``
+    may be a run folder (its info.pkl is read). With ``kind`` ('balanced' or 'imbalanced'), an
+    info.pkl of the other kind is refused with the figure command that draws it."""
+    if os.path.isdir(path):
+        path = os.path.join(path, 'info.pkl')
     try:
-        return read_info(path)
+        info = read_info(path)
     except ValueError as error:
         stop(error)
+    found = info_kind(info)
+    if kind and found and found != kind:
+        stop('%s is the info.pkl of %s run; draw it with %s' % (
+            path, 'an imbalanced (dang2023 imbalanced or dang2024)' if found == 'imbalanced' else
+            'a balanced (zhou2022 or dang2023)', FIGURE_COMMANDS[found]))
+    return info
 
 
 def stop(message):
@@ -60,7 +70,35 @@ def check_name(value, flag='--name'):
         stop(error)
 
 
-def save_figure(fig, out_dir, name, formats=('png', 'pdf')):
+FIGURE_COMMANDS = {'balanced': 'python plots/plot_nc.py <run folder or info.pkl>',
+                   'imbalanced': 'python plots/plot_imbalanced.py <run folder>'}
+
+
+def info_kind(info):
+    """'imbalanced' for the imbalanced validator's keys, 'balanced' for validate_NC.py's, else None."""
+    if 'NC1' in info or 'NC3_W_div_H' in info or 'NC2_WWT' in info:
+        return 'imbalanced'
+    if 'collapse_metric' in info or 'NC2_ETF_W' in info:
+        return 'balanced'
+    return None
+
+
+def check_drawable(info, keys, path):
+    """Refuse (one line, exit 2) an info whose metrics ``keys`` hold no finite value at any
+    epoch, naming the reason the validator stored (validation.UNDEFINED_KEY); warn about some
+    undefined epochs."""
+    import math
+    reasons = [r for r in info.get('nc_undefined') or [] if r]
+    values = [float(v) for key in keys for v in info.get(key) or []]
+    if values and not any(math.isfinite(v) for v in values):
+        stop('%s: no finite NC value at any epoch (%s); nothing to draw'
+             % (path, reasons[-1] if reasons else 'not finite'))
+    if reasons:
+        print('warning: %s: %d epochs have undefined NC values (%s); they are left out of the curves'
+              % (path, len(reasons), reasons[-1]))
+
+
+def save_figure(fig, out_dir, name, formats=('png', 'pdf'), dpi=120):
     """Write <out_dir>/<name>.png and .pdf (temporary file + rename); closes ``fig`` and
     returns the paths."""
     import matplotlib.pyplot as plt
@@ -68,7 +106,7 @@ def save_figure(fig, out_dir, name, formats=('png', 'pdf')):
     for fmt in formats:
         path = os.path.join(out_dir, '%s.%s' % (name, fmt))
         buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, bbox_inches='tight', dpi=120)
+        fig.savefig(buffer, format=fmt, bbox_inches='tight', dpi=dpi)
         atomic_write(path, lambda f: f.write(buffer.getvalue()))
         paths.append(path)
     plt.close(fig)

@@ -28,6 +28,9 @@ from nc_repro.cli import RunStopped, UsageError
 from nc_repro.optimizers import SdLBFGS
 
 LOG_EVERY_BATCHES = 10
+# An epoch's mean loss above this has exploded (the papers' losses start near log K or 1 and
+# only fall; --lr 1e3 with cross-entropy gave 5.4e31 at epoch 1): the run stops like a NaN one.
+EXPLODED_LOSS = 1e8
 
 
 class TrainingDiverged(RunStopped):
@@ -142,7 +145,8 @@ def fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, save_ev
     Beside each saved epoch_XXX.pth the full training state goes to resume.pth; with
     resume=True the loop continues after the epoch stored there, so a killed run finishes
     with the same weights as an uninterrupted one. Stops with TrainingDiverged (naming the
-    epoch and the last good checkpoint) as soon as an epoch's loss is not finite.
+    epoch and the last good checkpoint) as soon as an epoch's loss is not finite or above
+    EXPLODED_LOSS.
     save_rule(epoch, epochs) -> bool overrides the every-``save_every`` cadence; an objective
     with ``start_epoch(epoch_index)`` is told each epoch's 0-based index (warm phases);
     checkpoint_file(run_dir, epoch) overrides the epoch_XXX.pth file names (Hong's layout);
@@ -195,6 +199,16 @@ def continue_hint(last_saved, resume_flag=True):
         os.path.abspath(last_saved) if last_saved else 'none (no epoch saved yet)', command)
 
 
+def json_line(stats):
+    """An epoch's train_log.jsonl line: valid JSON, a non-finite value (an NC metric of dead
+    features) written as null and named under fileio.NON_FINITE_KEY."""
+    found = {}
+    clean = fileio.finite_json_values(stats, found=found)
+    if found:
+        clean[fileio.NON_FINITE_KEY] = found
+    return json.dumps(clean, allow_nan=False)
+
+
 def _read_kept_lines(jsonl_path, start_epoch):
     """train_log.jsonl lines of the epochs before start_epoch; a partial last line (a kill or a
     full disk mid-write) is dropped."""
@@ -241,10 +255,13 @@ def _fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, log_na
             if hasattr(objective, 'start_epoch'):
                 objective.start_epoch(epoch - 1)
             stats = train_one_epoch(model, loader, objective, optimizer, epoch, epochs, log)
-            if not math.isfinite(stats['loss']):
+            if not math.isfinite(stats['loss']) or stats['loss'] > EXPLODED_LOSS:
                 raise TrainingDiverged(
-                    'loss is %s at epoch %d; last good checkpoint: %s' % (
-                        stats['loss'], epoch, progress['last_saved'] or 'none (no epoch finished)'))
+                    'loss is %s at epoch %d%s; last good checkpoint: %s' % (
+                        '%.3g' % stats['loss'] if math.isfinite(stats['loss']) else stats['loss'], epoch,
+                        ' (above %g: it exploded; lower --lr)' % EXPLODED_LOSS
+                        if math.isfinite(stats['loss']) else '',
+                        progress['last_saved'] or 'none (no epoch finished)'))
             scheduler.step()
             stats.update(epoch=epoch, lr=lr, seconds=round(time.time() - start, 3))
             measured = curves.after_epoch(model, loader.data, epoch, stats) if curves is not None else {}
@@ -257,7 +274,7 @@ def _fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, log_na
             # the epoch's log line goes first: a kill between the two writes then only repeats
             # the epoch on --resume, it never loses its line
             with fileio.stop_if_disk_full(jsonl_path), open(jsonl_path, 'a') as jsonl:
-                jsonl.write(json.dumps(stats) + '\n')
+                jsonl.write(json_line(stats) + '\n')
             if save_rule(epoch, epochs):
                 checkpoints.save_state_dict(model, checkpoint_file(run_dir, epoch))
                 checkpoints.save_resume_state(run_dir, epoch, model, optimizer, scheduler,

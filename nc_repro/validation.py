@@ -23,7 +23,7 @@ import torch
 from tqdm import tqdm
 
 from datasets import BatchLoader
-from nc_repro import checkpoints, nc_measures, nc_metrics, safe_load, theory
+from nc_repro import checkpoints, fileio, nc_measures, nc_metrics, safe_load, theory
 from nc_repro.cli import UsageError
 from nc_repro.nc_metrics import alignment_error
 from nc_repro.training import topk_correct
@@ -297,7 +297,8 @@ def append_epoch(info, epoch, metrics):
 
 
 def scalar_series(info):
-    """The per-epoch scalar series (and per-layer lists), for info.json."""
+    """The per-epoch scalar series (and per-layer lists), for info.json; non-finite values
+    become None (null), with the reason under UNDEFINED_KEY."""
     series = {}
     for key, values in info.items():
         if isinstance(values, dict):
@@ -305,27 +306,88 @@ def scalar_series(info):
                            for name, per_epoch in values.items()}
         elif values and all(isinstance(v, (int, float, np.floating, np.integer)) for v in values):
             series[key] = [float(v) for v in values]
-    return series
+    if UNDEFINED_KEY in info:
+        series[UNDEFINED_KEY] = info[UNDEFINED_KEY]
+    return fileio.finite_json_values(series)
 
 
 def write_info(run_dir, info):
     checkpoints.atomic_write(os.path.join(run_dir, 'info.pkl'), lambda f: pickle.dump(info, f))
     checkpoints.atomic_write_text(os.path.join(run_dir, 'info.json'),
-                                  json.dumps(scalar_series(info), indent=1) + '\n')
+                                  json.dumps(scalar_series(info), indent=1, allow_nan=False) + '\n')
+
+
+# ----------------------------------------------------------------------------------------
+# epochs whose NC metrics are undefined
+
+UNDEFINED_KEY = 'nc_undefined'     # per epoch: None, or why that epoch's NC metrics are NaN
+ACCURACY_KEYS = ('train_acc1', 'train_acc5', 'test_acc1', 'test_acc5')
+
+
+def undefined_reason(train):
+    """Why NC metrics cannot be read from these features, or None: features that are not
+    finite (the weights diverged), or dead features, where every class has the same mean (e.g.
+    every ReLU is off), so NC1 comes out 0 without any collapse."""
+    h = train.layer_inputs[0]
+    if not bool(torch.isfinite(h).all()):
+        return 'features are not finite (the weights diverged)'
+    present = torch.unique(train.labels)
+    means = torch.stack([h[train.labels == k].double().mean(0) for k in present])
+    if float((means - means.mean(0)).abs().max()) <= 1e-7 * max(1.0, float(means.abs().max())):
+        return 'dead features: every class has the same mean feature, so NC metrics are undefined (not collapse)'
+    return None
+
+
+def nonfinite_keys(metrics):
+    return sorted(key for key, value in metrics.items()
+                  if isinstance(value, (float, np.floating)) and not np.isfinite(value))
+
+
+def mark_undefined(metrics, reason):
+    """The epoch's metrics with every NC scalar (all floats but the accuracies, per layer too)
+    set to NaN, because ``reason``."""
+    marked = {}
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            marked[key] = {name: [float('nan')] * len(layers) for name, layers in value.items()}
+        elif isinstance(value, (float, np.floating)) and key not in ACCURACY_KEYS:
+            marked[key] = float('nan')
+        else:
+            marked[key] = value
+    return marked
+
+
+def record_undefined(info, epoch, metrics, train):
+    """Check one epoch's metrics. Dead or non-finite features, or a non-finite metric, give a
+    warning line and the reason in info[UNDEFINED_KEY] (None for the good epochs, created at
+    the first bad one); returns the metrics to store (NaN for undefined NC values)."""
+    reason = undefined_reason(train)
+    if reason:
+        metrics = mark_undefined(metrics, reason)
+    elif nonfinite_keys(metrics):
+        reason = 'not finite: %s' % ', '.join(nonfinite_keys(metrics))
+    if reason:
+        tqdm.write('warning: epoch %d: %s; its NC values are NaN in info.pkl and null in info.json '
+                   '(reason under "%s")' % (epoch, reason, UNDEFINED_KEY))
+        info.setdefault(UNDEFINED_KEY, [None] * len(info.get('epoch', [])))
+    if UNDEFINED_KEY in info:
+        info[UNDEFINED_KEY].append(reason)
+    return metrics
 
 
 # ----------------------------------------------------------------------------------------
 # the loop over checkpoints
 
-def select_epochs(run_dir, args, poll_seconds=5.0):
+def select_epochs(run_dir, args, poll_seconds=5.0, save_every=1):
     """Epochs to validate: --epoch_list, else the epochs 1..--epochs that the run saved (the
     recipe's cadence), thinned by --every (the last one always kept). A missing file is
-    reported by name. With --wait S, every epoch 1..--epochs (or of --epoch_list) is awaited
-    for at most S seconds, for a validator started beside its training run."""
+    reported by name. With --wait S, every epoch 1..--epochs that the recipe saves (every
+    ``save_every`` and the last, checkpoints.is_saved_epoch) or of --epoch_list is awaited for at
+    most S seconds, for a validator started beside its training run."""
     deadline = time.time() + getattr(args, 'wait', 0)
     while True:
         try:
-            return _select_epochs(run_dir, args)
+            return _select_epochs(run_dir, args, save_every)
         except UsageError as error:
             remaining = deadline - time.time()
             if remaining <= 0:
@@ -335,17 +397,18 @@ def select_epochs(run_dir, args, poll_seconds=5.0):
             time.sleep(min(poll_seconds, remaining))
 
 
-def _select_epochs(run_dir, args):
+def _select_epochs(run_dir, args, save_every=1):
     if not os.path.isdir(run_dir):
-        raise UsageError('run folder %s does not exist; check the flags that name it (%s)'
+        raise UsageError('run folder %s does not exist; check the flags that name it (%s)%s'
                          % (run_dir, '--load_path' if args.paper == 'zhou2022' else
-                            '--dataset, --model, --loss, --optimizer, --width, --depth_relu, '
-                            '--depth_linear, --no-bias, --lr, --epochs, --seed'))
+                            'the training command\'s flags, e.g. --dataset, --model, --loss, --optimizer, '
+                            '--width, --depth_relu, --no-bias, --lr, --epochs, --seed, --sep_decay, '
+                            'the decays, --batch_size', other_run_hint(run_dir, args)))
     saved = checkpoints.saved_epochs(run_dir)
     if args.epoch_list:
         wanted = args.epoch_list
     elif getattr(args, 'wait', 0):
-        wanted = list(range(1, args.epochs + 1))
+        wanted = [e for e in range(1, args.epochs + 1) if checkpoints.is_saved_epoch(e, args.epochs, save_every)]
     else:
         wanted = [e for e in saved if e <= args.epochs]
         if not wanted:
@@ -357,6 +420,19 @@ def _select_epochs(run_dir, args):
         raise UsageError('%s is missing; train that epoch first or drop it from --epoch_list/--epochs'
                          % checkpoints.checkpoint_path(run_dir, missing[0]))
     return wanted
+
+
+def other_run_hint(run_dir, args):
+    """'; <folder> holds a run of other training flags (...)' when the paper's folder for these
+    flags holds another run (which is why run_dir named a successor), else ''."""
+    if args.paper == 'zhou2022':
+        return ''
+    base = run_dir.split(checkpoints.SUCCESSOR_SEPARATOR)[0]
+    theirs = checkpoints.stored_flags(base) if base != run_dir else None
+    if not theirs:
+        return ''
+    differences = checkpoints.flag_differences(checkpoints.training_flags(args), theirs)
+    return '; %s holds a run of other training flags (%s)' % (base, checkpoints.describe_differences(differences))
 
 
 class UnreadableCheckpoint(Exception):
@@ -388,10 +464,14 @@ def load_checkpoint(model, path, device):
                          % (path, first[0][:150] if first else 'shape mismatch'))
 
 
-def validate_run(args, model, data, run_dir, device, recipe_metrics, conventions, keys=()):
+def validate_run(args, model, data, run_dir, device, recipe_metrics, conventions, keys=(), save_every=1):
     """Validate every selected epoch of run_dir; info files rewritten after each epoch.
-    ``keys``: the paper's info keys, created first and in the paper's order."""
-    epochs = select_epochs(run_dir, args)
+    ``keys``: the paper's info keys, created first and in the paper's order; ``save_every``:
+    the recipe's checkpoint cadence (what --wait waits for). The checkpoints are one run's:
+    if the folder's run id (run.json) changes while validating (a restart or --force), the
+    validator stops with one line instead of mixing two runs."""
+    epochs = select_epochs(run_dir, args, save_every=save_every)
+    identity = checkpoints.run_id(run_dir)
     for epoch in epochs:      # flags that do not fit the run fail here, before any output
         try:
             load_checkpoint(model, checkpoints.checkpoint_path(run_dir, epoch), device)
@@ -409,7 +489,11 @@ def validate_run(args, model, data, run_dir, device, recipe_metrics, conventions
             continue
         train = feature_pass(model, data.train, args.batch_size, device)
         test = feature_pass(model, data.test, args.batch_size, device)
+        if checkpoints.run_id(run_dir) != identity:
+            raise UsageError('%s was restarted by a trainer while being validated (its run.json changed); '
+                             'validate again once that run has saved its checkpoints' % run_dir)
         metrics = recipe_metrics(model, train, test, data.num_classes, conventions)
+        metrics = record_undefined(info, epoch, metrics, train)
         append_epoch(info, epoch, metrics)
         write_info(run_dir, info)
         line = ('[epoch: %d] | train top1: %.4f | train top5: %.4f | test top1: %.4f | test top5: %.4f '

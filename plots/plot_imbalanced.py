@@ -53,7 +53,11 @@ recipe_of, predicted_lengths, fitted_scale = theory.recipe_of, theory.predicted_
 
 def load_run(run_dir):
     """(info, theory record) of a run folder; a missing file is one line and exit status 2."""
-    info = plot_utils.load_info(os.path.join(run_dir, 'info.pkl'))
+    if os.path.basename(run_dir) == 'info.pkl' and os.path.isfile(run_dir):
+        run_dir = os.path.dirname(run_dir) or '.'       # an info.pkl names its run folder
+    info = plot_utils.load_info(os.path.join(run_dir, 'info.pkl'), kind='imbalanced')
+    plot_utils.check_drawable(info, [key for key in ('NC1', 'NC1_collapse_metric') if key in info],
+                              os.path.join(run_dir, 'info.pkl'))
     path = os.path.join(run_dir, 'theory.json')
     try:
         with open(path) as f:
@@ -123,7 +127,7 @@ def draw_lengths(runs, labels, scaling):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[plot_utils.out_dir_parser()])
-    parser.add_argument('runs', nargs='+', help='run folders holding info.pkl and theory.json')
+    parser.add_argument('runs', nargs='+', help='run folders holding info.pkl and theory.json (or their info.pkl)')
     parser.add_argument('--labels', nargs='+', default=None)
     parser.add_argument('--name', default='imbalanced', help='file name stem')
     parser.add_argument('--theory_scaling', choices=('flags', 'objective'), default='flags',

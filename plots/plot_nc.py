@@ -1,7 +1,7 @@
 """NC1, NC2, NC3, NC4 and accuracy versus epoch from one or several info.pkl (log axes where a
 panel's values span a decade or more), and a table of each metric's first and last value.
 
-  python plots/plot_nc.py model_weights/<run>/info.pkl [more info.pkl ...] [--labels a b] [--out_dir figures] [--name nc] [--nc1 exact|as_coded]
+  python plots/plot_nc.py model_weights/<run>/info.pkl (or model_weights/<run>) [more ...] [--labels a b] [--out_dir figures] [--name nc] [--nc1 exact|as_coded]
 
 Reads the keys of either recipe: zhou2022 (collapse_metric, ETF_metric, WH_relation_metric,
 NC4_ncc_mismatch) or dang2023 (NC1_collapse_metric, NC2_ETF_W or NC2_Identity_W for bias-free
@@ -96,18 +96,20 @@ def print_summary(info, label, nc1='exact'):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], parents=[plot_utils.out_dir_parser()])
-    parser.add_argument('info', nargs='+', help='info.pkl files')
+    parser.add_argument('info', nargs='+', help='info.pkl files or run folders')
     parser.add_argument('--labels', nargs='+', default=None)
     parser.add_argument('--name', default='nc', help='file name stem')
     parser.add_argument('--nc1', choices=sorted(NC1_KEYS), default='exact',
                         help='NC1 exact (float64, default) or as the original code computed it')
     args = parser.parse_args(argv)
     plot_utils.check_name(args.name)
-    infos = [plot_utils.load_info(path) for path in args.info]
+    args.info = [os.path.join(p, 'info.pkl') if os.path.isdir(p) else p for p in args.info]
+    infos = [plot_utils.load_info(path, kind='balanced') for path in args.info]
     for path, info in zip(args.info, infos):
         if not any(info.get(key) for key in NC1_KEYS[args.nc1]):
             parser.error('%s holds no %s NC1 (%s); validate it again with this version'
                          % (path, args.nc1, ' or '.join(NC1_KEYS[args.nc1])))
+        plot_utils.check_drawable(info, NC1_KEYS[args.nc1], path)
     labels = args.labels or [os.path.basename(os.path.dirname(os.path.abspath(p)))[:40] for p in args.info]
     paths = plot_utils.save_figure(draw(infos, labels, args.nc1), args.out_dir, args.name)
     for info, label in zip(infos, labels):

@@ -69,14 +69,22 @@ def test_bad_inputs_give_one_line(dang_run):
     result = run_script('validate_NC.py', *[f if f != '128' else '64' for f in DANG], cwd=folder, check=False)
     assert result.returncode == 2 and 'does not exist' in result.stderr
     broken = DANG.copy()
-    os.rename(run_dir, run_dir.replace('depth_linear_3', 'depth_linear_2'))
+    renamed = run_dir.replace('depth_linear_3', 'depth_linear_2')
+    os.rename(run_dir, renamed)
     try:
         broken[broken.index('--depth_linear') + 1] = '2'
+        # its run.json says which run it holds: the validator names the flag that differs
+        result = run_script('validate_NC.py', *broken, cwd=folder, check=False)
+        assert result.returncode == 2 and '(--depth_linear 2 here, 3 there)' in result.stderr, result.stderr
+        # without run.json (e.g. the original code's folder) the checkpoint itself does not fit
+        os.rename(os.path.join(renamed, 'run.json'), os.path.join(folder, 'run.json.kept'))
         result = run_script('validate_NC.py', *broken, cwd=folder, check=False)
         assert result.returncode == 2 and 'does not fit the model' in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     finally:
-        os.rename(run_dir.replace('depth_linear_3', 'depth_linear_2'), run_dir)
+        if os.path.exists(os.path.join(folder, 'run.json.kept')):
+            os.rename(os.path.join(folder, 'run.json.kept'), os.path.join(renamed, 'run.json'))
+        os.rename(renamed, run_dir)
 
 
 def test_zhou_validate_with_and_without_trailing_slash(tmp_path):

@@ -123,6 +123,11 @@ def test_both_validators_on_written_cifar10_files(loss, per_class, counts, tmp_p
     os.rename(run_dir, run_dir.replace('width_16', 'width_24'))
     wider = [v if v != '16' else '24' for v in flags]
     capsys.readouterr()
+    with pytest.raises(SystemExit) as stop:      # its run.json names the flag that differs
+        cli.run(validate_NC_unbalanced.main, parse(validate_NC_unbalanced.get_args_parser(), wider, evaluation=True))
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(errors) == 1 and '(--width 24 here, 16 there)' in errors[0], errors
+    os.remove(os.path.join(run_dir.replace('width_16', 'width_24'), 'run.json'))   # as a folder of the original code
     with pytest.raises(SystemExit) as stop:
         cli.run(validate_NC_unbalanced.main, parse(validate_NC_unbalanced.get_args_parser(), wider, evaluation=True))
     errors = capsys.readouterr().err.strip().splitlines()
