@@ -38,7 +38,7 @@ def hold_lock(folder, pid=None):
 
 
 def test_two_trainers_on_one_folder_exactly_one_trains(tmp_path):
-    epochs = 400                                   # long enough for the second to start meanwhile
+    epochs = 1200                                  # long enough for the second to start meanwhile
     command = [sys.executable, os.path.join(ROOT, 'train_1st_order.py')] + FLAGS + ['--epochs', str(epochs)]
     first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock, deadline = None, time.time() + 120

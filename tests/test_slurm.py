@@ -191,9 +191,16 @@ def test_a_job_reaching_its_time_limit_is_requeued_and_finishes(tmp_path, cluste
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
 
 
-def status_line(work, grid, name, tmp_path):
-    status = run_script('sweep.py', grid, '--status', '--work_dir', work, cwd=tmp_path).stdout
-    return [line for line in status.splitlines() if line.startswith(name + ' ')][0]
+def status_line(work, grid, name, tmp_path, until=None, seconds=90):
+    """The job's line of sweep.py --status; with ``until``, asked again (slurmdbd records a job's
+    end a little after the queue forgets it) until until(line) holds or ``seconds`` pass."""
+    deadline = time.time() + seconds
+    while True:
+        status = run_script('sweep.py', grid, '--status', '--work_dir', work, cwd=tmp_path).stdout
+        line = [line for line in status.splitlines() if line.startswith(name + ' ')][0]
+        if until is None or until(line) or time.time() > deadline:
+            return line
+        time.sleep(2)
 
 
 def test_a_job_killed_by_slurm_shows_failed_with_the_sacct_state_and_the_log(tmp_path, cluster):
@@ -212,7 +219,7 @@ def test_a_job_killed_by_slurm_shows_failed_with_the_sacct_state_and_the_log(tmp
     job_id = queued('nc-killed_work', 'R')[0]
     subprocess.run(['scancel', '--signal=KILL', job_id], check=True, timeout=20)
     wait_for_queue('nc-killed_work', seconds=max(10, deadline - time.time()))
-    line = status_line(work, grid, 'long', tmp_path)
+    line = status_line(work, grid, 'long', tmp_path, until=lambda line: 'SLURM state' in line)
     assert ' failed ' in line and 'SLURM state CANCELLED' in line and 'job %s' % job_id in line, line
     assert str(work / 'logs' / 'long.log') in line and '.submitit' in line, line
 
@@ -225,7 +232,7 @@ def test_a_job_over_its_memory_limit_shows_failed_with_the_sacct_state(tmp_path,
     work = tmp_path / 'oom_work'
     run_script('sweep.py', grid, *SLURM_FLAGS, '--work_dir', work, cwd=tmp_path)
     wait_for_queue('nc-oom_work')
-    line = status_line(work, grid, 'big', tmp_path)
+    line = status_line(work, grid, 'big', tmp_path, until=lambda line: 'SLURM state' in line)
     assert ' failed ' in line and 'SLURM state' in line and str(work / 'logs' / 'big.log') in line, line
     outputs = ''.join(open(path).read() for path in glob.glob(str(work / '.submitit' / '*' / '*.err')))
     assert 'exceeded memory limit' in outputs.lower(), outputs[-2000:]
