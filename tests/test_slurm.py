@@ -168,12 +168,12 @@ def test_an_sbatch_refusal_is_one_line_naming_the_flag(tmp_path, cluster, flags,
 def test_a_job_reaching_its_time_limit_is_requeued_and_finishes(tmp_path, cluster):
     """--timeout_min 3: SLURM sends USR2 90 s before the limit (submitit's --signal=USR2@90),
     submitit requeues, the trainer resumes; the final weights equal an uninterrupted run's."""
-    epochs, flags = 2500, dict(width=64, epochs=2500, save_every=100)   # ~2 min: one requeue
+    epochs, flags = 5000, dict(width=64, epochs=5000, save_every=100)   # 1.5 to 4 min: at least one requeue
     grid = write_grid(tmp_path, 'limit', [{'name': 'long'}], **flags)
     work = tmp_path / 'limit_work'
     run_script('sweep.py', grid, *SLURM_FLAGS[:-1], '3', '--work_dir', work, cwd=tmp_path)
     job = grids.expand(grids.load_grid(grid))[0]
-    deadline = time.time() + 500
+    deadline = time.time() + 700
     while time.time() < deadline and not queued('nc-limit_work', 'R'):
         time.sleep(0.2)
     job_id = queued('nc-limit_work')[0]
