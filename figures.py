@@ -12,7 +12,7 @@ import sys
 
 import args as cli
 from args import UsageError
-from nc_repro import grids
+from reproduction import grids
 
 
 def get_args_parser():

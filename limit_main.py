@@ -40,7 +40,7 @@ import math
 import args as cli
 from nc_repro import hong, training
 from nc_repro.fileio import write_json
-from nc_repro import hong_figures as plot_hong
+from plots import hong_figures as plot_hong
 
 DEFAULT_NALIST = [500, 1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000]
 PAPER_LN_PRO, QUICK_LN_PRO = 0.1, 8.0

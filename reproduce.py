@@ -29,8 +29,8 @@ import time
 
 import args as cli
 import sweep
-from nc_repro import claims, grids, report
-from nc_repro.papers import PAPERS
+from reproduction import claims, grids, report
+from reproduction.papers import PAPERS
 
 
 def get_args_parser():

@@ -29,7 +29,7 @@ from tqdm import tqdm
 import args as cli
 import figures
 from args import UsageError
-from nc_repro import grids
+from reproduction import grids
 
 
 def get_args_parser():

@@ -16,7 +16,7 @@ import torch
 
 import args as cli
 from nc_repro import synthetic, ufm
-from nc_repro.synthetic_figures import make_figures
+from plots.synthetic_figures import make_figures
 
 
 def get_args_parser():

@@ -30,7 +30,7 @@ def main(args):
     if args.optimizer in ('LBFGS', 'SdLBFGS'):
         raise cli.UsageError('--optimizer %s is not supported by the imbalanced trainer' % args.optimizer)
     device = training.setup(args)
-    curves = nc_curves.from_args(args, args.paper)          # None unless --nc_every / --tensorboard
+    curves = nc_curves.make_curves(args.nc_every, args.tensorboard, args.paper)  # None unless --nc_every / --tensorboard
     counts = datasets.imbalanced_counts(args.paper, args.dataset)
     data = datasets.training_data(args, counts)
     model = models.build_model(args, data.num_classes, data.input_shape, unbalanced=True).to(device)

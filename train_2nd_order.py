@@ -23,7 +23,7 @@ def main(args):
         raise cli.UsageError('--optimizer %s: train_2nd_order.py supports LBFGS and SdLBFGS '
                              '(use train_1st_order.py for SGD and Adam)' % args.optimizer)
     device = training.setup(args)
-    curves = nc_curves.from_args(args, args.paper)          # None unless --nc_every / --tensorboard
+    curves = nc_curves.make_curves(args.nc_every, args.tensorboard, args.paper)  # None unless --nc_every / --tensorboard
     data = datasets.training_data(args)
     model = models.build_model(args, data.num_classes, data.input_shape).to(device)
     save_every = args.save_every or 1

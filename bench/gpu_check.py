@@ -32,7 +32,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from nc_repro import safe_load  # noqa: E402
-from nc_repro.cli import OUTPUT_ROOT  # noqa: E402
+from args import OUTPUT_ROOT  # noqa: E402
 
 PAPERS = ('zhou2022', 'dang2023', 'dang2024', 'hong2023')
 D24_FLAGS = ('--model MLP --no-bias --dataset cifar10 --depth_relu 6 --depth_linear 1 --width 1024 --seed 1 '

@@ -7,7 +7,7 @@ import os
 
 import torch
 
-from nc_repro.cli import UsageError
+from nc_repro.errors import UsageError
 
 from . import resnet, vgg
 from .base import NCModel

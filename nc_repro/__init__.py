@@ -1,8 +1,7 @@
-"""nc-repro's library package: what the top-level commands share and no user runs directly.
-
-It holds the reproduction checks behind ``reproduce.py``: ``claims`` (what a claim is, how a
-check reads finished grid runs), ``report`` (the Markdown reports) and ``papers`` (each paper's
-claims and the grids they are measured on).
+"""nc-repro's engine: the Neural Collapse measures (``metrics``), the training loop, checkpoints,
+losses, optimisers, the papers' closed forms (``theory``) and the UFM solvers, standing on the
+shared basics (``errors``, ``fileio``, ``frames``, ``safe_load``). It imports no top-level module
+of the checkout: commands pass it data loaders, models and named values (docs/layers.md).
 """
 
 __version__ = "0.2.0"

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from nc_repro import plain_names, safe_load
-from nc_repro.cli import UsageError
+from nc_repro.errors import UsageError
 from nc_repro.fileio import atomic_write, atomic_write_text, human_bytes, stop_if_disk_full  # noqa: F401  (re-exported)
 
 

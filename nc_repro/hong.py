@@ -47,10 +47,12 @@ import torch
 import datasets
 import models
 from nc_repro import checkpoints, convex_ufm, losses, nc_curves, nc_metrics, safe_load, theory, training
-from nc_repro.cli import Parser, UsageError, add_output_root, output_path
+import args as cli
+from args import Parser, add_output_root, output_path
+from nc_repro.errors import UsageError
 from nc_repro.fileio import atomic_write, atomic_write_text, write_json
 from nc_repro.validation import feature_pass
-from nc_repro import hong_figures as plot_hong
+from plots import hong_figures as plot_hong
 
 NUM_CLASSES = 10
 BATCH_SIZE = 128
@@ -100,7 +102,7 @@ def get_common_parser(description, paper_epochs, quick_extra='', quick_epochs=QU
     extra.add_argument('--batch_size', type=int, default=None, help='default %d' % BATCH_SIZE)
     extra.add_argument('--threads', type=int, default=None,
                        help="torch threads (default: torch's choice; %d with --quick)" % QUICK['threads'])
-    nc_curves.add_flags(extra)
+    cli.add_nc_curve_flags(extra)
     extra.add_argument('--quick', action='store_true', help=(QUICK_HELP % quick_epochs).replace('%', '%%') + quick_extra)
     return parser
 
@@ -319,7 +321,7 @@ def train_model(args, data, lambdas, weight_decay, loop, save_dir, save_rule, ch
                                      warm_epochs=int(args.epoch / 6) if loop == 'warm' else 0)
     loader = datasets.BatchLoader(data, args.batch_size, shuffle=True, merge_single=True,
                                   generator=torch.Generator().manual_seed(loader_seed))
-    curves = nc_curves.from_args(args, 'hong2023', run_name=os.path.relpath(save_dir, args.output_root))
+    curves = nc_curves.make_curves(args.nc_every, args.tensorboard, 'hong2023', run_name=os.path.relpath(save_dir, args.output_root))
     training.fit(model, loader, objective, optimizer, scheduler, save_dir, args.epoch,
                  save_rule=save_rule, checkpoint_file=checkpoint_file,
                  resume=os.path.exists(os.path.join(save_dir, 'resume.pth')), resume_flag=False, curves=curves)

@@ -1,4 +1,4 @@
-"""NC curves while a run trains: --nc_every N and --tensorboard DIR of every trainer.
+"""NC curves while a run trains: --nc_every N and --tensorboard DIR of every trainer (args.py).
 
 Every N epochs, after the epoch's update, the model's features over the un-augmented training
 set (the loader's preloaded images, in index order, eval mode, torch.inference_mode) go through
@@ -11,8 +11,8 @@ the trained weights are those of a run without the flags, bit for bit.
 """
 import os
 
-import datasets
-from nc_repro.cli import UsageError
+from nc_repro.batches import BatchLoader
+from nc_repro.errors import UsageError
 from nc_repro.metrics import NeuralCollapse, layer_inputs
 
 PASS_BATCH = 1024
@@ -32,7 +32,7 @@ class NCCurves:
     def measures(self, model, train_set):
         W = model.head_products()[0]                                  # the head's product
         curves = NeuralCollapse(len(W))
-        batches = datasets.BatchLoader(train_set, PASS_BATCH)                   # index order, no augmentation
+        batches = BatchLoader(train_set, PASS_BATCH)          # index order, no augmentation
         for features, labels, logits in layer_inputs(model, model.head_layers()[0], batches):
             curves.update(features, labels, logits)
         result = curves.compute(W, model.classifier_bias(), self.convention)
@@ -77,24 +77,14 @@ def summary_writer_class():
     return SummaryWriter
 
 
-def add_flags(parser):
-    """--nc_every and --tensorboard, off by default, as the originals."""
-    parser.add_argument('--nc_every', type=int, default=None, metavar='N',
-                        help='every N epochs, NC1-NC4 of the training set (un-augmented, eval mode) '
-                             'into train_log.jsonl and the progress bar')
-    parser.add_argument('--tensorboard', type=str, default=None, metavar='DIR',
-                        help='write loss, accuracy, learning rate and the --nc_every metrics as '
-                             'TensorBoard scalars into DIR')
-
-
-def from_args(args, convention, run_name=None):
-    """The NCCurves of --nc_every / --tensorboard, or None when neither is given (the default).
-    run_name: a subfolder of DIR for scripts that train several models (Hong's)."""
-    if args.nc_every is None and args.tensorboard is None:
+def make_curves(nc_every, tensorboard, convention, run_name=None):
+    """The NCCurves of --nc_every N / --tensorboard DIR, or None when neither is given (the
+    default). run_name: a subfolder of DIR for scripts that train several models (Hong's)."""
+    if nc_every is None and tensorboard is None:
         return None
-    if args.nc_every is not None and args.nc_every < 1:
-        raise UsageError('--nc_every must be a positive number of epochs (got %d)' % args.nc_every)
-    folder = args.tensorboard
+    if nc_every is not None and nc_every < 1:
+        raise UsageError('--nc_every must be a positive number of epochs (got %d)' % nc_every)
+    folder = tensorboard
     if folder and run_name:
         folder = os.path.join(folder, run_name)
-    return NCCurves(args.nc_every, convention, folder)
+    return NCCurves(nc_every, convention, folder)

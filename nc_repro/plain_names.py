@@ -9,7 +9,7 @@ allowed by name on the command line).
 """
 import os
 
-from nc_repro.cli import UsageError
+from nc_repro.errors import UsageError
 
 ALLOWED = "letters, digits and . _ - = + (no '/', no '..', no control characters)"
 MAX_LENGTH = 200

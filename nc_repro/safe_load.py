@@ -22,7 +22,7 @@ import re
 
 import numpy as np
 
-from nc_repro.cli import UsageError
+from nc_repro.errors import UsageError
 
 # (module, name) an allowed pickle may import: numpy's array, dtype and scalar builders
 # (numpy 2 names and the numpy 1 names of older files), the protocol-2 bytes helper and a few

@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from nc_repro import checkpoints, frames, nc_metrics, theory
-from nc_repro.cli import RunStopped
+from nc_repro.errors import RunStopped
 from nc_repro.nc_metrics import alignment_error
 
 

@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from nc_repro import checkpoints, fileio
-from nc_repro.cli import RunStopped, UsageError
+from nc_repro.errors import RunStopped, UsageError
 from nc_repro.optimizers import SdLBFGS
 
 LOG_EVERY_BATCHES = 10

@@ -14,7 +14,7 @@ O(N d^2), which is what makes d = 2048 with M = 6 feasible on a CPU.
 import torch
 import torch.nn as nn
 
-from nc_repro.cli import UsageError
+from nc_repro.errors import UsageError
 
 BALANCED_COUNTS = 100                    # per class, K = --num_classes (D23's synthetic_experiment_balanced.py)
 IMBALANCED_COUNTS = (200, 100, 50, 50)

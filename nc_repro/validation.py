@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from datasets import BatchLoader
+from nc_repro.batches import BatchLoader
 from nc_repro import checkpoints, fileio, nc_measures, nc_metrics, safe_load, theory
-from nc_repro.cli import UsageError
+from nc_repro.errors import UsageError
 from nc_repro.nc_metrics import alignment_error
 from nc_repro.training import topk_correct
 

@@ -8,13 +8,13 @@ Runs: cifar10_MSE_SGD_bias_true_batchsize_128_ETFfc_{false,true}_fixdim_{false,1
 Reads <weights_dir>/<uid>/info.pkl of each run and writes the ten figures of J's script to
 <out_dir>/etf_mse/: resnet18-NC1 ... resnet18-NC4, resnet18-train-acc, resnet18-test-acc,
 c_margin_dist, resnet18-nuclear, resnet18-avg-cmargin, c_margin_dist_part (.png and .pdf).
-The drawing code and the table of runs, colours and axes are in nc_repro/zhou_figures.py.
+The drawing code and the table of runs, colours and axes are in plots/zhou_figures.py.
 """
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the project root
-from nc_repro import zhou_figures  # noqa: E402
+from plots import zhou_figures  # noqa: E402
 
 if __name__ == '__main__':
     zhou_figures.main(zhou_figures.FIGURES['etf_mse'])

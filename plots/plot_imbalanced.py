@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from nc_repro import plot_utils  # noqa: E402
+from plots import plot_utils  # noqa: E402
 from nc_repro import theory  # noqa: E402
 
 METRICS = {

@@ -18,7 +18,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from nc_repro import plot_utils  # noqa: E402
+from plots import plot_utils  # noqa: E402
 
 # panel title -> candidate info keys, first present wins
 PANELS = [

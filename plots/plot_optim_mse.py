@@ -10,13 +10,13 @@ reads; the fixed grid trains it with train_2nd_order.py --batch_size 512).
 Reads <weights_dir>/<uid>/info.pkl of each run and writes the ten figures of J's script to
 <out_dir>/optim_mse/: resnet18-NC1 ... resnet18-NC4, resnet18-train-acc, resnet18-test-acc,
 c_margin_dist, resnet18-nuclear, resnet18-avg-cmargin, c_margin_dist_part (.png and .pdf).
-The drawing code and the table of runs, colours and axes are in nc_repro/zhou_figures.py.
+The drawing code and the table of runs, colours and axes are in plots/zhou_figures.py.
 """
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the project root
-from nc_repro import zhou_figures  # noqa: E402
+from plots import zhou_figures  # noqa: E402
 
 if __name__ == '__main__':
     zhou_figures.main(zhou_figures.FIGURES['optim_mse'])

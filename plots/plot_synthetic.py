@@ -11,7 +11,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the project root
-from nc_repro.synthetic_figures import make_figures  # noqa: E402
+from plots.synthetic_figures import make_figures  # noqa: E402
 
 
 def main(argv=None):

@@ -15,7 +15,8 @@ import datasets
 import models
 import train_1st_order
 import validate_NC
-from nc_repro import checkpoints, fileio, nc_curves, plot_utils, training, validation
+from nc_repro import checkpoints, fileio, nc_curves, training, validation
+from plots import plot_utils
 from conftest import ROOT, run_script
 
 D23 = ['--model', 'MLP', '--dataset', 'digits', '--depth_relu', '2', '--width', '16', '--seed', '1',

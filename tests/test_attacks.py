@@ -12,7 +12,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import datasets
 from conftest import run_script
-from nc_repro import checkpoints, grids, plain_names, plot_utils, safe_load
+from nc_repro import checkpoints, plain_names, safe_load
+from plots import plot_utils
+from reproduction import grids
 
 MLP = ['--dataset', 'digits', '--model', 'MLP', '--width', '16', '--depth', '2', '--epochs', '1']
 

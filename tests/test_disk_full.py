@@ -148,7 +148,7 @@ def test_a_hong_script_stops_with_one_line_on_a_checkpoint_or_a_figure(tmp_path,
 
 
 def test_sweep_status_shows_the_disk_full_exit_code(tmp_path):
-    from nc_repro import grids
+    from reproduction import grids
     import yaml
     grid = {'name': 'tiny', 'train': 'train_1st_order.py', 'validate': 'validate_NC.py',
             'flags': dict(zip(FLAGS[::2], FLAGS[1::2]), sep_decay=True, epochs=2)}

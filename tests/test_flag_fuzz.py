@@ -23,7 +23,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from nc_repro import plot_utils, validation
+from nc_repro import validation
+from plots import plot_utils
 from conftest import ROOT
 
 EXAMPLES = int(os.environ.get('NC_REPRO_FUZZ_EXAMPLES', 120))   # fewer for a quick local look

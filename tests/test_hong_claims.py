@@ -17,9 +17,10 @@ import os
 import numpy as np
 import pytest
 
-from nc_repro import grids, hong
-from nc_repro.claims import MissingResult
-from nc_repro.papers import hong2023
+from nc_repro import hong
+from reproduction import grids
+from reproduction.claims import MissingResult
+from reproduction.papers import hong2023
 
 K = 10
 

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 import datasets
-from nc_repro import grids, theory
+from nc_repro import theory
+from reproduction import grids
 import d23_reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,5 +1,5 @@
-"""Zhou 2022's five figure scripts (nc_repro/zhou_figures.py, plots/plot_*_mse.py, plots/plot_*_rmse.py)
-and the shared helpers (nc_repro/plot_utils.py), on small fake info.pkl files with J's key set."""
+"""Zhou 2022's five figure scripts (plots/zhou_figures.py, plots/plot_*_mse.py, plots/plot_*_rmse.py)
+and the shared helpers (plots/plot_utils.py), on small fake info.pkl files with J's key set."""
 import os
 import pickle
 import struct
@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from nc_repro import plot_utils, zhou_figures
+from plots import plot_utils, zhou_figures
 
 SCRIPTS = {'plot_optim_mse.py': 'optim_mse', 'plot_etf_mse.py': 'etf_mse', 'plot_dk_mse.py': 'dk_mse',
            'plot_M_rmse.py': 'M_rmse', 'plot_k_rmse.py': 'k_rmse'}

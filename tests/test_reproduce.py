@@ -8,10 +8,11 @@ import pickle
 import numpy as np
 import pytest
 
-from nc_repro import grids, theory
+from nc_repro import theory
+from reproduction import grids
 from conftest import run_script
-from nc_repro import claims
-from nc_repro.papers import dang2023, dang2024, zhou2022
+from reproduction import claims
+from reproduction.papers import dang2023, dang2024, zhou2022
 
 
 class FakeGrid:

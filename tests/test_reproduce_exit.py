@@ -7,7 +7,7 @@ info.pkl (its last epoch, as sweep.py would leave it) whose NC1, NC2, NC3 series
 by the claim's orders of magnitude or, for one optimizer, barely move. reproduce.py then runs
 with --no_run, as a user re-checking finished runs would, and its stdout, report and exit
 status are read. The jobs and their info.pkl paths come from the grid file through
-nc_repro.grids, as sweep.py places them."""
+reproduction.grids, as sweep.py places them."""
 import json
 import os
 import pickle
@@ -15,7 +15,7 @@ import pickle
 import numpy as np
 
 from conftest import run_script
-from nc_repro import grids
+from reproduction import grids
 
 GRID = 'zhou_optim_mse'
 

@@ -15,7 +15,8 @@ import pytest
 import torch
 import yaml
 
-from nc_repro import checkpoints, grids
+from nc_repro import checkpoints
+from reproduction import grids
 from conftest import ROOT, run_script
 
 FLAGS = {'model': 'MLP', 'dataset': 'digits', 'depth_relu': 1, 'seed': 1, 'loss': 'MSE', 'lr': 0.001,

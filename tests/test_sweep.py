@@ -6,7 +6,7 @@ import pickle
 import pytest
 import yaml
 
-from nc_repro import grids
+from reproduction import grids
 from conftest import run_script
 
 GRID = {

@@ -8,7 +8,7 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nc_repro import plot_utils  # noqa: E402
+from plots import plot_utils  # noqa: E402
 
 
 def draw_metrics(history, title):

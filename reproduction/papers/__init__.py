@@ -1,6 +1,6 @@
 """Each paper's claims: a module per paper with NAME, TITLE, CITATION, GRIDS (the grids the
-claims read, in the order reproduce.py runs them), CLAIMS (nc_repro.claims.Claim list) and
+claims read, in the order reproduce.py runs them), CLAIMS (reproduction.claims.Claim list) and
 NOTES (lines for the report)."""
-from nc_repro.papers import dang2023, dang2024, hong2023, zhou2022
+from reproduction.papers import dang2023, dang2024, hong2023, zhou2022
 
 PAPERS = {module.NAME: module for module in (zhou2022, dang2023, dang2024, hong2023)}

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm, SymLogNorm  # noqa: E402
 
-from nc_repro.plot_utils import save_figure  # noqa: E402
+from plots.plot_utils import save_figure  # noqa: E402
 
 PANELS_PER_ROW = 5
 

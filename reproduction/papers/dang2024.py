@@ -11,8 +11,8 @@ import os
 
 import numpy as np
 
-from nc_repro.claims import Claim, Measurement, MissingResult, all_pass, fmt
-from nc_repro.papers.dang2023 import read_theory
+from reproduction.claims import Claim, Measurement, MissingResult, all_pass, fmt
+from reproduction.papers.dang2023 import read_theory
 
 NAME = 'dang2024'
 TITLE = 'Dang et al. 2024, cross-entropy imbalanced collapse with ReLU features'

@@ -44,7 +44,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from nc_repro import plot_utils, safe_load  # noqa: E402
+from nc_repro import safe_load  # noqa: E402
+from plots import plot_utils  # noqa: E402
 
 # J's drawing constants (common to its plot scripts): one (10, 8) figure per panel, thick translucent curves.
 FIGSIZE = (10, 8)

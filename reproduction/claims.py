@@ -27,7 +27,8 @@ import os
 import statistics
 from dataclasses import dataclass, field
 
-from nc_repro import grids, safe_load
+from nc_repro import safe_load
+from reproduction import grids
 
 REPRODUCED, NOT_REPRODUCED, TRAPPED, NEEDS_FULL_SCALE, NOT_RUN = (
     'reproduced', 'not reproduced', 'trapped in a local minimum', 'needs full scale', 'not run')

@@ -6,7 +6,7 @@ ETF_metric = NC2 (distance of the normalised W W^T from the simplex ETF's), WH_r
 = NC3 (distance between the normalised W and H-bar), NC4_ncc_mismatch, train_acc1, test_acc1,
 avg_cos_margin. See docs/reproduction.md for the thresholds.
 """
-from nc_repro.claims import Claim, Measurement, all_pass, fmt, fold_drop
+from reproduction.claims import Claim, Measurement, all_pass, fmt, fold_drop
 
 NAME = 'zhou2022'
 TITLE = 'Zhou et al. 2022, neural collapse under MSE loss'

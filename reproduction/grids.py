@@ -37,7 +37,7 @@ import yaml
 
 import args as cli
 from nc_repro import checkpoints, plain_names, safe_load
-from nc_repro.cli import UsageError
+from nc_repro.errors import UsageError
 from nc_repro.fileio import atomic_write
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))      # the project root

@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from nc_repro import theory
-from nc_repro.claims import Claim, Measurement, MissingResult, all_pass, fmt, fold_drop, relative_error, same_order
+from reproduction.claims import Claim, Measurement, MissingResult, all_pass, fmt, fold_drop, relative_error, same_order
 
 NAME = 'dang2023'
 TITLE = 'Dang et al. 2023, neural collapse in deep linear networks'

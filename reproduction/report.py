@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import asdict
 
-from nc_repro.claims import STATUSES, Row
+from reproduction.claims import STATUSES, Row
 from nc_repro.fileio import atomic_write_text
 
 MARK = {'reproduced': 'reproduced', 'not reproduced': '**not reproduced**',

@@ -13,8 +13,8 @@ import glob
 import json
 import os
 
-from nc_repro.claims import Claim, Measurement, MissingResult, all_pass, fmt
-from nc_repro.cli import OUTPUT_ROOT
+from reproduction.claims import Claim, Measurement, MissingResult, all_pass, fmt
+from args import OUTPUT_ROOT
 
 NAME = 'hong2023'
 TITLE = 'Hong & Ling 2023, the UFM under cross-entropy with imbalanced data'
