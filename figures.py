@@ -12,7 +12,7 @@ import sys
 
 import args as cli
 from args import UsageError
-from reproduction import grids
+from reproduction import grids, job_runs
 
 
 def get_args_parser():
@@ -31,7 +31,7 @@ def get_args_parser():
 def draw_grid(grid, jobs, work_dir, quick=False, rerun_hint=None):
     """Run the grid's figure commands over its finished jobs; returns the number that failed.
     Missing runs are named; no finished run at all is a UsageError."""
-    commands, missing = grids.figure_commands(grid, jobs, work_dir, quick)
+    commands, missing = job_runs.figure_commands(grid, jobs, work_dir, quick)
     if not commands:                    # the grid's scripts draw their own figures
         return 0
     for name in missing:

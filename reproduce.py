@@ -38,12 +38,8 @@ def get_args_parser():
     parser.add_argument('--paper', required=True, choices=sorted(PAPERS) + ['all'], help='which paper (or all)')
     parser.add_argument('--quick', action='store_true', help="the grids' quick variants, on this CPU")
     parser.add_argument('--no_run', action='store_true', help='submit nothing; check what has finished')
-    parser.add_argument('--executor', choices=('local', 'slurm', 'debug'), default='local', help='as sweep.py')
-    parser.add_argument('--max_parallel', type=int, default=2, help='jobs at once (default 2: this CPU has 2 cores)')
+    sweep.add_launch_flags(parser, max_parallel=2)          # passed to sweep.py as they are (2 cores here)
     parser.add_argument('--work_root', default='sweeps', help='grids run in <work_root>/<grid> (default sweeps/, as sweep.py)')
-    parser.add_argument('--allow_outside', action='append', default=[], metavar='DIR',
-                        help="let the grid's path flags (data_dir, weights_root, ...) point into DIR, outside "
-                             'the work folder (repeatable); without it they must stay inside the work folder')
     parser.add_argument('--report_dir', default=os.path.join('docs', 'reports'),
                         help='where the reports go (default docs/reports/)')
     parser.add_argument('--seeds', type=int, default=None,
@@ -51,11 +47,6 @@ def get_args_parser():
     parser.add_argument('--settings', nargs='*', default=[], metavar='FLAG=VALUE',
                         help='flags set on every run of the claims\' grids, e.g. depth_linear=2 weight_decay=0.0005')
     parser.add_argument('--claims', nargs='*', default=None, metavar='ID', help='check only these claims (e.g. D3 D4)')
-    slurm = parser.add_argument_group('SLURM (--executor slurm), passed to sweep.py')
-    for flag, default in (('--slurm_partition', None), ('--slurm_account', None), ('--gpus_per_job', 1),
-                          ('--cpus_per_job', 4), ('--mem_gb', 32), ('--timeout_min', 2880)):
-        slurm.add_argument(flag, type=type(default) if default is not None else str, default=default)
-    slurm.add_argument('--slurm_setup', nargs='*', default=[])
     return parser
 
 
@@ -77,17 +68,21 @@ def replicates(args):
     return variants
 
 
-def sweep_argv(args, grid, settings=None, work_root=None):
-    settings = settings or {}
-    argv = [grid, '--executor', args.executor, '--max_parallel', str(args.max_parallel),
-            '--work_dir', os.path.join(work_root or args.work_root, grid)] + (['--quick'] if args.quick else [])
-    if settings:
-        argv += ['--set'] + ['%s=%s' % (key, json.dumps(value)) for key, value in settings.items()]
-    for flag in ('slurm_partition', 'slurm_account', 'gpus_per_job', 'cpus_per_job', 'mem_gb', 'timeout_min'):
-        if getattr(args, flag) is not None:
-            argv += ['--' + flag, str(getattr(args, flag))]
-    argv += [option for root in args.allow_outside for option in ('--allow_outside', root)]
-    return argv + (['--slurm_setup'] + args.slurm_setup if args.slurm_setup else [])
+def sweep_args(args, grid, settings=None, work_root=None):
+    """sweep.py's arguments for one grid: its defaults, this command's launch flags as given,
+    the grid's work folder below work_root and the seed replicate's settings."""
+    swept = sweep.get_args_parser().parse_args([grid])
+    for name in sweep.launch_flag_names():
+        setattr(swept, name, getattr(args, name))
+    swept.quick, swept.work_dir = args.quick, os.path.join(work_root or args.work_root, grid)
+    swept.settings = ['%s=%s' % (key, json.dumps(value)) for key, value in (settings or {}).items()]
+    return swept
+
+
+def describe(swept):
+    return '%s --executor %s --max_parallel %d --work_dir %s%s%s' % (
+        swept.grid, swept.executor, swept.max_parallel, swept.work_dir, ' --quick' if swept.quick else '',
+        ' --set ' + ' '.join(swept.settings) if swept.settings else '')
 
 
 def run_grids(args, grid_names, variants):
@@ -96,9 +91,9 @@ def run_grids(args, grid_names, variants):
     for label, settings, work_root in variants:
         for grid in grid_names:
             started = time.time()
-            argv = sweep_argv(args, grid, settings, work_root)
-            print('\n== %s (%s): sweep.py %s' % (grid, label, ' '.join(argv)), flush=True)
-            if sweep.main(sweep.get_args_parser().parse_args(argv)):
+            swept = sweep_args(args, grid, settings, work_root)
+            print('\n== %s (%s): sweep.py %s' % (grid, label, describe(swept)), flush=True)
+            if sweep.main(swept):
                 failed.append('%s (%s)' % (grid, label))
             print('== %s (%s) finished in %.0f s' % (grid, label, time.time() - started), flush=True)
     return failed

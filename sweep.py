@@ -11,7 +11,7 @@ Each job runs the grid's trainer with --resume, then its validator, from the wor
 (--work_dir, default sweeps/<grid name>); output goes to <work_dir>/logs/<job>.log. A job whose
 info.pkl already holds the last epoch is skipped, so running a sweep again only runs what is
 missing or failed; a SLURM job that times out or is preempted is requeued by submitit and its
-trainer resumes (grids.GridJob). With the local and debug executors the grid's figures are drawn at the end
+trainer resumes (job_runs.GridJob). With the local and debug executors the grid's figures are drawn at the end
 (from every finished run, naming the missing ones); `python figures.py GRID` redraws them, e.g.
 after a SLURM sweep.
 """
@@ -29,27 +29,19 @@ from tqdm import tqdm
 import args as cli
 import figures
 from args import UsageError
-from reproduction import grids
+from reproduction import grids, job_runs
 
 
-def get_args_parser():
-    parser = argparse.ArgumentParser(description='Run an experiment grid through submitit.')
-    parser.add_argument('grid', help='grid file (grids/<name>.yaml, or just <name>)')
-    parser.add_argument('--quick', action='store_true', help="the grid's quick variant on digits")
+def add_launch_flags(parser, max_parallel=1):
+    """The flags that say where and how a grid's jobs run (executor, parallelism, SLURM), shared
+    with reproduce.py, which passes them through to this script unchanged."""
     parser.add_argument('--executor', choices=('local', 'slurm', 'debug'), default='local',
                         help='local: parallel processes here; slurm: sbatch; debug: in this process')
-    parser.add_argument('--max_parallel', type=int, default=1, help='jobs running at once (SLURM array parallelism)')
-    parser.add_argument('--work_dir', default=None, help='folder the jobs run in (default sweeps/<grid name>)')
-    parser.add_argument('--set', nargs='*', default=[], metavar='FLAG=VALUE', dest='settings',
-                        help='override a flag of every run (a swept flag is swept over the value or [list]); '
-                             'use another --work_dir, as reproduce.py --settings does')
+    parser.add_argument('--max_parallel', type=int, default=max_parallel,
+                        help='jobs running at once (SLURM array parallelism; default %d)' % max_parallel)
     parser.add_argument('--allow_outside', action='append', default=[], metavar='DIR',
                         help="let the grid's path flags (data_dir, weights_root, ...) point into DIR, outside "
                              'the work folder (repeatable); without it they must stay inside the work folder')
-    parser.add_argument('--status', action='store_true', help='print the state of every job and exit')
-    parser.add_argument('--dry_run', action='store_true', help='print what would be submitted, submit nothing')
-    parser.add_argument('--no_figures', action='store_true',
-                        help="local/debug executors: do not draw the grid's figures after the jobs")
     slurm = parser.add_argument_group('SLURM (--executor slurm)')
     slurm.add_argument('--slurm_partition', default=None)
     slurm.add_argument('--slurm_account', default=None)
@@ -61,6 +53,27 @@ def get_args_parser():
     slurm.add_argument('--timeout_min', type=int, default=2880, help='per job (also the local executor)')
     slurm.add_argument('--slurm_setup', nargs='*', default=[],
                        help='shell lines run before each job, e.g. "source .venv/bin/activate"')
+
+
+def launch_flag_names():
+    parser = argparse.ArgumentParser()
+    add_launch_flags(parser)
+    return [action.dest for action in parser._actions if action.dest != 'help']
+
+
+def get_args_parser():
+    parser = argparse.ArgumentParser(description='Run an experiment grid through submitit.')
+    parser.add_argument('grid', help='grid file (grids/<name>.yaml, or just <name>)')
+    parser.add_argument('--quick', action='store_true', help="the grid's quick variant on digits")
+    add_launch_flags(parser)
+    parser.add_argument('--work_dir', default=None, help='folder the jobs run in (default sweeps/<grid name>)')
+    parser.add_argument('--set', nargs='*', default=[], metavar='FLAG=VALUE', dest='settings',
+                        help='override a flag of every run (a swept flag is swept over the value or [list]); '
+                             'use another --work_dir, as reproduce.py --settings does')
+    parser.add_argument('--status', action='store_true', help='print the state of every job and exit')
+    parser.add_argument('--dry_run', action='store_true', help='print what would be submitted, submit nothing')
+    parser.add_argument('--no_figures', action='store_true',
+                        help="local/debug executors: do not draw the grid's figures after the jobs")
     return parser
 
 
@@ -108,18 +121,18 @@ def failure_text(note):
 
 def print_status(jobs, work_dir):
     """A table of every job's state; jobs submitted to SLURM are asked about with sacct once."""
-    submitted = [grids.read_slurm_record(work_dir, job).get('slurm_job') for job in jobs]
-    slurm_states = grids.sacct_states(submitted)
+    submitted = [job_runs.read_slurm_record(work_dir, job).get('slurm_job') for job in jobs]
+    slurm_states = job_runs.sacct_states(submitted)
     if slurm_states is None:
         print('warning: sacct does not answer, so jobs that SLURM ended (killed, out of memory) may show as '
               'running; the states below are the jobs\' own notes')
     rows = []
     for job in jobs:
-        state, note = grids.status(work_dir, job, slurm_states), grids.read_note(work_dir, job)
+        state, note = job_runs.status(work_dir, job, slurm_states), job_runs.read_note(work_dir, job)
         shown = note.get('log', '') if state in ('failed', 'running', 'stopped') else ''
         if state == 'failed':
-            parts = [failure_text(note), 'log: %s' % (note.get('log') or grids.log_path(work_dir, job)),
-                     grids.slurm_failure(work_dir, job, slurm_states)]
+            parts = [failure_text(note), 'log: %s' % (note.get('log') or job_runs.log_path(work_dir, job)),
+                     job_runs.slurm_failure(work_dir, job, slurm_states)]
             shown = '; '.join(part for part in parts if part)
         rows.append((job.name, state, shown))
     width = max(len(name) for name, _, _ in rows)
@@ -183,7 +196,7 @@ def submit_slurm(executor, todo, work_dir):
     import submitit
     try:
         with contextlib.redirect_stderr(io.StringIO()):      # submitit echoes sbatch's stderr
-            return executor.map_array(grids.GridJob(), todo, [work_dir] * len(todo), [sys.executable] * len(todo))
+            return executor.map_array(job_runs.GridJob(), todo, [work_dir] * len(todo), [sys.executable] * len(todo))
     except submitit.core.utils.FailedJobError as error:
         raise UsageError(sbatch_refusal(error)) from None
     except FileNotFoundError as error:
@@ -225,7 +238,7 @@ def run_local(executor, jobs, work_dir, max_parallel):
         while pending or running:
             while pending and len(running) < max_parallel:
                 job = pending.pop(0)
-                running.append((job, executor.submit(grids.GridJob(), job, work_dir, sys.executable)))
+                running.append((job, executor.submit(job_runs.GridJob(), job, work_dir, sys.executable)))
             time.sleep(0.5)
             for job, handle in list(running):
                 if handle.done():
@@ -238,7 +251,7 @@ def run_local(executor, jobs, work_dir, max_parallel):
 def run_debug(executor, jobs, work_dir):
     failed = {}
     for job in tqdm(jobs, desc='sweep', unit='job', dynamic_ncols=True):
-        record_failure(failed, work_dir, job, executor.submit(grids.GridJob(), job, work_dir, sys.executable))
+        record_failure(failed, work_dir, job, executor.submit(job_runs.GridJob(), job, work_dir, sys.executable))
     return failed
 
 
@@ -248,7 +261,7 @@ def record_failure(failed, work_dir, job, handle):
     try:
         handle.result()
     except Exception:                               # noqa: BLE001 - reported with its log
-        note = grids.read_note(work_dir, job)
+        note = job_runs.read_note(work_dir, job)
         if note.get('status') == 'failed':
             failed[job.name] = '%s; log: %s' % (failure_text(note), note['log'])
         else:
@@ -265,7 +278,7 @@ def main(args):
     if args.status:
         print_status(jobs, work_dir)
         return 0
-    todo = [job for job in jobs if not grids.is_complete(work_dir, job)]
+    todo = [job for job in jobs if not job_runs.is_complete(work_dir, job)]
     print('grid %s%s: %d jobs, %d complete, %d to run in %s'
           % (grid['name'], ' (quick)' if args.quick else '', len(jobs), len(jobs) - len(todo), len(todo), work_dir))
     if args.dry_run:
@@ -285,13 +298,13 @@ def main(args):
     if args.executor == 'slurm':
         handles = submit_slurm(executor, todo, work_dir)
         for job, handle in zip(todo, handles):
-            grids.write_slurm_record(work_dir, job, handle.job_id, handle.paths.stderr)
+            job_runs.write_slurm_record(work_dir, job, handle.job_id, handle.paths.stderr)
         warn_if_held(handles[0].job_id.split('_')[0])
         print('submitted %d jobs (%s); follow them with: python sweep.py %s --status, then draw the '
               'figures with: python figures.py %s' % (len(handles), handles[0].job_id.split('_')[0], args.grid, args.grid))
         return 0
     for job in todo:
-        grids.forget_slurm_record(work_dir, job)
+        job_runs.forget_slurm_record(work_dir, job)
     failed = (run_debug(executor, todo, work_dir) if args.executor == 'debug'
               else run_local(executor, todo, work_dir, args.max_parallel))
     for name, error in failed.items():

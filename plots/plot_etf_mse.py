@@ -1,14 +1,9 @@
 """Zhou et al. 2022: learned versus fixed simplex-ETF classifier, d=512 and d=10 (MSE, CIFAR-10, SOTA ResNet18; J's plot_etf_mse.py).
 
-  python plots/plot_etf_mse.py [--weights_dir model_weights] [--out_dir figures] [--epochs N]
-  python plots/plot_etf_mse.py --quick                      # the quick grid's runs (uid + '_quick')
-  python plots/plot_etf_mse.py --uids <run> ... [--labels <legend> ...] [--free_y]
+  python plots/plot_etf_mse.py [--quick]      # figures/etf_mse/: the ten figures of J's script
 
 Runs: cifar10_MSE_SGD_bias_true_batchsize_128_ETFfc_{false,true}_fixdim_{false,10}_sota_true.
-Reads <weights_dir>/<uid>/info.pkl of each run and writes the ten figures of J's script to
-<out_dir>/etf_mse/: resnet18-NC1 ... resnet18-NC4, resnet18-train-acc, resnet18-test-acc,
-c_margin_dist, resnet18-nuclear, resnet18-avg-cmargin, c_margin_dist_part (.png and .pdf).
-The drawing code and the table of runs, colours and axes are in plots/zhou_figures.py.
+Flags, the figures and the table of runs, colours and axes: plots/zhou_figures.py.
 """
 import os
 import sys

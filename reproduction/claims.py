@@ -28,7 +28,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from nc_repro import safe_load
-from reproduction import grids
+from reproduction import grids, job_runs
 
 REPRODUCED, NOT_REPRODUCED, TRAPPED, NEEDS_FULL_SCALE, NOT_RUN = (
     'reproduced', 'not reproduced', 'trapped in a local minimum', 'needs full scale', 'not run')
@@ -96,12 +96,12 @@ class GridResults:
         return self.jobs[name]
 
     def complete(self, name):
-        return grids.is_complete(self.work_dir, self.job(name))
+        return job_runs.is_complete(self.work_dir, self.job(name))
 
     def info(self, name):
         """The job's info.pkl (a dict of per-epoch lists); MissingResult if unfinished."""
         job = self.job(name)
-        if not grids.is_complete(self.work_dir, job):
+        if not job_runs.is_complete(self.work_dir, job):
             raise MissingResult('%s/%s has not finished' % (self.name, name))
         return safe_load.load_pickle(os.path.join(self.work_dir, job.info_path))
 

@@ -14,7 +14,7 @@ import datasets
 from conftest import run_script
 from nc_repro import checkpoints, plain_names, safe_load
 from plots import plot_utils
-from reproduction import grids
+from reproduction import grids, job_runs
 
 MLP = ['--dataset', 'digits', '--model', 'MLP', '--width', '16', '--depth', '2', '--epochs', '1']
 
@@ -284,7 +284,7 @@ def test_a_damaged_info_pkl_is_a_one_line_error_or_reads(tmp_path, data):
         assert one_line_error(error), repr(error)
     job = grids.Job('x', ['train_1st_order.py'], info_path='run/info.pkl', last_epoch=2)
     try:
-        assert grids.is_complete(str(tmp_path), job) in (True, False)
+        assert job_runs.is_complete(str(tmp_path), job) in (True, False)
     except Exception as error:          # noqa: BLE001
         assert isinstance(error, safe_load.UnsafeFile) and one_line_error(error), repr(error)
 

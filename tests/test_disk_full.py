@@ -148,7 +148,7 @@ def test_a_hong_script_stops_with_one_line_on_a_checkpoint_or_a_figure(tmp_path,
 
 
 def test_sweep_status_shows_the_disk_full_exit_code(tmp_path):
-    from reproduction import grids
+    from reproduction import grids, job_runs
     import yaml
     grid = {'name': 'tiny', 'train': 'train_1st_order.py', 'validate': 'validate_NC.py',
             'flags': dict(zip(FLAGS[::2], FLAGS[1::2]), sep_decay=True, epochs=2)}
@@ -157,7 +157,7 @@ def test_sweep_status_shows_the_disk_full_exit_code(tmp_path):
     path.write_text(yaml.safe_dump(grid))
     job = grids.expand(grids.load_grid(str(path)))[0]
     work = tmp_path / 'work'
-    grids.write_note(str(work), job, status='failed', returncode=75, log=str(work / 'logs' / 'tiny.log'),
+    job_runs.write_note(str(work), job, status='failed', returncode=75, log=str(work / 'logs' / 'tiny.log'),
                      command=' '.join(job.train))
     status = run_script('sweep.py', path, '--status', '--work_dir', work, cwd=tmp_path).stdout
     assert 'exit 75 (disk full or quota exceeded) in train_1st_order.py; log: %s' % (work / 'logs' / 'tiny.log') in status

@@ -15,7 +15,7 @@ import pickle
 import numpy as np
 
 from conftest import run_script
-from reproduction import grids
+from reproduction import grids, job_runs
 
 GRID = 'zhou_optim_mse'
 
@@ -40,7 +40,7 @@ def write_finished_grid(work_root, stalled=None):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, 'wb') as f:
             pickle.dump(info, f)
-        assert grids.is_complete(work_dir, job)
+        assert job_runs.is_complete(work_dir, job)
     return [job.name for job in jobs]
 
 

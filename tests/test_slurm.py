@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from nc_repro import checkpoints
-from reproduction import grids
+from reproduction import grids, job_runs
 from conftest import ROOT, run_script
 
 FLAGS = {'model': 'MLP', 'dataset': 'digits', 'depth_relu': 1, 'seed': 1, 'loss': 'MSE', 'lr': 0.001,
@@ -135,7 +135,7 @@ def test_a_job_sent_usr2_is_requeued_and_ends_with_the_weights_of_an_uninterrupt
     folder = os.path.dirname(str(work / job.info_path))
     deadline = time.time() + DEADLINE
     while time.time() < deadline and not os.path.exists(os.path.join(folder, checkpoints.checkpoint_name(5))):
-        assert queued('nc-usr2_work'), 'the job ended before epoch 5: %s' % open(grids.log_path(str(work), job)).read()[-2000:]
+        assert queued('nc-usr2_work'), 'the job ended before epoch 5: %s' % open(job_runs.log_path(str(work), job)).read()[-2000:]
         time.sleep(0.1)
     job_id = queued('nc-usr2_work', 'R')[0]
     subprocess.run(['scancel', '--signal=USR2', job_id], check=True, timeout=20)
@@ -144,9 +144,9 @@ def test_a_job_sent_usr2_is_requeued_and_ends_with_the_weights_of_an_uninterrupt
     reference.mkdir()
     run_script('train_1st_order.py', *grids.to_argv(dict(FLAGS, **flags)), cwd=reference)  # meanwhile
     wait_for_queue('nc-usr2_work', seconds=max(10, deadline - time.time()))
-    log = open(grids.log_path(str(work), job)).read()
+    log = open(job_runs.log_path(str(work), job)).read()
     assert 'resuming %s after epoch' % os.path.relpath(folder, str(work)) in log, log[-3000:]
-    assert grids.status(str(work), job) == 'done', log[-3000:]
+    assert job_runs.status(str(work), job) == 'done', log[-3000:]
     final = checkpoints.checkpoint_name(epochs)
     ours = checkpoints.load_state_dict(os.path.join(folder, final))
     theirs = checkpoints.load_state_dict(glob.glob(str(reference / 'model_weights' / '*' / final))[0])
@@ -183,8 +183,8 @@ def test_a_job_reaching_its_time_limit_is_requeued_and_finishes(tmp_path, cluste
     run_script('train_1st_order.py', *grids.to_argv(dict(FLAGS, **flags)), cwd=reference)
     release_requeued(job_id, deadline)
     wait_for_queue('nc-limit_work', seconds=max(10, deadline - time.time()))
-    log = open(grids.log_path(str(work), job)).read()
-    assert 'resuming model_weights/' in log and grids.status(str(work), job) == 'done', log[-3000:]
+    log = open(job_runs.log_path(str(work), job)).read()
+    assert 'resuming model_weights/' in log and job_runs.status(str(work), job) == 'done', log[-3000:]
     folder = os.path.dirname(str(work / job.info_path))
     final = checkpoints.checkpoint_name(epochs)
     ours = checkpoints.load_state_dict(os.path.join(folder, final))

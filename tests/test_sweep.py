@@ -6,7 +6,7 @@ import pickle
 import pytest
 import yaml
 
-from reproduction import grids
+from reproduction import grids, job_runs
 from conftest import run_script
 
 GRID = {
@@ -149,7 +149,7 @@ def test_a_timed_out_job_is_requeued_with_the_same_call(tmp_path):
     job, whose trainer then continues from resume.pth (--resume is in its argv)."""
     import cloudpickle
     job = grids.expand(grids.load_grid(write_grid(tmp_path)))[0]
-    requeued = grids.GridJob().checkpoint(job, str(tmp_path), 'python')
+    requeued = job_runs.GridJob().checkpoint(job, str(tmp_path), 'python')
     function, arguments = cloudpickle.loads(cloudpickle.dumps((requeued.function, requeued.args)))
-    assert isinstance(function, grids.GridJob) and arguments == (job, str(tmp_path), 'python')
+    assert isinstance(function, job_runs.GridJob) and arguments == (job, str(tmp_path), 'python')
     assert arguments[0].train[-1] == '--resume'

@@ -1,0 +1,136 @@
+"""The layers of docs/layers.md hold: import-linter's contracts in pyproject.toml pass on the
+checkout and break on a deliberately wrong import; the root modules, which import-linter cannot
+see (it reads packages only), are checked here from their source; and the wheel that
+``pip install .`` builds imports whole from a folder outside the checkout."""
+import ast
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from conftest import ROOT
+
+LINT_IMPORTS = os.path.join(os.path.dirname(sys.executable), 'lint-imports')
+PACKAGES = ('nc_repro', 'models', 'plots', 'reproduction')
+CARD = ('args', 'datasets', 'hong_args')                                # root modules of the card
+WING_COMMANDS = ('reproduce', 'sweep', 'figures')                         # the commands of reproduction/
+
+
+def root_modules():
+    return sorted(os.path.basename(path)[:-3] for path in glob.glob(os.path.join(ROOT, '*.py')))
+
+
+def contracts():
+    with open(os.path.join(ROOT, 'pyproject.toml'), 'rb') as f:
+        return {contract['id']: contract for contract in tomllib.load(f)['tool']['importlinter']['contracts']}
+
+
+def lint_imports(folder):
+    return subprocess.run([LINT_IMPORTS, '--no-cache'], cwd=folder, capture_output=True, text=True, timeout=300)
+
+
+def copy_of_the_packages(tmp_path):
+    for package in PACKAGES:
+        shutil.copytree(os.path.join(ROOT, package), tmp_path / package,
+                        ignore=shutil.ignore_patterns('__pycache__'))
+    shutil.copy(os.path.join(ROOT, 'pyproject.toml'), tmp_path)
+    return tmp_path
+
+
+def test_the_import_contracts_hold():
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert '%d kept, 0 broken' % len(contracts()) in result.stdout
+
+
+@pytest.mark.parametrize('module,wrong_import,broken', [
+    ('nc_repro/theory.py', 'import args', 'nc_repro.theory -> args'),                      # engine -> card
+    ('nc_repro/fileio.py', 'from nc_repro import training', 'nc_repro.fileio -> nc_repro.training'),  # basics -> engine
+    ('models/base.py', 'from plots import plot_utils', 'models.base -> plots.plot_utils'),          # card -> figures
+    ('nc_repro/metrics.py', 'from reproduction import claims', 'nc_repro.metrics -> reproduction.claims'),
+])
+def test_a_wrong_import_breaks_a_contract(tmp_path, module, wrong_import, broken):
+    folder = copy_of_the_packages(tmp_path)
+    with open(folder / module, 'a') as f:
+        f.write('\n%s  # a wrong import\n' % wrong_import)
+    result = lint_imports(folder)
+    assert result.returncode == 1, result.stdout
+    assert broken in result.stdout
+    assert '0 broken' not in result.stdout
+
+
+def test_every_engine_module_has_its_layer():
+    """A new module of nc_repro/ must be placed in the contract, or the contract would not see it."""
+    layers = contracts()['engine']['layers']
+    placed = {name.strip() for layer in layers for name in layer.replace('|', ':').split(':')}
+    modules = {os.path.basename(path)[:-3] for path in glob.glob(os.path.join(ROOT, 'nc_repro', '*.py'))}
+    modules |= {os.path.basename(os.path.dirname(path)) for path in glob.glob(os.path.join(ROOT, 'nc_repro', '*', '__init__.py'))}
+    assert modules - {'__init__'} == placed
+
+
+def test_the_forbidden_list_names_every_root_module():
+    forbidden = set(contracts()['checkout']['forbidden_modules'])
+    assert forbidden == set(root_modules())
+
+
+def imported_top_names(path):
+    tree = ast.parse(open(path).read(), path)
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split('.')[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.add(node.module.split('.')[0])
+    return names
+
+
+def test_root_modules_import_only_downwards():
+    """import-linter reads packages only: the card's and the commands' root modules are checked
+    here. The card imports the engine and itself; the papers' commands import no command and not
+    the wing; only the wing's commands import reproduction/."""
+    commands = set(root_modules()) - set(CARD)
+    for module in root_modules():
+        imported = imported_top_names(os.path.join(ROOT, module + '.py')) - {module}
+        if module in CARD:
+            allowed_up = set()
+        elif module in WING_COMMANDS:
+            allowed_up = {'reproduction', 'sweep'}
+        else:
+            allowed_up = {'plots', 'hong_runs'}
+        wrong = imported & ((commands | {'plots', 'reproduction'}) - allowed_up)
+        assert not wrong, '%s.py imports %s' % (module, ', '.join(sorted(wrong)))
+
+
+def test_the_wheel_imports_whole_outside_the_checkout(tmp_path):
+    """pip install . ships nc_repro only: every module it installs imports from the installed
+    folder, with no top-level module of the checkout on the path."""
+    source = tmp_path / 'source'
+    shutil.copytree(os.path.join(ROOT, 'nc_repro'), source / 'nc_repro', ignore=shutil.ignore_patterns('__pycache__'))
+    shutil.copy(os.path.join(ROOT, 'pyproject.toml'), source)
+    os.makedirs(source / 'docs')
+    shutil.copy(os.path.join(ROOT, 'docs', 'metrics.md'), source / 'docs')
+    subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--quiet', '--no-deps', '--no-build-isolation',
+                    '-w', str(tmp_path / 'wheel'), str(source)], check=True, capture_output=True, timeout=300)
+    wheel, = glob.glob(str(tmp_path / 'wheel' / '*.whl'))
+    site = tmp_path / 'site'
+    subprocess.run([sys.executable, '-m', 'pip', 'install', '--quiet', '--no-deps', '--target', str(site), wheel],
+                   check=True, capture_output=True, timeout=300)
+    installed = sorted(os.path.relpath(path, site)[:-3].replace(os.sep, '.').replace('.__init__', '')
+                       for path in glob.glob(str(site / 'nc_repro' / '**' / '*.py'), recursive=True))
+    assert 'nc_repro.metrics' in installed and 'nc_repro.recipes.zhou2022' in installed
+    program = ('import importlib, sys\n'
+               'for name in sys.argv[1:]:\n'
+               '    module = importlib.import_module(name)\n'
+               '    assert module.__file__.startswith(%r), (name, module.__file__)\n'
+               'print("imported", len(sys.argv) - 1)\n' % str(site))
+    env = dict(os.environ, PYTHONPATH=str(site))
+    away = tmp_path / 'elsewhere'
+    away.mkdir()
+    result = subprocess.run([sys.executable, '-c', program] + installed, cwd=away, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert 'imported %d' % len(installed) in result.stdout
