@@ -505,12 +505,16 @@ def write_run_record(folder, args, device, existing_run_id=None):
     """run.json: versions, device, recipe, all flags, the training flags that identify the run
     (``training_flags``), its run id (kept by --resume, new for a fresh start: a validator
     stops if it changes under it) and the code's git commit."""
-    import torchvision
+    try:
+        import torchvision
+        torchvision_version = torchvision.__version__
+    except ImportError:                     # the installed engine needs no torchvision
+        torchvision_version = None
     record = {
         'run_id': existing_run_id or uuid.uuid4().hex,
         'training_flags': training_flags(args),
         'python': platform.python_version(), 'torch': torch.__version__,
-        'torchvision': torchvision.__version__, 'numpy': np.__version__, 'device': str(device),
+        'torchvision': torchvision_version, 'numpy': np.__version__, 'device': str(device),
         'paper': args.paper, 'recipe_reason': getattr(args, 'recipe_reason', None),
         'git_commit': git_commit(), 'command': ' '.join(sys.argv),
         'started': datetime.datetime.now().isoformat(timespec='seconds'),
