@@ -7,16 +7,10 @@ Trains one network (checkpoints model_epoch=<e> at epochs 1-5, every 10th and th
 NC1 per checkpoint to <save_dir>/within_class_vari.pickle, and the figures
 plots/001_<network>_<dataset>_<structure>_{NC1,Z}_plot.png (and .pdf).
 
---quick (nc_repro.hong.QUICK for the network and training) trains 600 epochs, seeds the RNG
-with 0 (the original sets no seed) and sets lambda_H = 2e-5 and lambda_W = 2e-3, each unless
-given: the minority scripts' split (l/20, 5 l) at
-l = 2 sqrt(lambda_W lambda_H) = 4e-4 instead of the paper's 6.3e-5 (1e-6, 1e-3). At the paper's
-level the blocks of the UFM optimum differ by about 1 % of the logit gap (between-block rms 0.055
-against a gap of 5.4 at quick scale), and the data-dependent spread of a network's off-diagonal
-logits shrinks only as fast as the regularisation pulls; a 300-epoch run there keeps a block
-contrast of about 2 (900 epochs: still 2). At 4e-4 (0.3 x the smallest cluster's collapse level,
-so no cluster collapses) the contrast is 0.4-0.9 after 300 epochs (seed-dependent) and about 0.1
-after 600.
+  python block_main.py --quick
+
+--quick (hong_args.QUICK for the network and training) trains 600 epochs with seed 0, lambda_H
+= 2e-5 and lambda_W = 2e-3 (l = 4e-4), each unless given; why these values: docs/hong.md.
 
 Record (not in the reference): plots/001_<network>_<dataset>_<structure>.json (the figures'
 stem + '.json'), keys: script, settings, quick, dataset_t, network, epoch, structure,
@@ -24,7 +18,7 @@ class_counts, clusters (cluster index per class: equal counts share one), lambda
 lambda_b, weight_decay, level_l (2 sqrt(lambda_W lambda_H)), level_l_with_weight_decay, prediction,
 nc1_epochs, nc1_values (NC1 per saved checkpoint), nc1_first_epoch, nc1_first, nc1_last_epoch,
 nc1_last, nc1_drop (first / last), train_accuracy, logits_pre (pre = M W^T, rows = true class,
-columns = logit, no bias), bias, block (nc_repro.hong.block_structure of logits_pre:
+columns = logit, no bias), bias, block (hong_analysis.block_structure of logits_pre:
 block_contrast = within-block rms / between-block rms of the off-diagonal entries, near 0 for
 sharp blocks, about 1 or more without blocks; within_over_gap; per_cluster; diagonal spreads),
 convex_logits_pre and convex_block (the convex UFM program at level_l_with_weight_decay and

@@ -9,29 +9,20 @@ One network per n_A with nb = na // ratio, l = ln_pro / N and (lambda_H, lambda_
 z_data.npy, b_data.npy}, plots/limit.png (A, B, AB and the ETF line; the convex program's values
 as crosses, not in the reference) and plots/limit.json with the numbers.
 
---quick (nc_repro.hong.QUICK for the network and training) holds l N at ln_pro = 8 instead
-of 0.1 unless --ln_pro is given. The digits rescaling keeps every point's l / (sqrt(n_B)/N) =
-ln_pro / sqrt(n_B) of the README run; at 0.1 that is below 0.007 everywhere, so deep in the weak
-regularisation regime that the convex optimum is within about 0.01 of -1/9 at every n_A already
-(nothing left to approach) while a short run cannot get there (its logits still grow). At 8 the
-smallest n_A (500, n_B = 250) sits at half the minority-collapse level, where the imbalance bends
-the minority cosines away from -1/9, and as n_A grows l / (sqrt(n_B)/N) falls as 1/sqrt(n_A):
-the imbalance effect fades and the cosines approach -1/9, the paper's limit.
+  python limit_main.py --quick
+
+--quick (hong_args.QUICK for the network and training) holds l N at ln_pro = 8 instead of 0.1
+unless --ln_pro is given; why: docs/hong.md.
 
 Record plots/limit<suffix>.json, keys: nalist, A_B_AB and convex_A_B_AB ([A, B, AB] per n_A),
 etf_cosine (-1/9), faithful_b, settings, quick, ln_pro, ka, ratio, points (per n_A: na,
 class_counts, N, level, level_over_minority_threshold, A, B, AB, distance_to_etf ([|A + 1/9|,
 |B + 1/9|, |AB + 1/9|]), convex_A_B_AB, convex_distance_to_etf, train_accuracy),
 distance_first / distance_last (network, at the first and last n_A given) and
-distance_decreases ([A, B, AB]: last < first), weight_decay, and per point effective_level,
-effective_over_level and convex_effective_A_B_AB.
-
-Effective regularisation. The networks also carry SGD's weight decay 5e-4, which on the
-classifier W adds (5e-4 / 2) ||W||^2 to lambda_W ||W||^2 (the features' penalty has no such
-term). The level the network trains at is therefore l_eff = 2 sqrt((lambda_W + 2.5e-4) lambda_H)
-= l sqrt(1 + 2.5e-4 / (5 l)), 1.7 to 4.65 times l across the README sweep. The figure names this
-range, and the convex program is drawn at both levels: crosses at l (the paper's points),
-circles at l_eff (what the trained networks approach).
+distance_decreases ([A, B, AB]: last < first), weight_decay, and per point effective_level
+(l_eff = 2 sqrt((lambda_W + weight_decay / 2) lambda_H), the level with SGD's weight decay on W;
+docs/hong.md), effective_over_level and convex_effective_A_B_AB (the convex program at l_eff,
+circles on the figure).
 Every path above is below --output_root (default hong_results/), in the original's layout.
 """
 import dataclasses

@@ -9,14 +9,12 @@ z_data.npy, b_data.npy} and plots/003_<network>_ka=<ka>_nb=<nb>_na=<na>_z_compar
 (the original crashed before writing it, docs/original_code.md, Hong-B1), plus a collapse-score figure with the
 minority-collapse level sqrt(n_B)/N and the total-collapse level drawn (not in the reference).
 
---quick (nc_repro.hong.QUICK for the network and training) sweeps its own levels unless
---reg_z_l is given: l = r sqrt(n_B)/N for r in 0.6, 0.75, 0.9 (no collapse predicted) and
-1.2, 1.5, 2.0 (minority collapse), the latter only below 0.85 x the total-collapse level
-sqrt(n_A)/N (3 significant digits; ka=5: 0.002 0.0025 0.003 | 0.004 0.005, ka=3: 0.00273 0.00341
-0.00409 | 0.00545 0.00682).
-The README grid puts a point at 0.99 x the threshold (0.0033 for ka=5, 0.0045 for ka=3), where
-the convex optimum's spread is already only 0.05, and two at total collapse; at quick scale these
-cannot tell a collapsed network from a slow one.
+  python minority_l_main.py --quick --ka 5
+
+--quick (hong_args.QUICK for the network and training) sweeps its own levels unless --reg_z_l
+is given: l = r sqrt(n_B)/N for r in 0.6, 0.75, 0.9 and 1.2, 1.5, 2.0, the latter only below
+0.85 x the total-collapse level (ka=5: 0.002 0.0025 0.003 | 0.004 0.005, ka=3: 0.00273 0.00341
+0.00409 | 0.00545 0.00682); why these points: docs/hong.md.
 
 Record (not in the reference): plots/003_<...>.json, the figure stem + '.json', with keys
 settings, quick, ka, na, nb, swept ('reg_z_l'), values, small_cutoff, score_definition,

@@ -9,13 +9,11 @@ and plots/002_<network>_ka=<ka>_nb=<nb>_l=<reg_l>_z_comparison_plot.png, plus a 
 figure with n_A* = (sqrt(n_B)/l - k_B n_B)/k_A and the total-collapse size drawn (not in the
 reference).
 
---quick (nc_repro.hong.QUICK for the network and training) sweeps its own n_A unless
---nalist is given: the n_A at which l / (sqrt(n_B)/N) = r, n_A = (r sqrt(n_B)/l - k_B n_B)/k_A
-rounded, for r in 0.6, 0.75, 0.9 (no collapse predicted) and 1.2, 1.5, 2.0 (minority
-collapse), keeping n_A >= n_B and, above the threshold, l < 0.85 x the total-collapse level
-(ka=5: 140 200 260 | 380 500 700; ka=3: 167 267 367 | 567 767 1100). The README grids put a point at the threshold
-itself (n_A = 300 for ka=5) and one at total collapse (1400), which at quick scale cannot tell a
-collapsed network from a slow one.
+  python minority_n_main.py --quick --ka 5
+
+--quick (hong_args.QUICK for the network and training) sweeps its own n_A unless --nalist is
+given: the n_A at which l / (sqrt(n_B)/N) = r, for r in 0.6, 0.75, 0.9 and 1.2, 1.5, 2.0 (ka=5:
+140 200 260 | 380 500 700; ka=3: 167 267 367 | 567 767 1100); why these points: docs/hong.md.
 
 Record (not in the reference): plots/002_<...>.json, the figure stem + '.json', with the keys
 of minority_l_main's record (swept = 'nalist'; value = n_A as given, level = l actually used).
