@@ -1,4 +1,5 @@
 """Command-line flags of every trainer and validator, and the per-paper recipes.
+Hong & Ling's flags are in hong_args.py.
 
 Two papers shipped scripts with the same names but different flags and defaults:
 

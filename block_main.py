@@ -7,16 +7,10 @@ Trains one network (checkpoints model_epoch=<e> at epochs 1-5, every 10th and th
 NC1 per checkpoint to <save_dir>/within_class_vari.pickle, and the figures
 plots/001_<network>_<dataset>_<structure>_{NC1,Z}_plot.png (and .pdf).
 
---quick (nc_repro.hong.QUICK for the network and training) trains 600 epochs, seeds the RNG
-with 0 (the original sets no seed) and sets lambda_H = 2e-5 and lambda_W = 2e-3, each unless
-given: the minority scripts' split (l/20, 5 l) at
-l = 2 sqrt(lambda_W lambda_H) = 4e-4 instead of the paper's 6.3e-5 (1e-6, 1e-3). At the paper's
-level the blocks of the UFM optimum differ by about 1 % of the logit gap (between-block rms 0.055
-against a gap of 5.4 at quick scale), and the data-dependent spread of a network's off-diagonal
-logits shrinks only as fast as the regularisation pulls; a 300-epoch run there keeps a block
-contrast of about 2 (900 epochs: still 2). At 4e-4 (0.3 x the smallest cluster's collapse level,
-so no cluster collapses) the contrast is 0.4-0.9 after 300 epochs (seed-dependent) and about 0.1
-after 600.
+  python block_main.py --quick
+
+--quick (hong_args.QUICK for the network and training) trains 600 epochs with seed 0, lambda_H
+= 2e-5 and lambda_W = 2e-3 (l = 4e-4), each unless given; why these values: docs/hong.md.
 
 Record (not in the reference): plots/001_<network>_<dataset>_<structure>.json (the figures'
 stem + '.json'), keys: script, settings, quick, dataset_t, network, epoch, structure,
@@ -24,7 +18,7 @@ class_counts, clusters (cluster index per class: equal counts share one), lambda
 lambda_b, weight_decay, level_l (2 sqrt(lambda_W lambda_H)), level_l_with_weight_decay, prediction,
 nc1_epochs, nc1_values (NC1 per saved checkpoint), nc1_first_epoch, nc1_first, nc1_last_epoch,
 nc1_last, nc1_drop (first / last), train_accuracy, logits_pre (pre = M W^T, rows = true class,
-columns = logit, no bias), bias, block (nc_repro.hong.block_structure of logits_pre:
+columns = logit, no bias), bias, block (hong_analysis.block_structure of logits_pre:
 block_contrast = within-block rms / between-block rms of the off-diagonal entries, near 0 for
 sharp blocks, about 1 or more without blocks; within_over_gap; per_cluster; diagonal spreads),
 convex_logits_pre and convex_block (the convex UFM program at level_l_with_weight_decay and
@@ -40,8 +34,10 @@ import torch
 from tqdm import tqdm
 
 import args as cli
-from nc_repro import convex_ufm, hong, safe_load, training
-from nc_repro.fileio import atomic_write, write_json
+import hong_args
+import hong_runs
+from nc_repro import convex_ufm, hong_analysis, safe_load, training
+from nc_repro.fileio import atomic_write
 from plots import hong_figures as plot_hong
 
 
@@ -51,9 +47,9 @@ QUICK_EPOCHS, QUICK_SEED = 600, 0
 
 
 def get_args_parser():
-    parser = hong.get_common_parser('Hong & Ling 2023: NC1 and block structure (block_main).', 1000,
-                                    quick_extra='; lambda_H %g, lambda_W %g, seed %d unless given' % (
-                                        QUICK_REG + (QUICK_SEED,)), quick_epochs=QUICK_EPOCHS)
+    parser = hong_args.get_common_parser('Hong & Ling 2023: NC1 and block structure (block_main).', 1000,
+                                         quick_extra='; lambda_H %g, lambda_W %g, seed %d unless given' % (
+                                             QUICK_REG + (QUICK_SEED,)), quick_epochs=QUICK_EPOCHS)
     parser.add_argument('--structure', type=int, default=1, help='1: 4x5000, 3x4000, 3x3000; other: 4x5000, 2x3000, 4x1000')
     parser.add_argument('--reg_h', type=float, default=None,
                         help='lambda_H, the feature penalty (default %g; %g with --quick)' % (PAPER_REG[0], QUICK_REG[0]))
@@ -83,7 +79,7 @@ def save_dir_name(args):
     """models/001_<network>_train_0<structure> (cifar10), ..._f_train_0<s> (fashion_mnist);
     digits, non-paper ResNet widths and the MLP's shape are named too."""
     kind = {'cifar10': 'train', 'fashion_mnist': 'f_train'}.get(args.dataset_t, args.dataset_t + '_train')
-    return cli.output_path(args, 'models', '001_%s_%s_0%d%s' % (args.network, kind, args.structure, hong.network_suffix(args)))
+    return cli.output_path(args, 'models', '001_%s_%s_0%d%s' % (args.network, kind, args.structure, hong_runs.network_suffix(args)))
 
 
 def checkpoint_file(save_dir, epoch):
@@ -112,7 +108,7 @@ def nc1_per_checkpoint(args, model, data, save_dir, device):
     final_state = {name: value.clone() for name, value in model.state_dict().items()}
     for epoch in tqdm(missing, desc='NC1', unit='checkpoint', disable=not missing):
         model.load_state_dict(safe_load.load_torch(checkpoint_file(save_dir, epoch), device))
-        nc1[epoch] = hong.hong_nc1(hong.class_statistics(model, data, device))
+        nc1[epoch] = hong_analysis.hong_nc1(hong_analysis.class_statistics(model, data, device))
     model.load_state_dict(final_state)
     if missing:
         atomic_write(path, lambda f: pickle.dump(nc1, f))
@@ -123,7 +119,7 @@ def nc1_per_checkpoint(args, model, data, save_dir, device):
 
 def main(args):
     device = training.select_device(args)
-    settings_line = hong.describe_settings(args)
+    settings_line = hong_args.describe_settings(args)
     for index, flag in enumerate(('reg_h', 'reg_w')):
         if getattr(args, flag) is None:
             setattr(args, flag, (QUICK_REG if args.quick else PAPER_REG)[index])
@@ -134,23 +130,23 @@ def main(args):
     if args.seed is not None:
         training.set_seed(args.seed)
     counts = structure_counts(args.structure)
-    scale = hong.offline_scale(args, [counts])
-    counts = hong.scaled_counts(counts, scale)
-    hong.announce_scale(scale)
+    scale = hong_analysis.offline_scale(args.dataset_t, [counts])
+    counts = hong_analysis.scaled_counts(counts, scale)
+    hong_analysis.announce_scale(scale)
     lambdas = (args.reg_h / math.sqrt(scale), args.reg_w / math.sqrt(scale), args.reg_b)
     level = 2 * math.sqrt(lambdas[0] * lambdas[1])
     effective_level = 2 * math.sqrt((lambdas[1] + WEIGHT_DECAY / 2) * lambdas[0])
-    prediction = hong.collapse_prediction(counts, level)
+    prediction = hong_analysis.collapse_prediction(counts, level)
     print('%s\n(l = 2 sqrt(lambda_W lambda_H); with the weight decay on W, 2 sqrt((lambda_W + %g) '
           'lambda_H) = %.4g)' % (prediction, WEIGHT_DECAY / 2, effective_level))
-    data = hong.rendered_data(args, counts, '001_data_%d' % args.structure, device)
+    data = hong_runs.rendered_data(args, counts, '001_data_%d' % args.structure, device)
     save_dir = save_dir_name(args)
-    model = hong.train_model(args, data, lambdas, WEIGHT_DECAY, 'batch', save_dir,
-                             is_checkpoint_epoch, checkpoint_file, device)
+    model = hong_runs.train_model(args, data, lambdas, WEIGHT_DECAY, 'batch', save_dir,
+                                  is_checkpoint_epoch, checkpoint_file, device)
     nc1 = nc1_per_checkpoint(args, model, data, save_dir, device)
     stem = cli.output_path(args, 'plots', '001_%s_%s_%d' % (args.network, args.dataset_t, args.structure))
-    stats, accuracy = hong.class_statistics(model, data, device, with_accuracy=True)
-    pre = hong.logit_matrix(model, stats)
+    stats, accuracy = hong_analysis.class_statistics(model, data, device, with_accuracy=True)
+    pre = hong_analysis.logit_matrix(model, stats)
     paths = plot_hong.nc1_curve(nc1, stem + '_NC1_plot', note=prediction,
                                 lr_switch=int(args.epoch / 3) if int(args.epoch / 3) != int(args.epoch / 6) else None)
     paths += plot_hong.logit_heatmap(pre, counts, stem + '_Z_plot', note=prediction)
@@ -160,7 +156,7 @@ def main(args):
                                               solver=args.solver)['Z'].T
     record = block_record(args, settings_line, counts, lambdas, level, effective_level, prediction, nc1, pre,
                           model.classifier_bias().float().numpy(), accuracy, convex)
-    write_json(stem + '.json', record)
+    hong_runs.write_record(stem, record)
     block = record['block']
     print('NC1 %.4g (epoch %d) -> %.4g (epoch %d): %.3g x lower; training accuracy %.1f %%'
           % (record['nc1_first'], record['nc1_first_epoch'], record['nc1_last'], record['nc1_last_epoch'],
@@ -179,10 +175,9 @@ def block_record(args, settings_line, counts, lambdas, level, effective_level, p
     """The JSON record (keys in the module docstring)."""
     epochs = sorted(nc1)
     first, last = nc1[epochs[0]], nc1[epochs[-1]]
-    return {
-        'script': 'block_main.py', 'settings': settings_line, 'quick': bool(args.quick),
+    return dict(hong_runs.record_start('block_main.py', settings_line, args), **{
         'dataset_t': args.dataset_t, 'network': args.network, 'epoch': args.epoch, 'structure': args.structure,
-        'class_counts': counts, 'clusters': hong.count_clusters(counts),
+        'class_counts': counts, 'clusters': hong_analysis.count_clusters(counts),
         'lambda_H': lambdas[0], 'lambda_W': lambdas[1], 'lambda_b': lambdas[2], 'weight_decay': WEIGHT_DECAY,
         'level_l': level, 'level_l_with_weight_decay': effective_level, 'prediction': prediction,
         'nc1_epochs': epochs, 'nc1_values': [nc1[e] for e in epochs],
@@ -190,11 +185,11 @@ def block_record(args, settings_line, counts, lambdas, level, effective_level, p
         'nc1_drop': first / last if last > 0 else float('inf'),
         'train_accuracy': accuracy,
         'logits_pre': np.asarray(pre).tolist(), 'bias': np.asarray(bias, dtype=float).tolist(),
-        'block': hong.block_structure(pre, counts),
+        'block': hong_analysis.block_structure(pre, counts),
         'convex_logits_pre': None if convex is None else np.asarray(convex).tolist(),
-        'convex_block': None if convex is None else hong.block_structure(convex, counts),
-    }
+        'convex_block': None if convex is None else hong_analysis.block_structure(convex, counts),
+    })
 
 
 if __name__ == '__main__':
-    cli.run(main, hong.parse(get_args_parser()))
+    cli.run(main, hong_args.parse(get_args_parser()))

@@ -171,7 +171,7 @@ def placement(device, report):
     make_train_loader, make_optimizer) and check where every tensor lives."""
     import args as cli
     import datasets
-    from nc_repro import hong as hong_experiments
+    import hong_runs
     from nc_repro import losses
     import models
     from nc_repro import training
@@ -205,8 +205,8 @@ def placement(device, report):
             report.add('placement: %s' % name, False, time.perf_counter() - start, repr(error)[:200])
     start = time.perf_counter()
     try:
-        network = hong_experiments.build_network(argparse.Namespace(network='ResNet18', width=4, depth=2, pool=1),
-                                                 3, device)
+        network = hong_runs.build_network(argparse.Namespace(network='ResNet18', width=4, depth=2, pool=1),
+                                          3, device)
         wrong = on_device(list(network.named_parameters()) + list(network.named_buffers()), device)
         report.add('placement: hong2023 ResNet18', not wrong, time.perf_counter() - start,
                    ('not on %s: %s' % (device, ', '.join(wrong[:4]))) if wrong else 'parameters on %s' % device)

@@ -68,14 +68,20 @@ def model_names(paper):
     return {'zhou2022': ZHOU_NAMES, 'hong2023': HONG_NAMES}.get(paper, DANG_NAMES)
 
 
+def check_hong_network(name):
+    """The one check of Hong & Ling's --network: a UsageError unless ``name`` is in HONG_NAMES
+    (hong_args.parse calls it before anything is written, build_hong_model for every other caller)."""
+    if name not in HONG_NAMES:
+        raise UsageError('--network %s is not known; choose one of: %s' % (name, ', '.join(HONG_NAMES)))
+
+
 def build_hong_model(name, in_channels, num_classes=10, width=64, depth=2, pool=1, image_size=32):
     """Hong & Ling's build_model names (ResNet18_bf = bias-free classifier); ``width`` is the
     ResNet's base width (64 in the paper; VGG ignores it). ``MLP`` (not in the reference) is
     models.hong_mlp.HongMLP on the in_channels x image_size x image_size image, average-pooled
     by ``pool``, with ``depth`` hidden ReLU layers of ``width`` units and a biased linear
     classifier."""
-    if name not in HONG_NAMES:
-        raise UsageError('--network %s is not known; choose one of: %s' % (name, ', '.join(HONG_NAMES)))
+    check_hong_network(name)
     if name == 'MLP':
         return HongMLP(in_channels, image_size, num_classes, width, depth, pool)
     if name.startswith('VGG'):

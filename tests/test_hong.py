@@ -16,7 +16,9 @@ import minority_l_main
 import minority_n_main
 import models
 from conftest import ROOT, run_script
-from nc_repro import hong, nc_metrics, theory, training
+import hong_args
+import hong_runs
+from nc_repro import hong_analysis, nc_metrics, theory, training
 
 
 # ---------------------------------------------------------------------------------------
@@ -25,44 +27,44 @@ from nc_repro import hong, nc_metrics, theory, training
 @pytest.mark.parametrize('loop, epochs, switch', [('batch', 1000, 333), ('batch_2', 2000, 666),
                                                   ('warm', 2000, 1333), ('batch', 40, 13), ('warm', 40, 26)])
 def test_effective_lr_drops_to_a_tenth_at_the_second_milestone(loop, epochs, switch):
-    factor = hong.effective_lr_factor(loop, epochs)
+    factor = hong_analysis.effective_lr_factor(loop, epochs)
     assert factor(0) == factor(switch - 1) == 1.0
     assert factor(switch) == factor(epochs - 1) == 0.1
 
 
 def test_coinciding_milestones_never_switch_as_the_elif_does():
-    factor = hong.effective_lr_factor('batch', 2)        # int(2/6) == int(2/3) == 0
+    factor = hong_analysis.effective_lr_factor('batch', 2)        # int(2/6) == int(2/3) == 0
     assert factor(0) == factor(1) == 1.0
 
 
 def test_class_patterns():
     assert block_main.structure_counts(1) == [5000] * 4 + [4000] * 3 + [3000] * 3
     assert block_main.structure_counts(7) == [5000] * 4 + [3000] * 2 + [1000] * 4
-    assert hong.two_cluster_counts(3, 500, 100) == [500] * 3 + [100] * 7
-    assert hong.scaled_counts([5000, 1000, 7], 0.02) == [100, 20, 2]
-    assert hong.lambdas_for_level(0.004, 0.01) == (0.0002, 0.02, 0.01)
-    l_H, l_W, _ = hong.lambdas_for_level(0.0037, 0.01)
+    assert hong_analysis.two_cluster_counts(3, 500, 100) == [500] * 3 + [100] * 7
+    assert hong_analysis.scaled_counts([5000, 1000, 7], 0.02) == [100, 20, 2]
+    assert hong_analysis.lambdas_for_level(0.004, 0.01) == (0.0002, 0.02, 0.01)
+    l_H, l_W, _ = hong_analysis.lambdas_for_level(0.0037, 0.01)
     assert 2 * np.sqrt(l_H * l_W) == pytest.approx(0.0037, rel=1e-12)
 
 
 def test_limit_ratio_is_an_int_when_omitted_and_a_float_when_given():
-    omitted = hong.parse(limit_main.get_args_parser(), [])
-    given = hong.parse(limit_main.get_args_parser(), ['--ratio', '2'])
+    omitted = hong_args.parse(limit_main.get_args_parser(), [])
+    given = hong_args.parse(limit_main.get_args_parser(), ['--ratio', '2'])
     assert 500 // omitted.ratio == 250 and isinstance(500 // omitted.ratio, int)
     assert str(500 // given.ratio) == '250.0' and str(given.ratio) == '2.0'
 
 
 def test_quick_mode_and_bad_flags(tmp_path):
-    args = hong.parse(block_main.get_args_parser(), ['--quick'])
+    args = hong_args.parse(block_main.get_args_parser(), ['--quick'])
     assert (args.dataset_t, args.network, args.width, args.depth, args.pool, args.epoch, args.lr, args.batch_size) == (
-        'digits', 'MLP', hong.QUICK_MLP_WIDTH, 2, 4, block_main.QUICK_EPOCHS, 0.05, 128)
-    assert hong.parse(limit_main.get_args_parser(), ['--quick']).epoch == hong.QUICK_EPOCHS == 300
-    resnet = hong.parse(block_main.get_args_parser(), ['--quick', '--network', 'ResNet18', '--dataset_t', 'cifar10'])
-    assert (resnet.dataset_t, resnet.width, resnet.pool) == ('digits', hong.QUICK_WIDTH, 1)
-    paper = hong.parse(block_main.get_args_parser(), [])
+        'digits', 'MLP', hong_args.QUICK_MLP_WIDTH, 2, 4, block_main.QUICK_EPOCHS, 0.05, 128)
+    assert hong_args.parse(limit_main.get_args_parser(), ['--quick']).epoch == hong_args.QUICK_EPOCHS == 300
+    resnet = hong_args.parse(block_main.get_args_parser(), ['--quick', '--network', 'ResNet18', '--dataset_t', 'cifar10'])
+    assert (resnet.dataset_t, resnet.width, resnet.pool) == ('digits', hong_args.QUICK_WIDTH, 1)
+    paper = hong_args.parse(block_main.get_args_parser(), [])
     assert (paper.dataset_t, paper.network, paper.width, paper.epoch, paper.lr, paper.batch_size, paper.pool) == (
         'cifar10', 'ResNet18', 64, 1000, 0.01, 128, 1)
-    assert hong.network_suffix(paper) == '' and hong.network_suffix(args) == '_width=128_depth=2_pool=4'
+    assert hong_runs.network_suffix(paper) == '' and hong_runs.network_suffix(args) == '_width=128_depth=2_pool=4'
     assert block_main.save_dir_name(paper) == os.path.join('hong_results', 'models', '001_ResNet18_train_01')
     for script, flags, needle in [('block_main.py', ['--network', 'VGG19'], '--network VGG19'),
                                   ('minority_l_main.py', ['--ka', '9'], '--ka'),
@@ -91,13 +93,13 @@ def test_nc1_agrees_with_the_pinv_formula():
     between = sum(counts[k] / N * np.outer(means[k] - global_mean, means[k] - global_mean) for k in range(10))
     reference = np.trace(within @ np.linalg.pinv(between, rcond=1e-10)) / 10
     stats = nc_metrics.ClassStatistics.from_features(features.float(), labels, 10)
-    assert hong.hong_nc1(stats) == pytest.approx(reference, rel=1e-5)
+    assert hong_analysis.hong_nc1(stats) == pytest.approx(reference, rel=1e-5)
 
 
 def test_cosines_of_a_simplex_etf_are_minus_one_ninth():
     pre = 3.0 * (np.eye(10) - np.ones((10, 10)) / 10)
-    assert hong.cosine_statistics(pre, 5) == pytest.approx((-1 / 9,) * 3, abs=1e-12)
-    assert hong.cosine_statistics(pre, 3, faithful_b=False) == pytest.approx((-1 / 9,) * 3, abs=1e-12)
+    assert hong_analysis.cosine_statistics(pre, 5) == pytest.approx((-1 / 9,) * 3, abs=1e-12)
+    assert hong_analysis.cosine_statistics(pre, 3, faithful_b=False) == pytest.approx((-1 / 9,) * 3, abs=1e-12)
 
 
 def test_cosine_statistics_use_rows_of_pre_transposed_and_the_faithful_b_indices():
@@ -109,24 +111,24 @@ def test_cosine_statistics_use_rows_of_pre_transposed_and_the_faithful_b_indices
     B_block = np.mean([C[i, j] for i in range(ka, 10) for j in range(i + 1, 10)])
     B_faithful = np.mean([C[ka + i, ka + j] for i in range(ka) for j in range(i + 1, ka)])
     AB = C[:ka, ka:].mean()
-    assert hong.cosine_statistics(pre, ka) == pytest.approx((A, B_faithful, AB), rel=1e-12)
-    assert hong.cosine_statistics(pre, ka, faithful_b=False) == pytest.approx((A, B_block, AB), rel=1e-12)
+    assert hong_analysis.cosine_statistics(pre, ka) == pytest.approx((A, B_faithful, AB), rel=1e-12)
+    assert hong_analysis.cosine_statistics(pre, ka, faithful_b=False) == pytest.approx((A, B_block, AB), rel=1e-12)
 
 
 def test_minority_collapse_score():
     pre = np.diag(np.arange(1.0, 11.0))
-    assert hong.minority_collapse_score(pre, 5) > 0.5
+    assert hong_analysis.minority_collapse_score(pre, 5) > 0.5
     pre[5:] = pre[5:].mean(0)                     # minority logit vectors identical
-    assert hong.minority_collapse_score(pre, 5) == 0.0
-    assert hong.minority_collapse_score(np.full((10, 10), 1e-7), 5) == 0.0      # Z = 0
+    assert hong_analysis.minority_collapse_score(pre, 5) == 0.0
+    assert hong_analysis.minority_collapse_score(np.full((10, 10), 1e-7), 5) == 0.0      # Z = 0
 
 
 def test_collapse_prediction_follows_the_thresholds():
-    counts = hong.two_cluster_counts(5, 500, 100)
+    counts = hong_analysis.two_cluster_counts(5, 500, 100)
     below, between, above = 0.003, 0.004, 0.008       # lambda_MC = 0.00333, total = 0.00745
-    assert 'no cluster collapses' in hong.collapse_prediction(counts, below)
-    assert 'size [100] collapse' in hong.collapse_prediction(counts, between)
-    assert 'total collapse (Z = 0)' in hong.collapse_prediction(counts, above)
+    assert 'no cluster collapses' in hong_analysis.collapse_prediction(counts, below)
+    assert 'size [100] collapse' in hong_analysis.collapse_prediction(counts, between)
+    assert 'total collapse (Z = 0)' in hong_analysis.collapse_prediction(counts, above)
     assert theory.hong_total_collapse_threshold(counts) == pytest.approx(np.sqrt(500) / 3000)
 
 
@@ -183,7 +185,7 @@ def test_limit_main_writes_cosines_and_the_figure(tmp_path):
     for A, B, AB in record['convex_A_B_AB']:       # l N fixed at 0.1: the convex optimum is near the ETF
         assert abs(A + 1 / 9) < 0.05 and abs(B + 1 / 9) < 0.05 and abs(AB + 1 / 9) < 0.05
     z = np.load(tmp_path / 'hong_results' / 'models' / '004_ResNet18_ka=5_na=500_r=2_digits_width=4' / 'z_data.npy')
-    expected = hong.cosine_statistics(z, 5)
+    expected = hong_analysis.cosine_statistics(z, 5)
     assert record['A_B_AB'][0] == pytest.approx(list(expected), rel=1e-9)
     assert (tmp_path / 'hong_results' / 'plots' / 'limit_digits_width=4.png').stat().st_size > 1000
 
@@ -193,17 +195,17 @@ def test_limit_main_writes_cosines_and_the_figure(tmp_path):
 
 def test_mlp_trains_and_the_analysis_finds_its_head(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = hong.parse(minority_l_main.get_args_parser(), ['--quick', '--epoch', '40'])
+    args = hong_args.parse(minority_l_main.get_args_parser(), ['--quick', '--epoch', '40'])
     device = torch.device('cpu')
     training.set_seed(0)
-    data = hong.rendered_data(args, [20] * 10, 'mlp_test', device)
-    model = hong.train_model(args, data, hong.lambdas_for_level(0.001, 0.01), 0.0, 'warm', str(tmp_path / 'run'),
-                             hong.only_final, hong.final_weights_file, device)
+    data = hong_runs.rendered_data(args, [20] * 10, 'mlp_test', device)
+    model = hong_runs.train_model(args, data, hong_analysis.lambdas_for_level(0.001, 0.01), 0.0, 'warm', str(tmp_path / 'run'),
+                                  hong_analysis.only_final, hong_analysis.final_weights_file, device)
     assert isinstance(model, models.HongMLP) and model.head_layers() == [model.classifier]
-    assert model.classifier.bias is not None and model.classifier.in_features == hong.QUICK_MLP_WIDTH
-    stats, accuracy = hong.class_statistics(model, data, device, with_accuracy=True)
+    assert model.classifier.bias is not None and model.classifier.in_features == hong_args.QUICK_MLP_WIDTH
+    stats, accuracy = hong_analysis.class_statistics(model, data, device, with_accuracy=True)
     assert accuracy > 90
-    pre = hong.logit_matrix(model, stats)
+    pre = hong_analysis.logit_matrix(model, stats)
     with torch.no_grad():
         h = model.features(data.normalise(data.images)).double()
     means = torch.stack([h[data.labels == k].mean(0) for k in range(10)])
@@ -223,22 +225,22 @@ def test_build_hong_mlp_shapes():
 
 def test_block_structure_measure():
     counts = [100] * 4 + [80] * 3 + [60] * 3
-    assert hong.count_clusters(counts) == [0] * 4 + [1] * 3 + [2] * 3
+    assert hong_analysis.count_clusters(counts) == [0] * 4 + [1] * 3 + [2] * 3
     values = np.array([[-0.8, -0.6, -0.4], [-0.7, -0.5, -0.3], [-0.6, -0.4, -0.2]])
-    cluster = hong.count_clusters(counts)
+    cluster = hong_analysis.count_clusters(counts)
     pre = np.array([[values[cluster[k], cluster[j]] for j in range(10)] for k in range(10)])
     np.fill_diagonal(pre, 5.0)
-    exact = hong.block_structure(pre, counts)
+    exact = hong_analysis.block_structure(pre, counts)
     assert exact['block_contrast'] == pytest.approx(0, abs=1e-12) and exact['between_rms'] > 0.1
     assert [c['count'] for c in exact['per_cluster']] == [100, 80, 60]
-    noisy = hong.block_structure(pre + np.random.default_rng(0).normal(0, 1, (10, 10)), counts)
+    noisy = hong_analysis.block_structure(pre + np.random.default_rng(0).normal(0, 1, (10, 10)), counts)
     assert noisy['block_contrast'] > 1
 
 
 def test_quick_sweep_values_lie_on_both_sides_of_the_threshold():
     for ka in (5, 3):
-        counts = hong.two_cluster_counts(ka, 500, 100)
-        threshold = hong.minority_collapse_threshold(counts, ka)
+        counts = hong_analysis.two_cluster_counts(ka, 500, 100)
+        threshold = hong_analysis.minority_collapse_threshold(counts, ka)
         levels = minority_l_main.quick_levels(ka, 500, 100)
         ratios = [level / threshold for level in levels]
         assert sum(r < 0.95 for r in ratios) == 3 and sum(r > 1.1 for r in ratios) == 2 and len(ratios) == 5
@@ -285,13 +287,13 @@ def test_minority_quick_records(tmp_path, script, flags, stem):
     run_script(script, *QUICK_TINY, *flags, cwd=tmp_path)
     with open(tmp_path / 'hong_results' / 'plots' / (stem + SUFFIX + '.json')) as f:
         record = json.load(f)
-    assert SWEEP_KEYS <= set(record) and record['quick'] and record['small_cutoff'] == hong.SMALL_SCORE
+    assert SWEEP_KEYS <= set(record) and record['quick'] and record['small_cutoff'] == hong_analysis.SMALL_SCORE
     assert [set(point) for point in record['points']] == [POINT_KEYS] * 2
     assert [p['predicts_minority_collapse'] for p in record['points']] == [False, True]
     assert record['convex_matches_theory'] is True
     for point in record['points']:
         assert point['minority_threshold'] == pytest.approx(
-            hong.minority_collapse_threshold(point['class_counts'], record['ka']))
+            hong_analysis.minority_collapse_threshold(point['class_counts'], record['ka']))
 
 
 def test_limit_quick_record(tmp_path):

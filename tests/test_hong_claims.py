@@ -1,12 +1,12 @@
-"""Each Hong & Ling 2023 claim (H1, H2, H3 of nc_repro/papers/hong2023.py) judged on both of its
+"""Each Hong & Ling 2023 claim (H1, H2, H3 of reproduction/papers/hong2023.py) judged on both of its
 sides: a fabricated result that satisfies the claim passes, and results that violate it, one
 way at a time, fail with a reason naming what failed.
 
 The results are the JSON records the scripts write under hong_results/plots/. Where a script
 derives the judged numbers from a matrix (block_main's block contrast from the logit matrix
 M W^T, the minority sweeps' spreads and "matches theory" from one logit matrix per point), the
-fixture goes through the same record writer (nc_repro.hong.block_structure,
-nc_repro.hong.minority_record) from logit matrices built here, whose structure is known by
+fixture goes through the same record writer (nc_repro.hong_analysis.block_structure,
+hong_runs.minority_record) from logit matrices built here, whose structure is known by
 construction: exact blocks or not, minority rows equal or apart. Where a point lies relative
 to the minority-collapse level is computed here from the paper's formula sqrt(n_B)/N."""
 import argparse
@@ -17,7 +17,8 @@ import os
 import numpy as np
 import pytest
 
-from nc_repro import hong
+import hong_runs
+from nc_repro import hong_analysis
 from reproduction import grids
 from reproduction.claims import MissingResult
 from reproduction.papers import hong2023
@@ -43,7 +44,7 @@ def write_record(grid, name, record):
 def two_cluster_logits(counts, gap=4.0):
     """pre = M W^T (up to three clusters) with exact block structure: row k (true class k) has gap on its own class and
     an off-diagonal value that depends only on the clusters of the row and the column."""
-    cluster = np.asarray(hong.count_clusters(counts))
+    cluster = np.asarray(hong_analysis.count_clusters(counts))
     between = np.array([[0.0, -1.0, -1.5], [-0.5, -2.0, -1.0], [-1.2, -0.3, -2.5]])   # by (row, column) cluster
     off = between[cluster[:, None], cluster[None, :]]                                  # (K, K)
     return off + gap * np.eye(len(counts))
@@ -54,7 +55,7 @@ def two_cluster_logits(counts, gap=4.0):
 
 def block_record(nc1_first, nc1_last, pre, counts):
     return {'nc1_first': nc1_first, 'nc1_last': nc1_last, 'nc1_drop': nc1_first / nc1_last,
-            'block': hong.block_structure(pre, counts)}
+            'block': hong_analysis.block_structure(pre, counts)}
 
 
 def test_h1_block_structure_both_ways(tmp_path):
@@ -102,19 +103,19 @@ def sweep_logits(ka, counts, collapsed):
 
 
 def sweep_record(script, ka, network_collapsed_at, convex_collapsed_at):
-    """The record of a minority sweep over RATIOS, written by hong.minority_record from logit
+    """The record of a minority sweep over RATIOS, written by hong_runs.minority_record from logit
     matrices whose minority rows coincide at the ratios given."""
     n_A, n_B = 100, 20
     counts = [n_A] * ka + [n_B] * (K - ka)
     threshold = math.sqrt(n_B) / sum(counts)                         # the paper's minority-collapse level
-    settings = [hong.Setting(ratio, counts, ratio * threshold, 'unused', 'unused', train_accuracy=100.0)
+    settings = [hong_runs.Setting(ratio, counts, ratio * threshold, 'unused', 'unused', train_accuracy=100.0)
                 for ratio in RATIOS]
     network = [sweep_logits(ka, counts, ratio in network_collapsed_at) for ratio in RATIOS]
     convex = [sweep_logits(ka, counts, ratio in convex_collapsed_at) for ratio in RATIOS]
     args = argparse.Namespace(network='MLP', width=128, depth=2, pool=4, quick=True, dataset_t='digits', epoch=300,
                               lr=0.05, batch_size=128, threads=1)
-    record = hong.minority_record(args, settings, ka, [hong.minority_collapse_score(pre, ka) for pre in network],
-                                  [hong.minority_collapse_score(pre, ka) for pre in convex], network, convex)
+    record = hong_runs.minority_record(args, settings, ka, [hong_analysis.minority_collapse_score(pre, ka) for pre in network],
+                                       [hong_analysis.minority_collapse_score(pre, ka) for pre in convex], network, convex)
     record['script'] = script
     return record
 
