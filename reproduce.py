@@ -23,9 +23,12 @@ cannot test is "needs full scale", with the reason. Exit status 1 when a claim c
 scale is not reproduced (or a job failed), 2 on bad input.
 """
 import json
+import multiprocessing
 import os
 import sys
 import time
+
+from tqdm import tqdm
 
 import args as cli
 import sweep
@@ -85,18 +88,52 @@ def describe(swept):
         ' --set ' + ' '.join(swept.settings) if swept.settings else '')
 
 
-def run_grids(args, grid_names, variants):
-    """sweep.py on each grid for each seed replicate; returns the grids with failed jobs."""
+def run_grids(args, tasks):
+    """sweep.py on each (grid, replicate) of ``tasks`` = [(grid, label, settings, work_root)];
+    returns the sweeps with failed jobs. With the local executor, --max_parallel sweeps run at
+    once, each one job at a time, so that no core waits for the last job of a grid; a sweep's
+    output goes to <its work folder>/.sweep/reproduce.log. SLURM and debug sweeps run in turn."""
+    sweeps = [(grid, label, sweep_args(args, grid, settings, work_root)) for grid, label, settings, work_root in tasks]
+    if args.executor != 'local' or args.max_parallel == 1 or len(sweeps) == 1:
+        outcomes = (run_one_sweep(grid, label, swept) for grid, label, swept in sweeps)
+        return [name for name, failed in outcomes if failed]
+    os.environ['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // args.max_parallel))
+    for _, _, swept in sweeps:
+        swept.max_parallel = 1
     failed = []
-    for label, settings, work_root in variants:
-        for grid in grid_names:
-            started = time.time()
-            swept = sweep_args(args, grid, settings, work_root)
-            print('\n== %s (%s): sweep.py %s' % (grid, label, describe(swept)), flush=True)
-            if sweep.main(swept):
-                failed.append('%s (%s)' % (grid, label))
-            print('== %s (%s) finished in %.0f s' % (grid, label, time.time() - started), flush=True)
+    with multiprocessing.get_context('fork').Pool(args.max_parallel) as pool, \
+            tqdm(total=len(sweeps), desc='sweeps', unit='sweep', dynamic_ncols=True) as progress:
+        for name, sweep_failed, seconds, log in pool.imap_unordered(run_logged_sweep, sweeps):
+            tqdm.write('== %s finished in %.0f s%s (log: %s)' % (name, seconds, ': FAILED' if sweep_failed else '', log))
+            progress.update()
+            failed += [name] if sweep_failed else []
     return failed
+
+
+def run_one_sweep(grid, label, swept):
+    started = time.time()
+    print('\n== %s (%s): sweep.py %s' % (grid, label, describe(swept)), flush=True)
+    failed = sweep.main(swept) != 0
+    print('== %s (%s) finished in %.0f s%s' % (grid, label, time.time() - started, ': FAILED' if failed else ''), flush=True)
+    return '%s (%s)' % (grid, label), failed
+
+
+def run_logged_sweep(task):
+    """run_one_sweep in a worker process, its output (and its figure commands') into the sweep's log."""
+    grid, label, swept = task
+    log = os.path.join(swept.work_dir, '.sweep', 'reproduce.log')
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    started, terminal = time.time(), (os.dup(1), os.dup(2))
+    with open(log, 'w') as f:
+        sys.stdout.flush(), sys.stderr.flush()
+        os.dup2(f.fileno(), 1), os.dup2(f.fileno(), 2)
+        try:
+            name, failed = run_one_sweep(grid, label, swept)
+        finally:
+            sys.stdout.flush(), sys.stderr.flush()
+            os.dup2(terminal[0], 1), os.dup2(terminal[1], 2)
+            os.close(terminal[0]), os.close(terminal[1])
+    return name, failed, time.time() - started, log
 
 
 def chosen_claims(args, paper):
@@ -131,7 +168,9 @@ def main(args):
                                                      if not (args.quick and claim.full_scale_only))]
         paper_started = time.time()
         if not args.no_run:
-            failed_grids += run_grids(args, grid_names, variants[:1]) + run_grids(args, seeded, variants[1:])
+            tasks = [(grid, label, variant_settings, work_root) for label, variant_settings, work_root in variants
+                     for grid in (grid_names if label == variants[0][0] else seeded)]
+            failed_grids += run_grids(args, tasks)
         results = [claims.Results(args.quick, work_root, variant_settings, label)
                    for label, variant_settings, work_root in variants]
         rows = [claims.evaluate(claim, results[:1] if args.quick and claim.full_scale_only else results)
