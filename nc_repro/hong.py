@@ -46,7 +46,7 @@ import torch
 
 import datasets
 import models
-from nc_repro import checkpoints, convex_ufm, losses, nc_curves, nc_metrics, safe_load, theory, training
+from nc_repro import checkpoints, convex_ufm, losses, nc_curves, nc_measures, nc_statistics, recipes, safe_load, theory, training
 import args as cli
 from args import Parser, add_output_root, output_path
 from nc_repro.errors import UsageError
@@ -347,10 +347,10 @@ def lambdas_for_level(level, reg_b):
 # analysis (Hong's ana_utils.py and the main scripts)
 
 def class_statistics(model, data, device, with_accuracy=False):
-    """Eval-mode features of the rendered training set -> nc_metrics.ClassStatistics (and the
+    """Eval-mode features of the rendered training set -> nc_statistics.ClassStatistics (and the
     training accuracy in percent with with_accuracy)."""
     features = feature_pass(model, data, BATCH_SIZE, device)
-    stats = nc_metrics.ClassStatistics.from_features(features.layer_inputs[0], features.labels, NUM_CLASSES)
+    stats = nc_statistics.ClassStatistics.from_features(features.layer_inputs[0], features.labels, NUM_CLASSES)
     if not with_accuracy:
         return stats
     accuracy = 100 * float((features.logits.argmax(1) == features.labels).float().mean())
@@ -359,8 +359,8 @@ def class_statistics(model, data, device, with_accuracy=False):
 
 def hong_nc1(stats):
     """NC1 = tr(Sigma_W pinv(Sigma_B, rcond=1e-10)) / K with Sigma_B weighted by n_k/N (Hong's
-    block_main.py), as coded; computed in the span of the class means (nc_metrics.nc1)."""
-    return nc_metrics.nc1(stats, nc_metrics.CONVENTIONS['hong2023'])['nc1_as_coded']
+    block_main.py), as coded; computed in the span of the class means (nc_measures.nc1)."""
+    return nc_measures.nc1(stats, recipes.get('hong2023').conventions)['nc1_as_coded']
 
 
 def logit_matrix(model, stats):
