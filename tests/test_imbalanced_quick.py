@@ -20,7 +20,6 @@ import sys
 import numpy as np
 import pytest
 
-import datasets
 from nc_repro import theory
 from nc_repro.recipes import dang2023
 from reproduction import grids

@@ -14,7 +14,7 @@ import torch
 import args as cli
 import datasets
 import models
-from nc_repro import checkpoints, frames, nc_measures, nc_statistics, recipes
+from nc_repro import checkpoints, frames, recipes
 from nc_repro.metrics import NeuralCollapse, layer_inputs
 from conftest import ROOT, run_script
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from nc_repro import frames, nc_measures, nc_statistics, recipes
+from nc_repro import frames, nc_measures, recipes
 from nc_repro.metrics import NeuralCollapse
 
 RIESZ_S = 1.0

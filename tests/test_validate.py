@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from nc_repro import recipes, validation
+from nc_repro import recipes
 from conftest import run_script
 
 DANG = ['--model', 'MLP', '--dataset', 'digits', '--depth_relu', '3', '--depth_linear', '3', '--width', '128',

@@ -10,7 +10,7 @@ import pickle
 import numpy as np
 import pytest
 
-from nc_repro import recipes, validation
+from nc_repro import recipes
 from conftest import run_script
 import d23_reference
 import d24_reference
