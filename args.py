@@ -1,4 +1,4 @@
-"""Command-line flags of every trainer and validator, and the per-paper recipes.
+"""Command-line flags of every trainer and validator, and which paper's recipe a command runs.
 
 Two papers shipped scripts with the same names but different flags and defaults:
 
@@ -13,7 +13,8 @@ Two papers shipped scripts with the same names but different flags and defaults:
 One parser accepts every flag of every original parser with the original name and type.
 Flags whose default differs between papers are parsed with ``default=None``; the recipe
 (``--paper``, or inferred from the command) fills in what the user did not give, so the
-resolved namespace equals what the original script would have seen.
+resolved namespace equals what the original script would have seen. The recipes themselves
+(defaults, model names, paper-only flags) are nc_repro/recipes' (docs/recipes.md).
 """
 import argparse
 import math

@@ -112,9 +112,9 @@ def paper_run_dir(args, unbalanced=False):
 
 
 def run_dir(args, unbalanced=False):
-    """This run's folder. zhou2022 (``Recipe.user_names_run_folder``): the --uid /
-    --load_path folder the user names. Dang: the
-    paper's name (paper_run_dir) unless that folder holds a run of other training flags; then
+    """This run's folder. zhou2022 (``Recipe.user_names_run_folder``): the --uid / --load_path
+    folder the user names. Dang: the paper's name (paper_run_dir) unless that folder holds a
+    run of other training flags; then
     ``<name>__<flag>_<value>-...``, naming each flag that differs from that run, so ablations
     over flags the paper's name leaves out (decays, --sep_decay, batch size, ...) never share a
     folder, and a validator given the same flags finds the same one. Folders without run.json
