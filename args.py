@@ -1,4 +1,4 @@
-"""Command-line flags of every trainer and validator, and the per-paper recipes.
+"""Command-line flags of every trainer and validator, and which paper's recipe a command runs.
 Hong & Ling's flags are in hong_args.py.
 
 Two papers shipped scripts with the same names but different flags and defaults:
@@ -14,14 +14,15 @@ Two papers shipped scripts with the same names but different flags and defaults:
 One parser accepts every flag of every original parser with the original name and type.
 Flags whose default differs between papers are parsed with ``default=None``; the recipe
 (``--paper``, or inferred from the command) fills in what the user did not give, so the
-resolved namespace equals what the original script would have seen.
+resolved namespace equals what the original script would have seen. The recipes themselves
+(defaults, model names, paper-only flags) are nc_repro/recipes' (docs/recipes.md).
 """
 import argparse
 import math
 import os
 import sys
 
-from nc_repro import plain_names
+from nc_repro import plain_names, recipes
 from nc_repro.errors import RunStopped, UsageError, run  # noqa: F401  (args.run, args.UsageError)
 
 
@@ -50,39 +51,15 @@ def output_path(args, *parts):
     return os.path.join(args.output_root, *parts)
 
 
-PAPERS = ('zhou2022', 'dang2023', 'dang2024')
+# The papers the shared scripts run (Hong & Ling's run by their own, *_main.py), and which of
+# them have a balanced and an imbalanced version of the scripts; each paper's defaults, model
+# names and paper-only flags are its recipe's (nc_repro/recipes, docs/recipes.md).
+PAPERS = tuple(name for name in recipes.PAPERS if not recipes.get(name).own_scripts)
+BALANCED_PAPERS = tuple(name for name in PAPERS if recipes.get(name).defaults)
+IMBALANCED_PAPERS = tuple(name for name in PAPERS if recipes.get(name).defaults_imbalanced)
 
 DATASETS = ('mnist', 'fashionmnist', 'cifar10', 'cifar10_random', 'cifar100', 'svhn',
             'mini_imagenet', 'digits', 'mnist5k')
-
-# Defaults that differ between the papers' parsers (Zhou's and Zhu's train/eval parsers, Dang 2023's
-# balanced and imbalanced parsers, the 2024 parser; README, Recipes).
-RECIPE_DEFAULTS = {
-    'zhou2022': dict(model='resnet18', dataset='cifar10', data_dir='../data', loss='MSE',
-                     lr=0.1, weight_decay=5e-4, feature_decay_rate=1e-4, patience=40),
-    'dang2023': dict(model='resnet18', dataset='mnist', data_dir='~/data', loss='MSE',
-                     lr=0.001, weight_decay=1e-4, feature_decay_rate=1e-4, patience=50),
-}
-# D23's args_unbalance.py and D24's parser (args_unbalance.py of its repository) for the imbalanced scripts.
-RECIPE_DEFAULTS_UNBALANCED = {
-    'dang2023': dict(RECIPE_DEFAULTS['dang2023'], weight_decay=1e-5, feature_decay_rate=1e-5,
-                     patience=100),
-    'dang2024': dict(RECIPE_DEFAULTS['dang2023'], weight_decay=1e-5, feature_decay_rate=1e-5,
-                     patience=100),
-}
-# The imbalanced validators of both repositories default --lr to 0.1 (docs/original_code.md, D23-B11).
-EVAL_LR_UNBALANCED = 0.1
-
-# Flags that exist in only one paper's parser: seeing one of them names the recipe.
-ZHOU_ONLY_FLAGS = ('uid', 'M', 'k', 'ETF_fc', 'SOTA', 'depth', 'load_path')
-DANG_ONLY_FLAGS = ('depth_relu', 'depth_linear', 'data_augmentation', 'epochs_pretrain',
-                   'lr_pretrain', 'patience_pretrain', 'gamma_pretrain', 'optimizer_pretrain',
-                   'pretrained', 'pretrain_lr')
-ZHOU_MODELS = ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152', 'resnext50_32x4d',
-               'resnext101_32x8d', 'wide_resnet50_2', 'wide_resnet101_2', 'wide_resnet',
-               'ResNet18_adapt')
-DANG_MODELS = ('ResNet18', 'ResNet34', 'ResNet50', 'ResNet101', 'ResNet152', 'VGG11', 'VGG13',
-               'VGG16', 'VGG19')
 
 
 def str2bool_as_coded(value):
@@ -230,29 +207,39 @@ def get_eval_parser(description=None):
 
 def infer_paper(args, argv, allowed=PAPERS):
     """Return (paper, reason). An explicit --paper wins; otherwise a flag or a model name that
-    exists in only one paper's code names it."""
+    exists in only one family's code (Zhou's or Dang's, ``Recipe.only_flags`` and
+    ``model_names``) names it; within Dang's family --loss picks the recipe it selects
+    (``Recipe.selected_by_loss``: CrossEntropy is dang2024 where the script has it)."""
     if args.paper is not None:
         return args.paper, 'from --paper'
+    zhou_paper, dang_paper = (_family_recipe(family, PAPERS) for family in ('zhou', 'dang'))
+    zhou_recipe, dang_recipe = recipes.get(zhou_paper), recipes.get(dang_paper)
     given = set(given_dests(argv))
-    zhou = [d for d in ZHOU_ONLY_FLAGS if d in given]
-    dang = [d for d in DANG_ONLY_FLAGS if d in given]
-    if args.model in ZHOU_MODELS:
+    zhou = [d for d in zhou_recipe.only_flags if d in given]
+    dang = [d for d in dang_recipe.only_flags if d in given]
+    if args.model in set(zhou_recipe.model_names) - set(dang_recipe.model_names):
         zhou.append('model')
-    if args.model in DANG_MODELS:
+    if args.model in set(dang_recipe.model_names) - set(zhou_recipe.model_names):
         dang.append('model')
     if zhou and dang:
-        raise UsageError('flags %s (zhou2022) and %s (dang2023) belong to different papers; '
-                         'pass --paper to choose one' % (_flag_list(zhou, args), _flag_list(dang, args)))
-    dang_paper = 'dang2024' if ('dang2024' in allowed and args.loss == 'CrossEntropy') else 'dang2023'
-    if 'zhou2022' not in allowed:
-        if 'dang2024' in allowed and args.loss is not None:
-            return dang_paper, 'inferred from --loss %s' % args.loss
-        return 'dang2023', 'default of this script'
+        raise UsageError('flags %s (%s) and %s (%s) belong to different papers; pass --paper to choose one'
+                         % (_flag_list(zhou, args), zhou_paper, _flag_list(dang, args), dang_paper))
+    by_loss = [name for name in allowed if recipes.get(name).selected_by_loss]
+    loss_paper = next((name for name in by_loss if recipes.get(name).selected_by_loss == args.loss), dang_paper)
+    if zhou_paper not in allowed:
+        if by_loss and args.loss is not None:
+            return loss_paper, 'inferred from --loss %s' % args.loss
+        return dang_paper, 'default of this script'
     if zhou:
-        return 'zhou2022', 'inferred from %s' % _flag_list(zhou[:1], args)
+        return zhou_paper, 'inferred from %s' % _flag_list(zhou[:1], args)
     if dang:
-        return dang_paper, 'inferred from %s' % _flag_list(dang[:1], args)
-    return 'zhou2022', 'default: no paper-specific flag given'
+        return loss_paper, 'inferred from %s' % _flag_list(dang[:1], args)
+    return zhou_paper, 'default: no paper-specific flag given'
+
+
+def _family_recipe(family, papers):
+    """The first paper of ``papers`` whose models are built by ``family`` ('zhou', 'dang')."""
+    return next(name for name in papers if recipes.get(name).model_family == family)
 
 
 def _flag_list(dests, args):
@@ -274,10 +261,10 @@ def resolve(args, argv, unbalanced=False, evaluation=False, allowed=PAPERS):
     if paper not in allowed:
         raise UsageError('--paper %s has no version of this script; choose %s'
                          % (paper, ' or '.join(allowed)))
+    recipe = recipes.get(paper)
     if unbalanced and evaluation and args.lr is None:
-        args.lr = EVAL_LR_UNBALANCED
-    table = RECIPE_DEFAULTS_UNBALANCED if unbalanced else RECIPE_DEFAULTS
-    for dest, value in table[paper].items():
+        args.lr = recipe.eval_lr_imbalanced
+    for dest, value in (recipe.defaults_imbalanced if unbalanced else recipe.defaults).items():
         if getattr(args, dest) is None:
             setattr(args, dest, value)
     args.paper = paper
@@ -304,13 +291,18 @@ def parse(parser, argv=None, **resolve_kwargs):
     return args
 
 
+def _recipe(args):
+    return recipes.get(args.paper)
+
+
 # flag -> (why it has no effect for these flags, or None); see settle_ineffective_flags
 AUGMENTED_DATASETS = ('cifar10', 'mini_imagenet')
 INEFFECTIVE = {
     'data_augmentation': lambda a, unbalanced, evaluation: (
         'crop/flip is applied on %s only, not on --dataset %s' % (' and '.join(AUGMENTED_DATASETS), a.dataset)
         if a.dataset not in AUGMENTED_DATASETS else
-        'zhou2022 augments with --SOTA' if a.paper == 'zhou2022' else None),
+        '%s augments with --%s' % (a.paper, _recipe(a).augmentation_flag)
+        if _recipe(a).augmentation_flag != 'data_augmentation' else None),
     'M': lambda a, unbalanced, evaluation: None if a.loss == 'RescaledMSE' else 'it scales --loss RescaledMSE only',
     'k': lambda a, unbalanced, evaluation: None if a.loss == 'RescaledMSE' else 'it weights --loss RescaledMSE only',
     'feature_decay_rate': lambda a, unbalanced, evaluation: (
@@ -318,13 +310,13 @@ INEFFECTIVE = {
     'history_size': lambda a, unbalanced, evaluation: (
         None if a.optimizer in ('LBFGS', 'SdLBFGS') else 'it is L-BFGS memory, not used by --optimizer %s' % a.optimizer),
     'batch_size': lambda a, unbalanced, evaluation: (
-        "Dang 2023's imbalanced recipe trains full batch" if unbalanced and a.paper == 'dang2023' else None),
+        "Dang 2023's imbalanced recipe trains full batch" if unbalanced and _recipe(a).full_batch_imbalanced else None),
     'width': lambda a, unbalanced, evaluation: (
         '--model %s has a fixed width' % a.model
-        if a.paper == 'zhou2022' and a.model not in ('MLP', 'ResNet18_adapt') else None),
+        if _recipe(a).width_models is not None and a.model not in _recipe(a).width_models else None),
     'depth': lambda a, unbalanced, evaluation: (
-        None if a.paper == 'zhou2022' and a.model == 'MLP' else
-        'it is the zhou2022 MLP depth (Dang: --depth_relu)' if a.paper != 'zhou2022' else
+        None if _recipe(a).mlp_depth_flag == 'depth' and a.model == 'MLP' else
+        'it is the zhou2022 MLP depth (Dang: --depth_relu)' if _recipe(a).mlp_depth_flag != 'depth' else
         '--model %s has a fixed depth' % a.model),
     'depth_relu': lambda a, unbalanced, evaluation: (
         None if a.model == 'MLP' else '--model %s has no ReLU MLP backbone' % a.model),
@@ -341,7 +333,8 @@ def settle_ineffective_flags(args, argv, unbalanced=False, evaluation=False):
         raise UsageError('--sample_size has no effect in the imbalanced scripts: their per-class '
                          'counts are fixed by the recipe (datasets.imbalanced_counts); drop it')
     defaults = get_eval_parser()
-    recipe = (RECIPE_DEFAULTS_UNBALANCED if unbalanced else RECIPE_DEFAULTS).get(args.paper, {})
+    recipe = recipes.get(args.paper)
+    recipe = recipe.defaults_imbalanced if unbalanced else recipe.defaults
     warnings = []
     for dest, reason_for in INEFFECTIVE.items():
         default = recipe.get(dest, defaults.get_default(dest))
@@ -369,7 +362,7 @@ def check(args):
             raise UsageError('--%s must be at least 1 (got %s)' % (dest, value))
     if args.sample_size is not None and args.sample_size < 1:
         raise UsageError('--sample_size must be at least 1 (got %s)' % args.sample_size)
-    if getattr(args, 'nc1_stale_features', False) and args.paper != 'dang2024':
+    if getattr(args, 'nc1_stale_features', False) and not recipes.get(args.paper).stale_feature_option:
         raise UsageError('--nc1_stale_features reproduces a bug of the 2024 validator only; '
                          'use it with --loss CrossEntropy (dang2024), not %s' % args.paper)
     if getattr(args, 'wait', 0) < 0 or getattr(args, 'every', 1) < 1:

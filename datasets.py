@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nc_repro import safe_load
+from nc_repro import recipes, safe_load
 from nc_repro.batches import BatchLoader, DataBundle, ImageSet, random_crop_flip  # noqa: F401  (the card's loader)
 from nc_repro.errors import UsageError
 from nc_repro.fileio import atomic_write
@@ -372,7 +372,7 @@ def check_counts_fit(args, bundle, counts):
 def augmentation(args):
     """Crop-and-flip where the papers use it: zhou2022 --SOTA and dang2023
     --data_augmentation, on cifar10 and mini_imagenet only (datasets.make_dataset of J and D23)."""
-    wanted = args.SOTA if args.paper == 'zhou2022' else args.data_augmentation
+    wanted = getattr(args, recipes.get(args.paper).augmentation_flag)
     return 'crop_flip' if wanted and args.dataset in ('cifar10', 'mini_imagenet') else None
 
 
@@ -402,30 +402,16 @@ def has_batchnorm(model):
 # ----------------------------------------------------------------------------------------
 # imbalanced class counts (datasets_unbalance.py of D23 and D24)
 
-STEP_COUNTS = (100, 100, 200, 200, 300, 300, 400, 400, 500, 500)   # pairs of classes, ratio 5
-DIGITS_STEP_COUNTS = tuple(c // 4 for c in STEP_COUNTS)            # 25 ... 125: digits has ~143 per class
-MNIST5K_STEP_COUNTS = tuple(9 * c // 10 for c in STEP_COUNTS)      # 90 ... 450: mnist5k has 450 per class
-
-
 def imbalanced_counts(paper, dataset):
-    """Per-class training counts of the imbalanced scripts: D23 uses the step pattern
-    (100, 100, 200, ..., 500) (only CIFAR-10 was wired up); the 2024 code uses ten times
-    that for CIFAR-10, 100..500 per block of 20 classes for CIFAR-100, and the step pattern
-    for MNIST, FashionMNIST and SVHN. digits: the same pattern divided by 4; mnist5k (450
-    training images per class, fewer than the pattern's 500): the pattern times 9/10, which
-    keeps the pairs of classes and the ratio 5."""
-    if dataset == 'digits':
-        return list(DIGITS_STEP_COUNTS)
-    if dataset == 'mnist5k':
-        return list(MNIST5K_STEP_COUNTS)
-    if dataset == 'cifar100':
-        return [100 * (1 + k // 20) for k in range(100)]
-    if paper == 'dang2024' and dataset == 'cifar10':
-        return [10 * c for c in STEP_COUNTS]
-    if dataset in ('cifar10', 'mnist', 'fashionmnist', 'svhn'):
-        return list(STEP_COUNTS)
-    raise DataUnavailable('--dataset %s has no imbalanced class counts; choose cifar10, cifar100, '
-                          'mnist, fashionmnist, svhn, digits or mnist5k' % dataset)
+    """Per-class training counts of the paper's imbalanced scripts (its recipe's
+    ``imbalanced_class_counts``: the step pattern of D23 and D24, nc_repro/recipes/dang2023.py);
+    DataUnavailable for a data set without them."""
+    counts = recipes.get(paper).imbalanced_class_counts
+    counts = counts(dataset) if counts else None
+    if counts is None:
+        raise DataUnavailable('--dataset %s has no imbalanced class counts; choose cifar10, cifar100, '
+                              'mnist, fashionmnist, svhn, digits or mnist5k' % dataset)
+    return counts
 
 
 # ----------------------------------------------------------------------------------------

@@ -17,10 +17,7 @@ epochs 1, 101, 201, ... and the last (D23) or 1, 11, 21, ... and the last (D24).
 import args as cli
 import datasets
 import models
-from nc_repro import checkpoints, losses, nc_curves, training
-
-SAVE_EVERY = checkpoints.SAVE_EVERY_UNBALANCED
-
+from nc_repro import checkpoints, losses, nc_curves, recipes, training
 
 def get_args_parser():
     return cli.get_train_parser('Train on an imbalanced subset (Dang 2023 MSE, Dang 2024 CE).')
@@ -31,12 +28,13 @@ def main(args):
         raise cli.UsageError('--optimizer %s is not supported by the imbalanced trainer' % args.optimizer)
     device = training.setup(args)
     curves = nc_curves.make_curves(args.nc_every, args.tensorboard, args.paper)  # None unless --nc_every / --tensorboard
+    recipe = recipes.get(args.paper)
     counts = datasets.imbalanced_counts(args.paper, args.dataset)
     data = datasets.training_data(args, counts)
     model = models.build_model(args, data.num_classes, data.input_shape, unbalanced=True).to(device)
-    save_every = args.save_every or SAVE_EVERY[args.paper]
+    save_every = args.save_every or recipe.save_every_imbalanced
     # Dang 2023 trains full batch (its script overwrites --batch_size with N); fixed order
-    batch_size = len(data.train) if args.paper == 'dang2023' else args.batch_size
+    batch_size = len(data.train) if recipe.full_batch_imbalanced else args.batch_size
     loader = datasets.make_train_loader(args, data, device, shuffle=False, batch_size=batch_size,
                                         model=model)
     run_dir = checkpoints.prepare_run_dir(args, device, model, save_every, unbalanced=True)
@@ -50,5 +48,5 @@ def main(args):
 
 
 if __name__ == '__main__':
-    args = cli.parse(get_args_parser(), unbalanced=True, allowed=('dang2023', 'dang2024'))
+    args = cli.parse(get_args_parser(), unbalanced=True, allowed=cli.IMBALANCED_PAPERS)
     cli.run(main, args)

@@ -42,5 +42,5 @@ def main(args):
 
 
 if __name__ == '__main__':
-    args = cli.parse(get_args_parser(), allowed=('zhou2022', 'dang2023'))
+    args = cli.parse(get_args_parser(), allowed=cli.BALANCED_PAPERS)
     cli.run(main, args)

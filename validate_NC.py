@@ -6,7 +6,7 @@ Dang et al. 2023 (recipe dang2023: the same flags as training name the run folde
   CUDA_VISIBLE_DEVICES=0 python validate_NC.py --model MLP --dataset cifar10 --depth_relu 6 --depth_linear 1 --width 512 --seed 1 --loss MSE --lr 0.0001 --optimizer Adam --sep_decay
 
 Recipe: data without augmentation -> model from the flags -> for each saved epoch (tqdm):
-load the state dict, one forward pass over train and test, NC metrics (nc_metrics.py) under
+load the state dict, one forward pass over train and test, NC metrics (nc_repro/metrics.py) under
 the paper's conventions, append to info.pkl (the paper's key names) and info.json.
 """
 import os
@@ -14,7 +14,7 @@ import os
 import args as cli
 import datasets
 import models
-from nc_repro import checkpoints, nc_metrics, training, validation
+from nc_repro import recipes, run_dirs, training, validation
 
 
 def get_args_parser():
@@ -22,19 +22,21 @@ def get_args_parser():
 
 
 def main(args):
-    if args.paper == 'zhou2022' and not (args.load_path or args.uid):
+    recipe = recipes.get(args.paper)
+    if recipe.user_names_run_folder and not (args.load_path or args.uid):
         raise cli.UsageError('--load_path is required (the run folder, e.g. model_weights/<uid>/)')
     device = training.select_device(args)
     training.set_seed(args.seed)
     data = datasets.training_data(args)
     model = models.build_model(args, data.num_classes, data.input_shape).to(device)
-    run_dir = checkpoints.run_dir(args)
-    validation.validate_run(args, model, data, run_dir, device, validation.RECIPES[args.paper],
-                            nc_metrics.CONVENTIONS[args.paper], validation.INFO_KEYS[args.paper],
+    run_dir = run_dirs.run_dir(args)
+    validation.validate_run(args, model, data, run_dir, device,
+                            validation.BALANCED_METRICS[recipe.validation_metrics],
+                            recipe.conventions, recipe.info_keys,
                             save_every=args.save_every or 1)
     print('info: %s' % os.path.join(run_dir, 'info.pkl'))
 
 
 if __name__ == '__main__':
-    args = cli.parse(get_args_parser(), evaluation=True, allowed=('zhou2022', 'dang2023'))
+    args = cli.parse(get_args_parser(), evaluation=True, allowed=cli.BALANCED_PAPERS)
     cli.run(main, args)

@@ -29,7 +29,7 @@ import os
 import args as cli
 import datasets
 import models
-from nc_repro import checkpoints, fileio, nc_metrics, theory, training, validation
+from nc_repro import fileio, recipes, run_dirs, theory, training, validation
 
 
 def get_args_parser():
@@ -39,28 +39,27 @@ def get_args_parser():
 def main(args):
     device = training.select_device(args)
     training.set_seed(args.seed)
+    recipe = recipes.get(args.paper)
     counts = datasets.imbalanced_counts(args.paper, args.dataset)
     data = datasets.training_data(args, counts)
     model = models.build_model(args, data.num_classes, data.input_shape, unbalanced=True).to(device)
-    run_dir = checkpoints.run_dir(args, unbalanced=True)
+    run_dir = run_dirs.run_dir(args, unbalanced=True)
     lambdas = (args.weight_decay, args.feature_decay_rate)
-    if args.paper == 'dang2023':
+    if recipe.imbalanced_theory == 'd23_geometry':
         geometry = theory.d23_geometry(counts, args.depth_linear, *lambdas)
         as_coded = theory.d23_geometry(counts, args.depth_linear, *lambdas, rule='as_coded', no_root='collapse')
         metrics = functools.partial(validation.dang_imbalanced_metrics, geometry=geometry,
                                     as_coded_geometry=as_coded)
-        keys = validation.INFO_KEYS['dang2023_imbalanced']
     else:
         geometry = theory.d24_targets(counts, *lambdas)
         metrics = functools.partial(validation.dang2024_metrics, targets=geometry, counts=counts,
                                     run_dir=run_dir, stale_features=args.nc1_stale_features)
-        keys = validation.INFO_KEYS['dang2024']
     validation.validate_run(args, model, data, run_dir, device, metrics,
-                            nc_metrics.CONVENTIONS[args.paper], keys,
-                            save_every=args.save_every or checkpoints.SAVE_EVERY_UNBALANCED[args.paper])
+                            recipe.conventions, recipe.info_keys_imbalanced,
+                            save_every=args.save_every or recipe.save_every_imbalanced)
     record = {'paper': args.paper, 'counts': counts, 'lambda_W': lambdas[0], 'lambda_H': lambdas[1],
               'depth_linear': args.depth_linear, **as_lists(geometry)}
-    if args.paper == 'dang2023':
+    if recipe.imbalanced_theory == 'd23_geometry':
         record.update(rule='global', as_coded=as_lists(as_coded))
     fileio.write_json(os.path.join(run_dir, 'theory.json'), record)
     print('info: %s' % os.path.join(run_dir, 'info.pkl'))
@@ -71,5 +70,5 @@ def as_lists(geometry):
 
 
 if __name__ == '__main__':
-    args = cli.parse(get_args_parser(), unbalanced=True, evaluation=True, allowed=('dang2023', 'dang2024'))
+    args = cli.parse(get_args_parser(), unbalanced=True, evaluation=True, allowed=cli.IMBALANCED_PAPERS)
     cli.run(main, args)

@@ -33,7 +33,7 @@ import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from nc_repro import nc_measures, nc_metrics  # noqa: E402
+from nc_repro import nc_measures, nc_statistics, recipes  # noqa: E402
 from nc_repro.metrics import NeuralCollapse  # noqa: E402
 
 IMAGENET = dict(N=1_281_167, D=2048, K=1000)
@@ -114,7 +114,7 @@ def row_nc4(fraction):
     first_pass(nc, batches, K, D)
     W = torch.randn(K, D, generator=torch.Generator().manual_seed(1))
     again = [synthetic_batch(index, K, D) for index in range(batches)]       # the same batches, made beforehand
-    conventions = nc_metrics.CONVENTIONS['dang2023']
+    conventions = recipes.conventions('dang2023')
     with Clock() as clock:      # the pass alone (compute() runs it after the one-pass measures)
         sample_pass = nc._sample_pass(nc.statistics, conventions, W.double(), torch.zeros(K, dtype=torch.float64),
                                       again, per_class=True)
@@ -129,7 +129,7 @@ def row_vocab():
     K, D = VOCAB['K'], VOCAB['D']
     generator = torch.Generator().manual_seed(2)
     means = torch.randn(K, D, generator=generator, dtype=torch.float64)
-    stats = nc_metrics.ClassStatistics(K, D)
+    stats = nc_statistics.ClassStatistics(K, D)
     update = Clock()
     for repeat in range(2):               # two samples of every class
         for start in range(0, K, 8192):
@@ -137,10 +137,10 @@ def row_vocab():
             features = means[labels] + 0.1 * torch.randn(len(labels), D, generator=generator, dtype=torch.float64)
             with update:
                 stats.update(features, labels)
-    conventions = nc_metrics.CONVENTIONS['dang2023']
+    conventions = recipes.conventions('dang2023')
     with Clock() as nc1_clock:
-        nc1 = nc_metrics.nc1(stats, conventions, as_coded=False, variants=('pinv',))
-    centred = nc_metrics.centred_means(stats, conventions)
+        nc1 = nc_measures.nc1(stats, conventions, as_coded=False, variants=('pinv',))
+    centred = nc_measures.centred_means(stats, conventions)
     variances = stats.class_variances
     law = []
     for part in (16, 8):

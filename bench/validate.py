@@ -35,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import args as cli  # noqa: E402
 import datasets  # noqa: E402
 import models  # noqa: E402
-from nc_repro import frames, nc_metrics, validation  # noqa: E402
+from nc_repro import frames, nc_measures, nc_statistics, recipes, validation  # noqa: E402
 from train_epoch import matmul_gflops, onednn_gemm_gflops, synchronize  # noqa: E402
 
 README_RESNET18 = '--model ResNet18 --dataset cifar10 --depth_linear 1 --width 512 --seed 1'
@@ -98,18 +98,18 @@ def classic(features, labels, W, b, K):
 def engine(features, labels, W, b, K, streaming=False, batch=1024):
     """streaming: full float64 scatter, one pass; otherwise the validators' mode (class sums in
     one pass, then Sigma_W along the K-1 between-class directions from the kept features)."""
-    conventions = nc_metrics.CONVENTIONS['zhou2022']
+    conventions = recipes.conventions('zhou2022')
     if streaming:
-        stats = nc_metrics.ClassStatistics(K, features.shape[1])
+        stats = nc_statistics.ClassStatistics(K, features.shape[1])
         for start in range(0, len(labels), batch):
             stats.update(features[start:start + batch], labels[start:start + batch])
     else:
-        stats = nc_metrics.ClassStatistics.from_features(features, labels, K)
-    rows, means, etf = nc_metrics.classifier_rows(W, conventions), nc_metrics.centred_means(stats, conventions), \
+        stats = nc_statistics.ClassStatistics.from_features(features, labels, K)
+    rows, means, etf = nc_measures.classifier_rows(W, conventions), nc_measures.centred_means(stats, conventions), \
         frames.simplex_etf_gram(K)
-    return (nc_metrics.nc1(stats, conventions)['nc1'], nc_metrics.alignment_error(rows @ rows.T, etf),
-            nc_metrics.alignment_error(rows @ means.T, etf),
-            nc_metrics.bias_relation(W, b, stats.global_mean(conventions)))
+    return (nc_measures.nc1(stats, conventions)['nc1'], nc_measures.alignment_error(rows @ rows.T, etf),
+            nc_measures.alignment_error(rows @ means.T, etf),
+            nc_measures.bias_relation(W, b, stats.global_mean(conventions)))
 
 
 def timed(function, *args, repeats=1):
@@ -149,7 +149,7 @@ def resnet18_checkpoint(bench, device, generator, K=10):
     peak = matmul_gflops(device=device)
     per_image = forward_flops_per_image(model, train, batch, device)
     limit = per_image * (len(train) + len(test)) / (peak * 1e9)
-    conventions = nc_metrics.CONVENTIONS['dang2023']
+    conventions = recipes.conventions('dang2023')
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, 'epoch_001.pth')
         torch.save(model.state_dict(), path)
@@ -244,7 +244,7 @@ def mlp_section(device, generator, K):
     synchronize(device)
     forward_seconds = time.perf_counter() - start
     metric_seconds, _ = timed(validation.dang_balanced_metrics, model, train_pass, test_pass, K,
-                              nc_metrics.CONVENTIONS['dang2023'])
+                              recipes.conventions('dang2023'))
     share = metric_seconds / (metric_seconds + forward_seconds)
     print('2. one D23 MLP checkpoint (width 512, depth_relu 6), CIFAR-10-sized train + test')
     print('   forward passes              %8.2f s' % forward_seconds)

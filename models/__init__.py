@@ -7,6 +7,7 @@ import os
 
 import torch
 
+from nc_repro import recipes
 from nc_repro.errors import UsageError
 
 from . import resnet, vgg
@@ -22,9 +23,8 @@ ZHOU_RESNETS['wide_resnet'] = wide_resnet
 DANG_CONV = {name: getattr(resnet, name) for name in ('ResNet18', 'ResNet34', 'ResNet50', 'ResNet101', 'ResNet152')}
 DANG_CONV.update({name: getattr(vgg, name) for name in ('VGG11', 'VGG13', 'VGG16', 'VGG19')})
 
-ZHOU_NAMES = sorted(ZHOU_RESNETS) + ['MLP', 'ResNet18_adapt']
-DANG_NAMES = ['MLP'] + sorted(DANG_CONV)
-HONG_NAMES = ['ResNet18', 'ResNet18_bf', 'VGG11', 'VGG13', 'MLP']
+# the model names of each recipe (nc_repro/recipes), in its order
+HONG_NAMES = list(recipes.get("hong2023").model_names)      # check_hong_network checks --network against it
 
 
 # NC_REPRO_MEMORY_FORMAT=channels_last | contiguous forces one memory format on every model
@@ -64,10 +64,6 @@ def in_memory_format(model):
     return model
 
 
-def model_names(paper):
-    return {'zhou2022': ZHOU_NAMES, 'hong2023': HONG_NAMES}.get(paper, DANG_NAMES)
-
-
 def check_hong_network(name):
     """The one check of Hong & Ling's --network: a UsageError unless ``name`` is in HONG_NAMES
     (hong_args.parse calls it before anything is written, build_hong_model for every other caller)."""
@@ -100,12 +96,13 @@ def build_model(args, num_classes, input_shape, unbalanced=False):
 
 
 def _build_model(args, num_classes, input_shape, unbalanced=False):
-    names = model_names(args.paper)
+    recipe = recipes.get(args.paper)
+    names = recipe.model_names
     if args.model not in names:
         raise UsageError('--model %s is not a %s model; choose one of: %s'
                          % (args.model, args.paper, ', '.join(names)))
     in_features = math.prod(input_shape)
-    if args.paper == 'zhou2022':
+    if recipe.model_family == 'zhou':
         if args.model == 'MLP':
             return MLP(in_features, args.width, args.depth, args.bias, num_classes,
                        ETF_fc=args.ETF_fc, fixdim=args.fixdim)
@@ -117,7 +114,7 @@ def _build_model(args, num_classes, input_shape, unbalanced=False):
         # imbalanced scripts build the MLP without BatchNorm (D23's train_1st_order_unbalanced.py); 2024: ReLU features
         return DeepLinearMLP(in_features, args.width, args.depth_relu, args.depth_linear,
                              args.bias, num_classes, batchnorm=not unbalanced,
-                             relu_features=args.paper == 'dang2024')
+                             relu_features=recipe.relu_features)
     return DANG_CONV[args.model](hidden=args.width, depth_linear=args.depth_linear,
                                  fc_bias=args.bias, num_classes=num_classes,
-                                 bn_features=args.paper != 'dang2024')
+                                 bn_features=not recipe.relu_features)

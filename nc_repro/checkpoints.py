@@ -1,11 +1,8 @@
-"""Run folders, checkpoint names and atomic file writes: defined here once.
+"""Checkpoints, run folders' preparation and locks, and resume state: defined here once.
 
-Layouts (relative to the working directory, as the originals):
-  zhou2022   model_weights/<uid>/epoch_001.pth ...          (Zhou's code)
-             model_weights/<random>-<%a-%b-%d-%H-%M>/ when --uid is absent
-  dang2023   model_weights/<the 2023 code's run name, run_dir>/epoch_001.pth ...
-  dang2024   model_weights/unbalanced_<2024 run name>/ (the 2024 code)
-A checkpoint holds the model's state dict only, as in the originals, under the original code's
+A run folder (named by ``run_dirs.run_dir`` after the paper's code) holds epoch_001.pth ...
+(the imbalanced recipes save every ``Recipe.save_every_imbalanced`` epochs and the last; the
+balanced ones every epoch). A checkpoint holds the model's state dict only, as in the originals, under the original code's
 key names (Dang's ResNets and VGGs name their stem ``conv1``/``features``, ours ``body``), so
 their validators and ours read each other's files; resume.pth keeps the project's names. Every
 file is written to a temporary name and renamed.
@@ -35,9 +32,9 @@ import uuid
 import numpy as np
 import torch
 
-from nc_repro import plain_names, safe_load
+from nc_repro import recipes, run_dirs, safe_load
 from nc_repro.errors import UsageError
-from nc_repro.fileio import atomic_write, atomic_write_text, human_bytes, stop_if_disk_full  # noqa: F401  (re-exported)
+from nc_repro.fileio import atomic_write, atomic_write_text, human_bytes, stop_if_disk_full
 
 
 def checkpoint_name(epoch):
@@ -121,118 +118,7 @@ def to_project_layout(state, model, path=None):
 
 
 # ----------------------------------------------------------------------------------------
-# run folders
-
-def zhou_run_name(args, now=None):
-    """J's args.parse_train_args: <uid>, or a random number and a timestamp when --uid is absent."""
-    if args.uid:
-        return args.uid
-    now = now or datetime.datetime.now()
-    return '%d-%s' % (np.random.randint(0, 100000), now.strftime('%a-%b-%d-%H-%M'))
-
-
-def dang_run_name(args, prefix=''):
-    """The run name of D23's args.parse_train_args (prefix '' balanced, 'unbalanced_' imbalanced); values through str()."""
-    return ('%s%s-%s-%s-%s-width_%s-depth_relu_%s-depth_linear_%s-bias_%s-lr_%s'
-            '-data_augmentation_%s-epochs_%s-seed_%s' % (
-                prefix, args.dataset, args.model, args.loss, args.optimizer, args.width,
-                args.depth_relu, args.depth_linear, args.bias, args.lr, args.data_augmentation,
-                args.epochs, args.seed))
-
-
-def dang2024_run_name(args):
-    """D24's args_unbalance.py: the 2024 repository's imbalanced folder name."""
-    return ('unbalanced_%s-%s-%s-%s-width_%s-depth_relu_%s-depth_linear_%s-bias_%s-lr_%s'
-            '-sep_decay_%s-weight_decay_%s-epochs_%s-seed_%s' % (
-                args.dataset, args.model, args.loss, args.optimizer, args.width,
-                args.depth_relu, args.depth_linear, args.bias, args.lr, args.sep_decay,
-                args.weight_decay, args.epochs, args.seed))
-
-
-# Flags that shape the trained weights (every recipe): two runs that differ in one of them are
-# two runs and never share a folder. --epochs is compared apart (a longer run continues a
-# shorter one under --resume). Flags that change nothing here (device, logging, --save_every,
-# --data_dir) are left out.
-TRAINING_FLAGS = ('paper', 'dataset', 'sample_size', 'data_augmentation', 'model', 'bias', 'ETF_fc',
-                  'fixdim', 'SOTA', 'width', 'depth', 'depth_relu', 'depth_linear', 'loss', 'M', 'k',
-                  'sep_decay', 'weight_decay', 'feature_decay_rate', 'optimizer', 'history_size', 'lr',
-                  'batch_size', 'patience', 'decay_type', 'gamma', 'seed')
-SUCCESSOR_SEPARATOR = '__'
-
-
-def training_flags(values):
-    """The TRAINING_FLAGS of an args namespace or of a stored run.json 'args' dict, with
-    --epochs, as JSON values (so a stored record and live flags compare equal)."""
-    values = values if isinstance(values, dict) else vars(values)
-    flags = {dest: values.get(dest) for dest in TRAINING_FLAGS + ('epochs',)}
-    return json.loads(json.dumps(flags, default=str))
-
-
-def flag_differences(ours, theirs, with_epochs=True):
-    """[(dest, our value, their value)] of the training flags that differ, in TRAINING_FLAGS order."""
-    dests = TRAINING_FLAGS + (('epochs',) if with_epochs else ())
-    return [(d, ours.get(d), theirs.get(d)) for d in dests if ours.get(d) != theirs.get(d)]
-
-
-def describe_differences(differences):
-    return ', '.join('--%s %s here, %s there' % (d, mine, other) for d, mine, other in differences)
-
-
-def stored_flags(folder):
-    """The training flags of the run in ``folder`` (its run.json), or None when it has none."""
-    try:
-        with open(os.path.join(folder, 'run.json')) as f:
-            record = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return record.get('training_flags') or training_flags(record.get('args') or {})
-
-
-def run_id(folder):
-    """The id of the run whose files ``folder`` holds (run.json), None without one."""
-    try:
-        with open(os.path.join(folder, 'run.json')) as f:
-            return json.load(f).get('run_id')
-    except (OSError, ValueError):
-        return None
-
-
-def paper_run_dir(args, unbalanced=False):
-    """The run folder the paper's scripts would use for these flags (their names)."""
-    if args.paper == 'zhou2022':
-        if getattr(args, 'load_path', None):
-            return os.path.normpath(args.load_path)
-        name = zhou_run_name(args)
-    elif args.paper == 'dang2024':
-        name = dang2024_run_name(args)
-    else:
-        name = dang_run_name(args, 'unbalanced_' if unbalanced else '')
-    problem = plain_names.name_problem(name)
-    if problem:
-        raise UsageError('the run folder name %s (from --uid, --dataset, --model, --loss, --optimizer, ...) %s; '
-                         'a name may hold %s' % (plain_names.shown(name), problem, plain_names.ALLOWED))
-    return os.path.join(args.weights_root, name)
-
-
-def run_dir(args, unbalanced=False):
-    """This run's folder. zhou2022: the --uid / --load_path folder the user names. Dang: the
-    paper's name (paper_run_dir) unless that folder holds a run of other training flags; then
-    ``<name>__<flag>_<value>-...``, naming each flag that differs from that run, so ablations
-    over flags the paper's name leaves out (decays, --sep_decay, batch size, ...) never share a
-    folder, and a validator given the same flags finds the same one. Folders without run.json
-    (older runs) count as this run's."""
-    folder = paper_run_dir(args, unbalanced)
-    if args.paper == 'zhou2022':
-        return folder
-    ours = training_flags(args)
-    for _ in range(8):
-        theirs = stored_flags(folder)
-        differences = flag_differences(ours, theirs) if theirs is not None else []
-        if not differences:
-            return folder
-        folder += SUCCESSOR_SEPARATOR + '-'.join('%s_%s' % (d, mine) for d, mine, _ in differences)
-    return folder
-
+# preparing a run folder (named by run_dirs.run_dir)
 
 def write_args(folder, args):
     """args.txt (the originals' one-line Namespace repr) and args.json (readable, complete)."""
@@ -252,8 +138,9 @@ def prepare_run_dir(args, device, model, save_every, unbalanced=False):
     or a finished shorter run of the same flags into this one (``continue_shorter_run``), or
     says in one line that there is nothing to resume. The folder stays locked for this process
     (``lock_run_dir``) until ``training.fit`` returns."""
-    folder = run_dir(args, unbalanced)
-    if args.paper == 'zhou2022' and os.path.isdir(folder) and not (args.force or args.resume):
+    folder = run_dirs.run_dir(args, unbalanced)
+    user_named = recipes.get(args.paper).user_names_run_folder     # zhou2022's --uid folder
+    if user_named and os.path.isdir(folder) and not (args.force or args.resume):
         raise UsageError('%s already exists; pass --force to overwrite it, --resume to continue '
                          'it, or choose another --uid' % folder)
     folder = lock_own_run_dir(folder, args, unbalanced)   # before anything is written into the folder
@@ -263,14 +150,14 @@ def prepare_run_dir(args, device, model, save_every, unbalanced=False):
     resuming = False
     if args.resume:
         resuming = check_resumable(folder, args) or (
-            args.paper != 'zhou2022' and continue_shorter_run(folder, args))
+            not user_named and continue_shorter_run(folder, args))
         if not resuming:
             print('--resume: nothing to resume in %s; starting from epoch 1' % folder)
     if not (resuming and os.path.exists(os.path.join(folder, 'log.txt'))):
         with stop_if_disk_full(os.path.join(folder, 'log.txt')):
             open(os.path.join(folder, 'log.txt'), 'w').close()
     write_args(folder, args)
-    write_run_record(folder, args, device, run_id(folder) if resuming else None)
+    write_run_record(folder, args, device, run_dirs.run_id(folder) if resuming else None)
     saved = [epoch for epoch in range(1, args.epochs + 1) if is_saved_epoch(epoch, args.epochs, save_every)]
     warn_if_disk_too_small(folder, model, len(saved))
     return folder
@@ -281,19 +168,20 @@ def lock_own_run_dir(folder, args, unbalanced, attempts=10):
     a sweep job of other flags that has not yet written its run.json), wait a second and
     resolve run_dir again, up to ``attempts`` times, so that two jobs of different flags started
     together each get their own folder."""
+    user_named = recipes.get(args.paper).user_names_run_folder     # zhou2022: never another folder
     for attempt in range(attempts):
         try:
             lock_run_dir(folder)
         except RunFolderBusy:
-            if args.paper == 'zhou2022' or attempt == attempts - 1:
+            if user_named or attempt == attempts - 1:
                 raise
             time.sleep(1)
-            folder = run_dir(args, unbalanced)
+            folder = run_dirs.run_dir(args, unbalanced)
             continue
-        if args.paper == 'zhou2022' or run_dir(args, unbalanced) == folder:
+        if user_named or run_dirs.run_dir(args, unbalanced) == folder:
             return folder
         unlock_run_dir(folder)            # another run claimed it between resolving and locking
-        folder = run_dir(args, unbalanced)
+        folder = run_dirs.run_dir(args, unbalanced)
     lock_run_dir(folder)
     return folder
 
@@ -320,13 +208,13 @@ def check_resumable(folder, args):
     if not os.path.exists(path):
         return False
     load_resume_state(folder)             # raises UsageError when unreadable
-    theirs = stored_flags(folder)
+    theirs = run_dirs.stored_flags(folder)
     if theirs is not None:
-        differences = flag_differences(training_flags(args), theirs, with_epochs=False)
+        differences = run_dirs.flag_differences(run_dirs.training_flags(args), theirs, with_epochs=False)
         if differences:
             raise UsageError('--resume: %s holds a run of other training flags (%s); pass its '
                              'flags to continue it, or drop --resume (and use another --uid or '
-                             '--force) for a new run' % (folder, describe_differences(differences)))
+                             '--force) for a new run' % (folder, run_dirs.describe_differences(differences)))
     return True
 
 
@@ -335,14 +223,14 @@ def continue_shorter_run(folder, args):
     differs in its epochs): link its checkpoints and copy its resume state and logs into
     ``folder``, so training continues it there. The shorter run's folder stays as it was.
     Returns True when such a run was found."""
-    ours = training_flags(args)
+    ours = run_dirs.training_flags(args)
     best = None
     root = os.path.dirname(folder) or '.'
     for entry in os.scandir(root) if os.path.isdir(root) else ():
         if not entry.is_dir() or entry.path == folder or not os.path.exists(os.path.join(entry.path, RESUME_NAME)):
             continue
-        theirs = stored_flags(entry.path)
-        if (theirs is None or flag_differences(ours, theirs, with_epochs=False)
+        theirs = run_dirs.stored_flags(entry.path)
+        if (theirs is None or run_dirs.flag_differences(ours, theirs, with_epochs=False)
                 or not isinstance(theirs.get('epochs'), int) or theirs['epochs'] >= args.epochs):
             continue
         if best is None or theirs['epochs'] > best[0]:
@@ -360,10 +248,6 @@ def continue_shorter_run(folder, args):
             shutil.copy2(source, target)
     print('--resume: continuing %s (%d epochs) in %s' % (best[1], best[0], folder))
     return True
-
-
-# the imbalanced recipes' checkpoint cadence (every N epochs and the last); the balanced ones save every epoch
-SAVE_EVERY_UNBALANCED = {'dang2023': 100, 'dang2024': 10}
 
 
 def is_saved_epoch(epoch, epochs, save_every):
@@ -512,7 +396,7 @@ def write_run_record(folder, args, device, existing_run_id=None):
         torchvision_version = None
     record = {
         'run_id': existing_run_id or uuid.uuid4().hex,
-        'training_flags': training_flags(args),
+        'training_flags': run_dirs.training_flags(args),
         'python': platform.python_version(), 'torch': torch.__version__,
         'torchvision': torchvision_version, 'numpy': np.__version__, 'device': str(device),
         'paper': args.paper, 'recipe_reason': getattr(args, 'recipe_reason', None),

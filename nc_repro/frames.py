@@ -4,7 +4,7 @@ A simplex equiangular tight frame (ETF) of K classes is K unit vectors with pair
 -1/(K-1): the rows of sqrt(K/(K-1)) (I_K - 11^T/K) (Papyan, Han & Donoho 2020; docs/papers.md), placed
 in the first K of d coordinates. The orthogonal frame is the first K standard basis vectors, the
 bias-free geometry of balanced data under MSE (Dang et al. 2023, balanced theorem; docs/papers.md). The measures compare
-a matrix with a target through ``nc_metrics.alignment_error``, which scales both to unit
+a matrix with a target through ``nc_measures.alignment_error``, which scales both to unit
 Frobenius norm, so each target below is named for the geometry it encodes.
 torch only: models use ``simplex_etf`` for the frozen classifier of Zhou 2022's --ETF_fc.
 """

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from nc_repro import convex_ufm, nc_metrics, theory
+from nc_repro import convex_ufm, nc_measures, nc_statistics, recipes, theory
 from nc_repro.fileio import atomic_write
 from nc_repro.validation import feature_pass
 
@@ -81,10 +81,10 @@ def lambdas_for_level(level, reg_b):
 # analysis (Hong's ana_utils.py and the main scripts)
 
 def class_statistics(model, data, device, with_accuracy=False):
-    """Eval-mode features of the rendered training set -> nc_metrics.ClassStatistics (and the
+    """Eval-mode features of the rendered training set -> nc_statistics.ClassStatistics (and the
     training accuracy in percent with with_accuracy)."""
     features = feature_pass(model, data, BATCH_SIZE, device)
-    stats = nc_metrics.ClassStatistics.from_features(features.layer_inputs[0], features.labels, NUM_CLASSES)
+    stats = nc_statistics.ClassStatistics.from_features(features.layer_inputs[0], features.labels, NUM_CLASSES)
     if not with_accuracy:
         return stats
     accuracy = 100 * float((features.logits.argmax(1) == features.labels).float().mean())
@@ -93,8 +93,8 @@ def class_statistics(model, data, device, with_accuracy=False):
 
 def hong_nc1(stats):
     """NC1 = tr(Sigma_W pinv(Sigma_B, rcond=1e-10)) / K with Sigma_B weighted by n_k/N (Hong's
-    block_main.py), as coded; computed in the span of the class means (nc_metrics.nc1)."""
-    return nc_metrics.nc1(stats, nc_metrics.CONVENTIONS['hong2023'])['nc1_as_coded']
+    block_main.py), as coded; computed in the span of the class means (nc_measures.nc1)."""
+    return nc_measures.nc1(stats, recipes.get('hong2023').conventions)['nc1_as_coded']
 
 
 def logit_matrix(model, stats):

@@ -19,6 +19,8 @@ Explicit penalties (the optimiser's coupled weight decay is configured in traini
 import torch.nn as nn
 import torch.nn.functional as F
 
+from nc_repro import recipes
+
 
 class RescaledMSE(nn.Module):
     """Rescaled square loss of Zhou et al. 2022 (their Eq. for l_{M,k}); M = k = 1 is MSE."""
@@ -122,6 +124,6 @@ def make_objective(args, num_classes, unbalanced=False, parameter_penalty=False)
         return Objective(criterion, 'all_params', args.weight_decay)
     if not args.sep_decay:
         return Objective(criterion)
-    penalty = 'zhou_sep_decay' if args.paper == 'zhou2022' else 'dang_sep_decay'
+    penalty = recipes.get(args.paper).sep_decay_penalty          # 'zhou_sep_decay' or 'dang_sep_decay'
     return Objective(criterion, penalty, args.weight_decay, args.feature_decay_rate,
                      data_scale=0.5 if unbalanced else 1.0)

@@ -8,8 +8,8 @@ at once (``MultiLayer``).
         nc.update(features, labels, logits)
     result = nc.compute(model.fc.weight, model.fc.bias, convention='dang2023')
 
-The engine is the one ``validate_NC.py`` uses (nc_metrics: ClassStatistics, nc1,
-frame_measures, nearest_class_mean), in float64 on the features' device; needs numpy and torch
+The engine is the one ``validate_NC.py`` uses (nc_statistics: ClassStatistics, SamplePass;
+nc_measures: nc1, frame_measures, nearest_class_mean), in float64 on the features' device; needs numpy and torch
 only. Formulas, conventions and result keys: docs/metrics.md.
 
 Under torch.distributed, ``compute()`` sums the statistics (and the NC4 counts) of all processes,
@@ -19,21 +19,7 @@ import math
 
 import torch
 
-from nc_repro import nc_measures, nc_metrics
-
-PAPER_CONVENTIONS = ('zhou2022', 'dang2023', 'dang2024', 'hong2023')
-
-# each paper's own info.pkl name for a result key, added beside it under that convention
-PAPER_ALIASES = {
-    'zhou2022': {'collapse_metric': 'NC1_collapse_metric',
-                 'collapse_metric_as_coded': 'NC1_collapse_metric_as_coded',
-                 'ETF_metric': 'NC2_ETF_W', 'WH_relation_metric': 'NC3_ETF_WH',
-                 'NC2_means_ETF': 'NC2_ETF_H'},
-    'dang2023': {},
-    'dang2024': {'NC1': 'NC1_collapse_metric', 'NC1_as_coded': 'NC1_collapse_metric_as_coded'},
-    'hong2023': {},
-}
-
+from nc_repro import nc_measures, nc_statistics, recipes
 
 class NeuralCollapse:
     """Accumulates per-class statistics of last-layer features over batches; ``compute`` then
@@ -60,7 +46,7 @@ class NeuralCollapse:
         result up to float64 rounding."""
         features, labels = _checked_batch(features, labels, self.num_classes, self.statistics)
         if self.statistics is None:
-            self.statistics = nc_metrics.ClassStatistics(self.num_classes, features.shape[1], features.device)
+            self.statistics = nc_statistics.ClassStatistics(self.num_classes, features.shape[1], features.device)
         if self._features and (logits is not None) != bool(self._decisions):
             raise ValueError('update(): pass logits with every batch or with none')
         self.statistics.update(features, labels)
@@ -86,7 +72,7 @@ class NeuralCollapse:
     def compute(self, weight, bias=None, convention='dang2023', per_class=False, nc1_variants=(),
                 cdnv_matrix=False, second_pass=None, dense_limit=4096, riesz_s=1.0, tile=1024, as_coded=True):
         """The metrics of the data seen so far (all processes) against the classifier W (K, D)
-        and b (K,); ``convention``: a name of PAPER_CONVENTIONS or an nc_metrics.Conventions.
+        and b (K,); ``convention``: a paper of recipes.PAPERS or a recipes.Conventions.
         Returns a dict of floats (norms as lists) under the keys of docs/metrics.md, with
         ``reasons`` {key: why} for every NaN or negative value.
 
@@ -113,26 +99,26 @@ class NeuralCollapse:
         if weight is None:
             return self._feature_measures(stats, conventions, per_class, nc1_variants, cdnv_matrix, second_pass,
                                           riesz_s, tile, as_coded)
-        W = nc_metrics._as64(weight)
+        W = nc_measures.as64_cpu(weight)
         if tuple(W.shape) != (self.num_classes, stats.dim):
             raise ValueError('weight must have shape (num_classes, D) = (%d, %d), got %s'
                              % (self.num_classes, stats.dim, tuple(W.shape)))
-        b = torch.zeros(self.num_classes, dtype=torch.float64) if bias is None else nc_metrics._as64(bias)
+        b = torch.zeros(self.num_classes, dtype=torch.float64) if bias is None else nc_measures.as64_cpu(bias)
         if tuple(b.shape) != (self.num_classes,):
             raise ValueError('bias must have shape (%d,), got %s' % (self.num_classes, tuple(b.shape)))
         reasons = {}
         W_seen = W[present]                     # NC2/NC3 over the classes that were seen
         result = self._nc1(stats, conventions, nc1_variants, reasons, as_coded)
         if stats.num_present <= dense_limit:
-            result.update(nc_metrics.frame_measures(stats, W_seen, conventions))
+            result.update(nc_measures.frame_measures(stats, W_seen, conventions))
         else:
             for key in FRAME_KEYS:
                 result[key] = nc_measures.nan_because(reasons, key, 'K = %d classes > dense_limit = %d: the K x K '
                                                       'matrix is not formed' % (stats.num_present, dense_limit))
-        result['Wh_b_relation_metric'] = nc_metrics.bias_relation(W, b, stats.global_mean(conventions).cpu(),
+        result['Wh_b_relation_metric'] = nc_measures.bias_relation(W, b, stats.global_mean(conventions).cpu(),
                                                                   conventions.bias_sign)
-        centred = nc_metrics.centred_means(stats, conventions).to(stats.device)
-        W_rows = nc_metrics.classifier_rows(W_seen, conventions).to(stats.device)
+        centred = nc_measures.centred_means(stats, conventions).to(stats.device)
+        W_rows = nc_measures.classifier_rows(W_seen, conventions).to(stats.device)
         variances = stats.class_variances
         means_pairs = nc_measures.pairwise_measures(centred, variances, riesz_s, tile, cdnv_matrix)
         W_pairs = nc_measures.pairwise_measures(W_rows, None, riesz_s, tile)
@@ -142,7 +128,7 @@ class NeuralCollapse:
             result[key] = nc_measures.equinorm(rows)
             if result[key] != result[key]:
                 reasons[key] = 'every row is zero: the coefficient of variation is undefined'
-        result['self_duality'] = nc_metrics.self_duality_distance(W_rows, stats, conventions)
+        result['self_duality'] = nc_measures.self_duality_distance(W_rows, stats, conventions)
         cosines = nc_measures.duality_cosines(W_rows, centred)
         result['UNC3'] = nc_measures.uniform_duality(cosines, reasons)
         if self._ood is not None:
@@ -166,7 +152,9 @@ class NeuralCollapse:
         if per_class:
             result['per_class'] = _per_class(stats, result, means_pairs, cosines, centred, W_rows,
                                              sample_pass and (mismatch, correct, counts, spread), reasons)
-        for alias, key in PAPER_ALIASES.get(convention if isinstance(convention, str) else '', {}).items():
+        # each paper's own info.pkl name for a result key, added beside it under that paper's convention
+        renames = recipes.get(convention).metric_key_renames if isinstance(convention, str) else {}
+        for alias, key in renames.items():
             result[alias] = result[key]
         result['reasons'] = reasons
         return result
@@ -176,7 +164,7 @@ class NeuralCollapse:
         """compute() without a classifier: NC1, CDNV, the means' geometry and the NCC accuracy."""
         reasons = {}
         result = self._nc1(stats, conventions, nc1_variants, reasons, as_coded)
-        centred = nc_metrics.centred_means(stats, conventions).to(stats.device)
+        centred = nc_measures.centred_means(stats, conventions).to(stats.device)
         means_pairs = nc_measures.pairwise_measures(centred, stats.class_variances, riesz_s, tile, cdnv_matrix)
         result.update(nc_measures.summarise_pairwise(means_pairs, 'means', reasons, with_cdnv=True))
         result['equinorm_means'] = nc_measures.equinorm(centred)
@@ -191,14 +179,14 @@ class NeuralCollapse:
         """NC1 exact, as coded, the trace ratio and the named variants, with their reasons."""
         names = {'nc1': 'NC1_collapse_metric', 'nc1_as_coded': 'NC1_collapse_metric_as_coded',
                  'svd': 'NC1_svd', 'pinv': 'NC1_pinv'}
-        if float((nc_metrics.between_class_factor(stats, conventions) ** 2).sum()) == 0:
+        if float((nc_measures.between_class_factor(stats, conventions) ** 2).sum()) == 0:
             return {key: nc_measures.nan_because(reasons, key, 'every class mean equals the global mean: '
                                                  'Sigma_B = 0 and NC1 divides by zero')
                     for key in ['NC1_collapse_metric', 'NC1_collapse_metric_as_coded', 'NC1_trace_ratio']
                     + ['NC1_' + v for v in variants if v != 'trace']} | {'sb_condition': 0.0}
-        nc1 = nc_metrics.nc1(stats, conventions, as_coded, variants=[v for v in variants if v != 'trace'])
+        nc1 = nc_measures.nc1(stats, conventions, as_coded, variants=[v for v in variants if v != 'trace'])
         result = {names[key]: value for key, value in nc1.items() if key in names and value is not None}
-        result['NC1_trace_ratio'] = nc_metrics.nc1_trace_ratio(stats, conventions)
+        result['NC1_trace_ratio'] = nc_measures.nc1_trace_ratio(stats, conventions)
         result['sb_condition'] = nc1['sb_condition']
         if 'NC1_svd' in result and not math.isfinite(result['NC1_svd']):
             result['NC1_svd'] = nc_measures.nan_because(
@@ -215,9 +203,9 @@ class NeuralCollapse:
             return None
         projection = None
         if per_class:     # scaled so that the per-class sums add up to NC1
-            Vt, s, keep, divisor, _ = nc_metrics.nc1_directions(stats, conventions)
+            Vt, s, keep, divisor, _ = nc_measures.nc1_directions(stats, conventions)
             projection = Vt[keep] / s[keep, None] / (stats.num_samples * divisor) ** 0.5
-        sample_pass = nc_measures.SamplePass(stats._mean_rows(), stats.present, projection)
+        sample_pass = nc_statistics.SamplePass(stats._mean_rows(), stats.present, projection)
         if W is not None:
             W, b = W.to(stats.device), b.to(stats.device) * conventions.bias_sign
         if second_pass is None:
@@ -278,11 +266,11 @@ def _summed(tensors):
 
 
 def _conventions(convention):
-    if isinstance(convention, nc_metrics.Conventions):
+    if isinstance(convention, recipes.Conventions):
         return convention
-    if convention not in PAPER_CONVENTIONS:
-        raise ValueError('convention must be one of %s (got %r)' % (', '.join(PAPER_CONVENTIONS), convention))
-    return nc_metrics.CONVENTIONS[convention]
+    if convention not in recipes.PAPERS:
+        raise ValueError('convention must be one of %s (got %r)' % (', '.join(recipes.PAPERS), convention))
+    return recipes.get(convention).conventions
 
 
 def _checked_batch(features, labels, num_classes, statistics):
@@ -331,7 +319,7 @@ def _summed_over_processes(stats):
                + shift.T @ (n * shift))
     for tensor in (sums, sq_norms, scatter):
         reduce(tensor)
-    total_stats = nc_metrics.ClassStatistics(stats.num_classes, stats.dim, stats.device, reference=common)
+    total_stats = nc_statistics.ClassStatistics(stats.num_classes, stats.dim, stats.device, reference=common)
     total_stats.has_reference = counts > 0
     total_stats.counts, total_stats.shifted_sums = counts, sums
     total_stats.shifted_sq_norms, total_stats.shifted_scatter = sq_norms, scatter
@@ -418,3 +406,27 @@ class MultiLayer:
                                                        as_coded=False)
             result[name] = {key: measured[key] for key in keys if key in measured}
         return result
+
+
+# ----------------------------------------------------------------------------------------
+
+def measure(features, labels, W, b, conventions, logits=None, num_classes=None):
+    """All balanced-data measures of one in-memory problem (synthetic runs, tests)."""
+    features = torch.as_tensor(features)
+    labels = torch.as_tensor(labels).long()
+    K = num_classes or int(labels.max()) + 1
+    stats = nc_statistics.ClassStatistics.from_features(features, labels, K)
+    W64 = nc_measures.as64_cpu(W)
+    b64 = nc_measures.as64_cpu(b) if b is not None else torch.zeros(W64.shape[0], dtype=torch.float64)
+    global_mean = stats.global_mean(conventions)
+    logits = nc_measures.as64_cpu(features) @ W64.T + b64 if logits is None else nc_measures.as64_cpu(logits)
+    means = nc_measures.centred_means(stats, conventions)
+    frame = nc_measures.frame_measures(stats, W64, conventions)
+    result = nc_measures.nc1(stats, conventions)
+    result.update({
+        'nc2_classifier': frame['NC2_ETF_W'], 'nc2_means': frame['NC2_ETF_H'], 'nc3_duality': frame['NC3_ETF_WH'],
+        'bias_relation': nc_measures.bias_relation(W64, b64, global_mean),
+        'ncc_mismatch': nc_measures.ncc_mismatch_count(features, logits.argmax(1), stats.class_means) / len(labels),
+        'equinorm_means': nc_measures.equinorm(means), 'equinorm_classifier': nc_measures.equinorm(W64),
+        'equiangularity_means': nc_measures.equiangularity(means), 'max_angle_means': nc_measures.max_angle(means)})
+    return result

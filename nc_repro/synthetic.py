@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from nc_repro import checkpoints, frames, nc_metrics, theory
+from nc_repro import fileio, frames, nc_measures, nc_statistics, recipes, theory
 from nc_repro.errors import RunStopped
-from nc_repro.nc_metrics import alignment_error
+from nc_repro.nc_measures import alignment_error
 
 
 def run_name(args, balanced):
@@ -31,7 +31,7 @@ def run_name(args, balanced):
 
 def class_means(features, labels, num_classes):
     """(d, K) uncentred class means and (d, K) centred ones (sample-weighted global mean)."""
-    stats = nc_metrics.ClassStatistics.from_features(features, labels, num_classes)
+    stats = nc_statistics.ClassStatistics.from_features(features, labels, num_classes)
     means = stats.class_means                                                    # (K, d)
     return stats, means.T, (means - stats.global_mean('sample')).T
 
@@ -42,11 +42,11 @@ def measure(model, labels, counts, args, balanced, geometry, as_coded):
     balanced --GOF with bias: NC1 only; balanced --GOF --no-bias and imbalanced: GOF targets
     (unnormalised NC2_H and NC3_W_sub_H in the balanced script)."""
     K = len(counts)
-    conventions = nc_metrics.CONVENTIONS['dang2023']
+    conventions = recipes.conventions('dang2023')
     inputs = [x.detach().double() for x in model.layer_inputs()]
     products = [model.product(layer).detach().double() for layer in range(len(inputs))]
     stats, U, C = class_means(inputs[0], labels, K)
-    nc1 = nc_metrics.nc1(stats, conventions, as_coded=as_coded)
+    nc1 = nc_measures.nc1(stats, conventions, as_coded=as_coded)
     metrics = {'NC1': nc1['nc1']}
     if as_coded:
         metrics['NC1_as_coded'] = nc1['nc1_as_coded']
@@ -170,13 +170,13 @@ def save_results(folder, args, model, labels, history, summary, seconds):
     final_state.pt (H, labels, weights, bias) in ``folder``."""
     summary.update(seconds=round(seconds, 2), iterations_per_second=round(args.num_iteration / seconds, 1),
                    final_loss=history['loss'][-1], args=vars(args))
-    checkpoints.atomic_write(os.path.join(folder, 'metrics.pkl'), lambda f: pickle.dump(history, f))
-    checkpoints.atomic_write_text(os.path.join(folder, 'metrics.json'), json.dumps(history) + '\n')
-    checkpoints.atomic_write_text(os.path.join(folder, 'summary.json'), json.dumps(summary, indent=1, default=str) + '\n')
+    fileio.atomic_write(os.path.join(folder, 'metrics.pkl'), lambda f: pickle.dump(history, f))
+    fileio.atomic_write_text(os.path.join(folder, 'metrics.json'), json.dumps(history) + '\n')
+    fileio.atomic_write_text(os.path.join(folder, 'summary.json'), json.dumps(summary, indent=1, default=str) + '\n')
     state = {'H': model.H.detach(), 'labels': labels,
              'weights': [layer.weight.detach() for layer in model.head_layers()],
              'bias': None if model.fc[-1].bias is None else model.fc[-1].bias.detach()}
-    checkpoints.atomic_write(os.path.join(folder, 'final_state.pt'), lambda f: torch.save(state, f))
+    fileio.atomic_write(os.path.join(folder, 'final_state.pt'), lambda f: torch.save(state, f))
     text = format_summary(summary)
-    checkpoints.atomic_write_text(os.path.join(folder, 'summary.txt'), text + '\n')
+    fileio.atomic_write_text(os.path.join(folder, 'summary.txt'), text + '\n')
     print(text)

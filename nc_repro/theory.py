@@ -14,6 +14,8 @@ Every function accepts array-likes and returns numpy floats/arrays in float64.
 import numpy as np
 from scipy.optimize import brentq
 
+from nc_repro import recipes
+
 _RTOL = 4 * np.finfo(np.float64).eps   # brentq's tightest relative tolerance
 
 
@@ -292,7 +294,7 @@ def d24_classifier_target(class_means, counts, means_layout=None):
     """S (K, d), the NC2_W target of the 2024 validator (Dang et al. 2024; D24's validate_NC_unbalanced.py):
     row k = K sqrt(n_k) mu_k - sum_c sqrt(n_c) mu_c.
 
-    class_means: (K, d) rows or (d, K) columns (nc_metrics' U); means_layout 'Kd' or 'dK'
+    class_means: (K, d) rows or (d, K) columns (nc_measures' U); means_layout 'Kd' or 'dK'
     says which, and may be omitted when only one axis has length K."""
     means = np.asarray(class_means, dtype=np.float64)
     counts = _counts(counts)                                                   # (K,)
@@ -376,7 +378,8 @@ def hong_balanced_logit_scale(n, K, l):
 # per-class lengths predicted for an imbalanced run (theory.json of validate_NC_unbalanced.py)
 
 def recipe_of(record):
-    """'dang2023' or 'dang2024' from a theory.json record."""
+    """The paper of a theory.json record: its 'paper', or for records older than that field
+    the recipe whose geometry it holds (D23's has the singular values 's', D24's not)."""
     return record.get('paper') or ('dang2023' if 's' in record else 'dang2024')
 
 
@@ -391,7 +394,7 @@ def predicted_lengths(record, scaling='flags', rule='global'):
     original's largest root, d23_singular_values). dang2024: sqrt(d_k) and sqrt(T_kk) of
     d24_targets, known up to a common scale (absolute=False)."""
     counts = record['counts']
-    if recipe_of(record) == 'dang2023':
+    if recipes.get(recipe_of(record)).imbalanced_theory == 'd23_geometry':
         factor = len(counts) if scaling == 'objective' else 1.0
         geometry = d23_geometry(counts, record['depth_linear'], factor * record['lambda_W'],
                                 factor * record['lambda_H'], rule=rule, no_root='collapse')

@@ -240,7 +240,7 @@ def _fit(model, loader, objective, optimizer, scheduler, run_dir, epochs, log_na
     kept = []
     if state is not None and os.path.exists(jsonl_path):
         kept = _read_kept_lines(jsonl_path, start_epoch)
-    checkpoints.atomic_write_text(jsonl_path, ''.join(kept))
+    fileio.atomic_write_text(jsonl_path, ''.join(kept))
     if state is None:
         parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
         log('# of model parameters: %d' % parameters, echo=True)

@@ -4,17 +4,16 @@ info files. Every validator of the project goes through ``validate_run``.
 Per checkpoint: load the state dict, run the model in eval mode under inference_mode over the
 un-augmented training set and the test set once each, keeping the input of every head layer
 (layer 0 = the backbone features h, layer l = the input of head layer l), the logits and the
-labels; then the recipe's metrics (``RECIPES``) are computed from those tensors by
-``nc_metrics`` and appended to ``info.pkl`` / ``info.json``, which are rewritten atomically
-after every epoch, so a crash never loses finished epochs or leaves half a file.
+labels; then the recipe's metrics (``BALANCED_METRICS``, or the imbalanced validator's) are
+computed from those tensors by ``nc_statistics`` / ``nc_measures`` and appended to ``info.pkl``
+/ ``info.json`` (``info_files``), which are rewritten atomically after every epoch, so a crash
+never loses finished epochs or leaves half a file.
 
 Head-layer products: with head weights A_0, ..., A_{M-1} (A_{M-1} the classifier), the input
 x_l of layer l is mapped to the bias-free logits by P_l = A_{M-1} ... A_l; P_0 = W, the full
 product that D23's metrics use (NCModel.head_products).
 """
-import json
 import os
-import pickle
 import time
 from dataclasses import dataclass
 
@@ -23,9 +22,9 @@ import torch
 from tqdm import tqdm
 
 from nc_repro.batches import BatchLoader
-from nc_repro import checkpoints, fileio, nc_measures, nc_metrics, safe_load, theory
+from nc_repro import checkpoints, fileio, info_files, nc_measures, nc_statistics, recipes, run_dirs, safe_load, theory
 from nc_repro.errors import UsageError
-from nc_repro.nc_metrics import alignment_error
+from nc_repro.nc_measures import alignment_error
 from nc_repro.training import topk_correct
 
 
@@ -70,7 +69,7 @@ def accuracies(train, test):
 
 
 def statistics(features, labels, num_classes):
-    return nc_metrics.ClassStatistics.from_features(features, labels, num_classes)
+    return nc_statistics.ClassStatistics.from_features(features, labels, num_classes)
 
 
 # ----------------------------------------------------------------------------------------
@@ -84,23 +83,23 @@ def zhou_metrics(model, train, test, num_classes, conventions):
     h = train.layer_inputs[0]
     stats = statistics(h, train.labels, num_classes)
     mu_G = stats.global_mean(conventions)
-    nc1 = nc_metrics.nc1(stats, conventions)
-    margins = nc_metrics.cosine_margins(h, train.labels, W, mu_G, conventions)
+    nc1 = nc_measures.nc1(stats, conventions)
+    margins = nc_measures.cosine_margins(h, train.labels, W, mu_G, conventions)
     test_mu_G = test.layer_inputs[0].double().mean(0)
-    frame = nc_metrics.frame_measures(stats, W, conventions)                # W centred (J)
+    frame = nc_measures.frame_measures(stats, W, conventions)                # W centred (J)
     return {
         'collapse_metric': nc1['nc1'],
         'collapse_metric_as_coded': nc1['nc1_as_coded'],
         'ETF_metric': frame['NC2_ETF_W'],                                       # NC2
         'WH_relation_metric': frame['NC3_ETF_WH'],                              # NC3
-        'Wh_b_relation_metric': nc_metrics.bias_relation(W, b, mu_G),
+        'Wh_b_relation_metric': nc_measures.bias_relation(W, b, mu_G),
         'avg_cos_margin': float(margins.mean()),
         'all_cos_margin': np.sort(margins.float().numpy()),
         'W': W.float().numpy(), 'b': b.float().numpy(),
         'mu_G_train': mu_G.float().numpy(), 'mu_G_test': test_mu_G.float().numpy(),
         **accuracies(train, test),
         'NC2_means_ETF': frame['NC2_ETF_H'],
-        'NC4_ncc_mismatch': nc_metrics.ncc_mismatch_count(
+        'NC4_ncc_mismatch': nc_measures.ncc_mismatch_count(
             h, train.logits.argmax(1), stats.class_means) / len(train.labels),
     }
 
@@ -121,10 +120,10 @@ def over_head_layers(model, train, num_classes, layer_measures):
 
 def dang_layer_measures(stats, product, conventions):
     """D23's metrics of one head layer's input x_l against P_l, as the 2023 validator measures each head layer
-    (nc_metrics.frame_measures, its ETF and orthogonal-frame keys); NC1 both exact and as the
+    (nc_measures.frame_measures, its ETF and orthogonal-frame keys); NC1 both exact and as the
     original computed it (float32 Sigma_B, SciPy's pinv rule)."""
-    nc1 = nc_metrics.nc1(stats, conventions)
-    frame = nc_metrics.frame_measures(stats, product, conventions)
+    nc1 = nc_measures.nc1(stats, conventions)
+    frame = nc_measures.frame_measures(stats, product, conventions)
     return {'NC1_collapse_metric': nc1['nc1'], 'NC1_collapse_metric_as_coded': nc1['nc1_as_coded'],
             **{key: frame[key] for key in D23_FRAME_KEYS}}
 
@@ -149,7 +148,7 @@ def dang_balanced_metrics(model, train, test, num_classes, conventions):
         'H': (backbone_stats.class_means - mu_G).T.float().numpy(),
         'mu_G_train': mu_G.float().numpy(),
         **accuracies(train, test),
-        'NC4_ncc_mismatch': nc_metrics.ncc_mismatch_count(
+        'NC4_ncc_mismatch': nc_measures.ncc_mismatch_count(
             train.layer_inputs[0], train.logits.argmax(1), backbone_stats.class_means) / len(train.labels),
         'per_layer': per_layer,
     })
@@ -168,7 +167,7 @@ def d23_theory_measures(stats, product, geometry):
             'NC2_H': alignment_error(U.T @ U, torch.diag(t / c ** 2)),
             'NC3_WH': alignment_error(product @ U, torch.diag(t / c)),
             'NC3_W_sub_H': alignment_error(product, torch.diag(c) @ U.T),
-            'NC3_W_div_H': nc_metrics.length_ratio_error(product, U, r)}
+            'NC3_W_div_H': nc_measures.length_ratio_error(product, U, r)}
 
 
 def dang_imbalanced_metrics(model, train, test, num_classes, conventions, geometry, as_coded_geometry):
@@ -178,7 +177,7 @@ def dang_imbalanced_metrics(model, train, test, num_classes, conventions, geomet
     original's largest root (``as_coded_geometry``; the two differ only where
     docs/original_code.md, D23-B21 says); the same measures of every head layer's input under per_layer."""
     def measures(stats, product):
-        nc1 = nc_metrics.nc1(stats, conventions)
+        nc1 = nc_measures.nc1(stats, conventions)
         values = {'NC1_collapse_metric': nc1['nc1'], 'NC1_collapse_metric_as_coded': nc1['nc1_as_coded']}
         values.update(d23_theory_measures(stats, product, geometry))
         values.update({key + '_as_coded': value
@@ -199,16 +198,16 @@ def per_class_measures(stats, W, features, labels, decisions, conventions, chunk
     per-class results): ``per_class`` {name: (K,) array} with each class's NC1 contribution
     (summing to the exact NC1), mean CDNV to the other classes, duality cosine, centred-mean
     norm and NCC mismatch (against the network's decisions), and ``CDNV_matrix`` (K, K)."""
-    Vt, s, keep, divisor, _ = nc_metrics.nc1_directions(stats, conventions)
-    sample_pass = nc_measures.SamplePass(stats._mean_rows(), stats.present,
+    Vt, s, keep, divisor, _ = nc_measures.nc1_directions(stats, conventions)
+    sample_pass = nc_statistics.SamplePass(stats._mean_rows(), stats.present,
                                          Vt[keep] / s[keep, None] / (stats.num_samples * divisor) ** 0.5)
     for start in range(0, len(labels), chunk):
         sample_pass.update(features[start:start + chunk], labels[start:start + chunk],
                            decisions[start:start + chunk])
     mismatch, _, counts, spread = (t[stats.present] for t in sample_pass.tensors())
-    centred = nc_metrics.centred_means(stats, conventions)
+    centred = nc_measures.centred_means(stats, conventions)
     pairs = nc_measures.pairwise_measures(centred, stats.class_variances, matrix=True)
-    rows = nc_metrics.classifier_rows(W, conventions)[stats.present]
+    rows = nc_measures.classifier_rows(W, conventions)[stats.present]
     per_class = {'nc1_contribution': spread, 'cdnv_row_mean': pairs['cdnv'] / (stats.num_present - 1),
                  'duality_cosine': nc_measures.duality_cosines(rows, centred),
                  'centred_mean_norm': torch.linalg.norm(centred, dim=1), 'ncc_mismatch': mismatch / counts}
@@ -223,7 +222,7 @@ def stale_feature_rows(train, test, batch=D24_VALIDATION_BATCH):
     """The 2024 validator's stale pairing (see docs/original_code.md): its test pass never
     emptied the feature hook, so the first batch of its Sigma_W pass over the training set
     read the first *test* batch's features and paired them with that training batch's labels.
-    Returns (seen, replaced, labels) for nc_metrics.nc1's sigma_w_swap: the first ``batch``
+    Returns (seen, replaced, labels) for nc_measures.nc1's sigma_w_swap: the first ``batch``
     test features in loader order, the training features they displaced, and the labels."""
     m = min(batch, len(train.labels), len(test.labels))
     train_rows = torch.argsort(train.order)[:m]       # rows of the first m samples in loader order
@@ -249,10 +248,10 @@ def dang2024_metrics(model, train, test, num_classes, conventions, targets, coun
     matrices = {'HTH': U.T @ U, 'ReLU_HTH': relu.T @ relu, 'W': W, 'ReLU_H': relu,
                 'WTW': W @ W.T, 'WH': W @ U}
     for name, matrix in matrices.items():
-        checkpoints.atomic_write(os.path.join(run_dir, name + '.csv'),
+        fileio.atomic_write(os.path.join(run_dir, name + '.csv'),
                                  lambda f, values=matrix.numpy(): np.savetxt(f, values, delimiter=','))
     swap = stale_feature_rows(train, test) if stale_features else None
-    nc1 = nc_metrics.nc1(stats, conventions, sigma_w_swap=swap)
+    nc1 = nc_measures.nc1(stats, conventions, sigma_w_swap=swap)
     return {'NC1': nc1['nc1'], 'NC1_as_coded': nc1['nc1_as_coded'],
             'NC2_W': alignment_error(W, S),
             'NC2_WWT': alignment_error(W @ W.T, torch.from_numpy(targets['WWT'])),
@@ -264,115 +263,8 @@ def dang2024_metrics(model, train, test, num_classes, conventions, targets, coun
             **per_class_measures(stats, W, train.layer_inputs[0], train.labels, train.logits.argmax(1), conventions)}
 
 
-RECIPES = {'zhou2022': zhou_metrics, 'dang2023': dang_balanced_metrics}
-
-# The originals' key order; J's nuclear_metric is never filled (J-B6) and stays [].
-INFO_KEYS = {
-    'zhou2022': ['collapse_metric', 'ETF_metric', 'WH_relation_metric', 'Wh_b_relation_metric',
-                 'nuclear_metric', 'avg_cos_margin', 'all_cos_margin', 'W', 'b', 'mu_G_train',
-                 'mu_G_test', 'train_acc1', 'train_acc5', 'test_acc1', 'test_acc5'],
-    'dang2023': ['NC1_collapse_metric', 'NC2_ETF_W', 'NC2_Identity_W', 'NC2_ETF_H', 'NC3_ETF_WH',
-                 'NC3_W_sub_H', 'W', 'b', 'H', 'mu_G_train', 'train_acc1', 'train_acc5',
-                 'test_acc1', 'test_acc5'],
-    'dang2023_imbalanced': ['NC1_collapse_metric', 'NC2_W', 'NC2_H', 'NC3_WH', 'NC3_W_sub_H',
-                            'NC3_W_div_H', 'train_acc1', 'train_acc5', 'test_acc1', 'test_acc5'],
-    'dang2024': ['NC1', 'NC2_W', 'NC2_WWT', 'NC2_H', 'NC3_WH', 'train_acc1', 'train_acc5',
-                 'test_acc1', 'test_acc5'],
-}
-
-
-# ----------------------------------------------------------------------------------------
-# info files
-
-def append_epoch(info, epoch, metrics):
-    """Append one epoch's values to the dict of per-epoch lists (J's info.pkl layout); a dict
-    value (per_layer) becomes a dict of per-epoch lists."""
-    info.setdefault('epoch', []).append(epoch)
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            for name, layer_values in value.items():
-                info.setdefault(key, {}).setdefault(name, []).append(layer_values)
-        else:
-            info.setdefault(key, []).append(value)
-
-
-def scalar_series(info):
-    """The per-epoch scalar series (and per-layer lists), for info.json; non-finite values
-    become None (null), with the reason under UNDEFINED_KEY."""
-    series = {}
-    for key, values in info.items():
-        if isinstance(values, dict):
-            series[key] = {name: [[float(x) for x in layers] for layers in per_epoch]
-                           for name, per_epoch in values.items()}
-        elif values and all(isinstance(v, (int, float, np.floating, np.integer)) for v in values):
-            series[key] = [float(v) for v in values]
-    if UNDEFINED_KEY in info:
-        series[UNDEFINED_KEY] = info[UNDEFINED_KEY]
-    return fileio.finite_json_values(series)
-
-
-def write_info(run_dir, info):
-    checkpoints.atomic_write(os.path.join(run_dir, 'info.pkl'), lambda f: pickle.dump(info, f))
-    checkpoints.atomic_write_text(os.path.join(run_dir, 'info.json'),
-                                  json.dumps(scalar_series(info), indent=1, allow_nan=False) + '\n')
-
-
-# ----------------------------------------------------------------------------------------
-# epochs whose NC metrics are undefined
-
-UNDEFINED_KEY = 'nc_undefined'     # per epoch: None, or why that epoch's NC metrics are NaN
-ACCURACY_KEYS = ('train_acc1', 'train_acc5', 'test_acc1', 'test_acc5')
-
-
-def undefined_reason(train):
-    """Why NC metrics cannot be read from these features, or None: features that are not
-    finite (the weights diverged), or dead features, where every class has the same mean (e.g.
-    every ReLU is off), so NC1 comes out 0 without any collapse."""
-    h = train.layer_inputs[0]
-    if not bool(torch.isfinite(h).all()):
-        return 'features are not finite (the weights diverged)'
-    present = torch.unique(train.labels)
-    means = torch.stack([h[train.labels == k].double().mean(0) for k in present])
-    if float((means - means.mean(0)).abs().max()) <= 1e-7 * max(1.0, float(means.abs().max())):
-        return 'dead features: every class has the same mean feature, so NC metrics are undefined (not collapse)'
-    return None
-
-
-def nonfinite_keys(metrics):
-    return sorted(key for key, value in metrics.items()
-                  if isinstance(value, (float, np.floating)) and not np.isfinite(value))
-
-
-def mark_undefined(metrics, reason):
-    """The epoch's metrics with every NC scalar (all floats but the accuracies, per layer too)
-    set to NaN, because ``reason``."""
-    marked = {}
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            marked[key] = {name: [float('nan')] * len(layers) for name, layers in value.items()}
-        elif isinstance(value, (float, np.floating)) and key not in ACCURACY_KEYS:
-            marked[key] = float('nan')
-        else:
-            marked[key] = value
-    return marked
-
-
-def record_undefined(info, epoch, metrics, train):
-    """Check one epoch's metrics. Dead or non-finite features, or a non-finite metric, give a
-    warning line and the reason in info[UNDEFINED_KEY] (None for the good epochs, created at
-    the first bad one); returns the metrics to store (NaN for undefined NC values)."""
-    reason = undefined_reason(train)
-    if reason:
-        metrics = mark_undefined(metrics, reason)
-    elif nonfinite_keys(metrics):
-        reason = 'not finite: %s' % ', '.join(nonfinite_keys(metrics))
-    if reason:
-        tqdm.write('warning: epoch %d: %s; its NC values are NaN in info.pkl and null in info.json '
-                   '(reason under "%s")' % (epoch, reason, UNDEFINED_KEY))
-        info.setdefault(UNDEFINED_KEY, [None] * len(info.get('epoch', [])))
-    if UNDEFINED_KEY in info:
-        info[UNDEFINED_KEY].append(reason)
-    return metrics
+# the balanced validators' measures, by Recipe.validation_metrics
+BALANCED_METRICS = {'zhou': zhou_metrics, 'dang': dang_balanced_metrics}
 
 
 # ----------------------------------------------------------------------------------------
@@ -400,7 +292,7 @@ def select_epochs(run_dir, args, poll_seconds=5.0, save_every=1):
 def _select_epochs(run_dir, args, save_every=1):
     if not os.path.isdir(run_dir):
         raise UsageError('run folder %s does not exist; check the flags that name it (%s)%s'
-                         % (run_dir, '--load_path' if args.paper == 'zhou2022' else
+                         % (run_dir, '--load_path' if recipes.get(args.paper).user_names_run_folder else
                             'the training command\'s flags, e.g. --dataset, --model, --loss, --optimizer, '
                             '--width, --depth_relu, --no-bias, --lr, --epochs, --seed, --sep_decay, '
                             'the decays, --batch_size', other_run_hint(run_dir, args)))
@@ -425,14 +317,14 @@ def _select_epochs(run_dir, args, save_every=1):
 def other_run_hint(run_dir, args):
     """'; <folder> holds a run of other training flags (...)' when the paper's folder for these
     flags holds another run (which is why run_dir named a successor), else ''."""
-    if args.paper == 'zhou2022':
+    if recipes.get(args.paper).user_names_run_folder:
         return ''
-    base = run_dir.split(checkpoints.SUCCESSOR_SEPARATOR)[0]
-    theirs = checkpoints.stored_flags(base) if base != run_dir else None
+    base = run_dir.split(run_dirs.SUCCESSOR_SEPARATOR)[0]
+    theirs = run_dirs.stored_flags(base) if base != run_dir else None
     if not theirs:
         return ''
-    differences = checkpoints.flag_differences(checkpoints.training_flags(args), theirs)
-    return '; %s holds a run of other training flags (%s)' % (base, checkpoints.describe_differences(differences))
+    differences = run_dirs.flag_differences(run_dirs.training_flags(args), theirs)
+    return '; %s holds a run of other training flags (%s)' % (base, run_dirs.describe_differences(differences))
 
 
 class UnreadableCheckpoint(Exception):
@@ -471,7 +363,7 @@ def validate_run(args, model, data, run_dir, device, recipe_metrics, conventions
     if the folder's run id (run.json) changes while validating (a restart or --force), the
     validator stops with one line instead of mixing two runs."""
     epochs = select_epochs(run_dir, args, save_every=save_every)
-    identity = checkpoints.run_id(run_dir)
+    identity = run_dirs.run_id(run_dir)
     for epoch in epochs:      # flags that do not fit the run fail here, before any output
         try:
             load_checkpoint(model, checkpoints.checkpoint_path(run_dir, epoch), device)
@@ -489,18 +381,18 @@ def validate_run(args, model, data, run_dir, device, recipe_metrics, conventions
             continue
         train = feature_pass(model, data.train, args.batch_size, device)
         test = feature_pass(model, data.test, args.batch_size, device)
-        if checkpoints.run_id(run_dir) != identity:
+        if run_dirs.run_id(run_dir) != identity:
             raise UsageError('%s was restarted by a trainer while being validated (its run.json changed); '
                              'validate again once that run has saved its checkpoints' % run_dir)
         metrics = recipe_metrics(model, train, test, data.num_classes, conventions)
-        metrics = record_undefined(info, epoch, metrics, train)
-        append_epoch(info, epoch, metrics)
-        write_info(run_dir, info)
+        metrics = info_files.record_undefined(info, epoch, metrics, train)
+        info_files.append_epoch(info, epoch, metrics)
+        info_files.write_info(run_dir, info)
         line = ('[epoch: %d] | train top1: %.4f | train top5: %.4f | test top1: %.4f | test top5: %.4f '
                 % (epoch, metrics['train_acc1'], metrics['train_acc5'], metrics['test_acc1'],
                    metrics['test_acc5']))
         test_log.append(line)
-        checkpoints.atomic_write_text(os.path.join(run_dir, 'test_log.txt'), '\n'.join(test_log) + '\n')
+        fileio.atomic_write_text(os.path.join(run_dir, 'test_log.txt'), '\n'.join(test_log) + '\n')
         tqdm.write(line + '| %.1fs' % (time.time() - start))
     if skipped:
         print('skipped unreadable checkpoints of epochs %s' % skipped)

@@ -31,20 +31,14 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from plots import plot_utils  # noqa: E402
-from nc_repro import theory  # noqa: E402
-
-METRICS = {
-    'dang2023': ['NC1_collapse_metric', 'NC2_W', 'NC2_H', 'NC3_WH', 'NC3_W_sub_H', 'NC3_W_div_H'],
-    'dang2024': ['NC1', 'NC2_W', 'NC2_WWT', 'NC2_H', 'NC3_WH'],
-}
-
+from nc_repro import info_files, recipes, theory  # noqa: E402
 
 AS_CODED = {'NC1_collapse_metric': 'NC1_collapse_metric_as_coded', 'NC1': 'NC1_as_coded'}
 
 
 def metric_keys(recipe, nc1='exact'):
     """The recipe's metric panels; nc1='as_coded' swaps NC1 for the original code's value."""
-    keys = METRICS[recipe]
+    keys = [key for key in recipes.get(recipe).info_keys_imbalanced if key not in info_files.ACCURACY_KEYS]
     return [AS_CODED.get(key, key) for key in keys] if nc1 == 'as_coded' else list(keys)
 
 
@@ -108,7 +102,7 @@ def draw_lengths(runs, labels, scaling):
             dots = ax.scatter(counts, measured, s=22, label='%s, epoch %d' % (label, info['epoch'][-1]))
             ax.plot(counts[order], predicted[order], color=dots.get_facecolor()[0], lw=1.5,
                     label='%s, %s' % (label, note))
-        if recipe_of(record) == 'dang2023':       # the original's largest root, where it is not the minimiser
+        if recipes.get(recipe_of(record)).imbalanced_theory == 'd23_geometry':   # the original's largest root, where it is not the minimiser
             as_coded = predicted_lengths(record, scaling, rule='as_coded')
             for ax, predicted, other in zip(axes, predictions[:2], as_coded[:2]):
                 if not np.allclose(predicted, other):

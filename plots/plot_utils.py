@@ -85,7 +85,7 @@ def info_kind(info):
 
 def check_drawable(info, keys, path):
     """Refuse (one line, exit 2) an info whose metrics ``keys`` hold no finite value at any
-    epoch, naming the reason the validator stored (validation.UNDEFINED_KEY); warn about some
+    epoch, naming the reason the validator stored (info_files.UNDEFINED_KEY); warn about some
     undefined epochs."""
     import math
     reasons = [r for r in info.get('nc_undefined') or [] if r]

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import yaml
 
 import args as cli
-from nc_repro import checkpoints, plain_names
+from nc_repro import plain_names, run_dirs
 from nc_repro.errors import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))      # the project root
@@ -347,7 +347,7 @@ def expected_info(validate_script, validate_argv):
     except SystemExit:
         raise UsageError('the validator rejects %s: %s' % (' '.join(validate_argv), errors.getvalue().strip().splitlines()[-1])) from None
     cli.resolve(parsed, validate_argv, evaluation=True, **options)
-    folder = checkpoints.run_dir(parsed, unbalanced=options['unbalanced'])
+    folder = run_dirs.run_dir(parsed, unbalanced=options['unbalanced'])
     return os.path.join(folder, 'info.pkl'), parsed.epochs
 
 

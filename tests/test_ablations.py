@@ -15,7 +15,7 @@ import datasets
 import models
 import train_1st_order
 import validate_NC
-from nc_repro import checkpoints, fileio, nc_curves, training, validation
+from nc_repro import checkpoints, fileio, info_files, nc_curves, run_dirs, training, validation
 from plots import plot_utils
 from conftest import ROOT, run_script
 
@@ -56,7 +56,7 @@ def test_an_ablation_over_a_flag_the_name_leaves_out_gets_its_own_folder(tmp_pat
     for flags, folder in ((D23 + ['--epochs', '1'], second),
                           (D23 + ['--epochs', '1', '--sep_decay', '--feature_decay_rate', '0.01'], first)):
         args = parse(validate_NC.get_args_parser(), flags, evaluation=True, allowed=('zhou2022', 'dang2023'))
-        assert os.path.join(str(tmp_path), checkpoints.run_dir(args)) == folder
+        assert os.path.join(str(tmp_path), run_dirs.run_dir(args)) == folder
 
 
 def test_resume_with_more_epochs_continues_a_finished_run_bit_identically(tmp_path, capsys):
@@ -107,7 +107,7 @@ def test_a_flag_without_effect_is_named_and_left_out_of_the_run(flags, warned, c
     assert warned in capsys.readouterr().out
     dest = warned.split()[0][2:]
     assert getattr(args, dest) == cli.get_eval_parser().get_default(dest) or dest == 'feature_decay_rate'
-    assert 'data_augmentation_True' not in checkpoints.paper_run_dir(args)
+    assert 'data_augmentation_True' not in run_dirs.paper_run_dir(args)
 
 
 def test_sample_size_in_the_imbalanced_scripts_is_refused(capsys):
@@ -148,16 +148,16 @@ def feature_pass_of(h, labels):
 def test_dead_features_are_undefined_not_collapse(capsys):
     labels = torch.arange(10).repeat(5)
     info = {'epoch': [1]}
-    metrics = validation.record_undefined(info, 2, {'NC1': 0.0, 'train_acc1': 10.0, 'per_layer': {'NC1': [0.0]}},
+    metrics = info_files.record_undefined(info, 2, {'NC1': 0.0, 'train_acc1': 10.0, 'per_layer': {'NC1': [0.0]}},
                                           feature_pass_of(torch.zeros(50, 4), labels))
     assert np.isnan(metrics['NC1']) and metrics['train_acc1'] == 10.0 and np.isnan(metrics['per_layer']['NC1'][0])
     assert info['nc_undefined'][0] is None and 'dead features' in info['nc_undefined'][1]
     assert 'warning: epoch 2: dead features' in capsys.readouterr().out
     info['NC1'] = [0.5, metrics['NC1']]
-    series = validation.scalar_series(info)
+    series = info_files.scalar_series(info)
     assert series['NC1'] == [0.5, None] and 'dead features' in series['nc_undefined'][1]
     json.loads(json.dumps(series, allow_nan=False))
-    healthy = validation.record_undefined(info, 3, {'NC1': float('inf')}, feature_pass_of(torch.randn(50, 4), labels))
+    healthy = info_files.record_undefined(info, 3, {'NC1': float('inf')}, feature_pass_of(torch.randn(50, 4), labels))
     assert healthy['NC1'] == float('inf') and info['nc_undefined'][-1] == 'not finite: NC1'
 
 

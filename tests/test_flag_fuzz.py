@@ -3,7 +3,7 @@ papers' documented ranges (tiny widths, 1-2 epochs on digits) for each trainer a
 train -> validate -> plot as a user would, each command as ``python <script>`` but in this
 process (runpy; no interpreter start-up per command). It asserts: exit 0, or one line on stderr
 with exit 2 (exit 1 only for a stopped run: a diverged loss); never a traceback; no non-finite
-metric in info.pkl without its reason (validation.UNDEFINED_KEY) and a warning; no run folder
+metric in info.pkl without its reason (info_files.UNDEFINED_KEY) and a warning; no run folder
 written by two sets of training flags. All drawn runs share one --weights_root, so later draws
 meet earlier runs' folders (ablations, --resume, --force)."""
 import contextlib
@@ -23,7 +23,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from nc_repro import validation
+from nc_repro import info_files
 from plots import plot_utils
 from conftest import ROOT
 
@@ -183,7 +183,7 @@ class Fuzz:
     def check_info(self, folder, stdout):
         with open(os.path.join(folder, 'info.pkl'), 'rb') as f:
             info = pickle.load(f)
-        reasons = info.get(validation.UNDEFINED_KEY)
+        reasons = info.get(info_files.UNDEFINED_KEY)
         for key, values in info.items():
             if not isinstance(values, list):
                 continue

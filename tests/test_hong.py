@@ -18,7 +18,7 @@ import models
 from conftest import ROOT, run_script
 import hong_args
 import hong_runs
-from nc_repro import hong_analysis, nc_metrics, theory, training
+from nc_repro import hong_analysis, nc_statistics, theory, training
 
 
 # ---------------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ def test_nc1_agrees_with_the_pinv_formula():
     within = sum((H[y == k] - means[k]).T @ (H[y == k] - means[k]) for k in range(10)) / N
     between = sum(counts[k] / N * np.outer(means[k] - global_mean, means[k] - global_mean) for k in range(10))
     reference = np.trace(within @ np.linalg.pinv(between, rcond=1e-10)) / 10
-    stats = nc_metrics.ClassStatistics.from_features(features.float(), labels, 10)
+    stats = nc_statistics.ClassStatistics.from_features(features.float(), labels, 10)
     assert hong_analysis.hong_nc1(stats) == pytest.approx(reference, rel=1e-5)
 
 

@@ -20,13 +20,13 @@ import sys
 import numpy as np
 import pytest
 
-import datasets
 from nc_repro import theory
+from nc_repro.recipes import dang2023
 from reproduction import grids
 import d23_reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DIGITS_COUNTS = list(datasets.DIGITS_STEP_COUNTS)
+DIGITS_COUNTS = list(dang2023.DIGITS_STEP_COUNTS)
 
 
 def quick_jobs(name):

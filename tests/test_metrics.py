@@ -14,8 +14,8 @@ import torch
 import args as cli
 import datasets
 import models
-from nc_repro import checkpoints, frames, nc_metrics
-from nc_repro.metrics import PAPER_CONVENTIONS, NeuralCollapse, layer_inputs
+from nc_repro import checkpoints, frames, recipes
+from nc_repro.metrics import NeuralCollapse, layer_inputs
 from conftest import ROOT, run_script
 
 SCALAR_KEYS = ('NC1_collapse_metric', 'NC1_collapse_metric_as_coded', 'NC1_trace_ratio', 'NC2_ETF_W',
@@ -75,7 +75,7 @@ def test_an_orthogonal_frame_of_unequal_lengths_is_a_gof_but_not_an_identity_fra
 
 def slow_reference(features, labels, W, b, name):
     """Per-class float64 loops in numpy: the definitions of docs/metrics.md, written plainly."""
-    conventions = nc_metrics.CONVENTIONS[name]
+    conventions = recipes.conventions(name)
     h, y, W, b = features.numpy(), labels.numpy(), W.numpy(), b.numpy()
     K, D = W.shape
     N = len(y)
@@ -109,7 +109,7 @@ def slow_reference(features, labels, W, b, name):
             'NC4_ncc_mismatch': np.mean(np.array(nearest) != decisions)}
 
 
-@pytest.mark.parametrize('name', PAPER_CONVENTIONS)
+@pytest.mark.parametrize('name', recipes.PAPERS)
 def test_each_convention_agrees_with_a_slow_per_class_reference(name):
     features, labels, W, b = imbalanced_problem()
     result = accumulate(features, labels, 9, order=torch.randperm(len(labels))).compute(W, b, name)

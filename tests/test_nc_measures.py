@@ -9,7 +9,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from nc_repro import frames, nc_measures, nc_metrics
+from nc_repro import frames, nc_measures, recipes
 from nc_repro.metrics import NeuralCollapse
 
 RIESZ_S = 1.0
@@ -103,7 +103,7 @@ def test_every_measure_agrees_with_its_literal_definition(seed, K_all, D, counts
     present = np.array(counts) > 0
     result = computed(features, labels, W, b, ood, convention)
     reference = literal_reference(features.numpy(), labels.numpy(), W.numpy(), b.numpy(), ood.numpy(),
-                                  nc_metrics.CONVENTIONS[convention], present)
+                                  recipes.conventions(convention), present)
     tolerance = 1e-7 if offset > 100 else 1e-9
     for key, expected in reference.items():
         value = result['per_class'][key.split('.')[1]] if key.startswith('per_class.') else result[key]
@@ -120,7 +120,7 @@ def test_nc1_pinv_with_more_dimensions_than_classes():
     features, labels, W, b, ood = problem(3, 4, 20, [10, 12, 8, 15], 0.0)
     result = computed(features, labels, W, b, ood, 'dang2023')
     reference = literal_reference(features.numpy(), labels.numpy(), W.numpy(), b.numpy(), ood.numpy(),
-                                  nc_metrics.CONVENTIONS['dang2023'], np.ones(4, bool))
+                                  recipes.conventions('dang2023'), np.ones(4, bool))
     pinv = np.trace(_sigma_w(features, labels) @ np.linalg.pinv(_sigma_b(features, labels), rcond=20 * np.finfo(float).eps)) / 4
     assert result['NC1_pinv'] == pytest.approx(pinv, rel=1e-9)
     assert result['NC1_pinv'] == pytest.approx(reference['NC1_collapse_metric'], rel=1e-9)
@@ -258,8 +258,8 @@ def test_the_bias_sign_of_a_convention_changes_the_decisions():
     b = torch.tensor([50.0, 0.0, 0.0], dtype=torch.float64)
     nc = NeuralCollapse(3)
     nc.update(features, labels)
-    plus = nc_metrics.CONVENTIONS['dang2023']
-    minus = nc_metrics.Conventions(*[getattr(plus, f) for f in ('global_mean', 'between_weights', 'nc1_divide_by_K',
+    plus = recipes.conventions('dang2023')
+    minus = recipes.Conventions(*[getattr(plus, f) for f in ('global_mean', 'between_weights', 'nc1_divide_by_K',
                                                                 'center_classifier', 'pinv')], bias_sign=-1)
     assert nc.compute(W, b, plus)['NC4_ncc_mismatch'] == pytest.approx(2 / 3)     # class 0 always chosen
     assert nc.compute(W, b, minus)['NC4_ncc_mismatch'] != pytest.approx(2 / 3)

@@ -1,4 +1,4 @@
-"""nc_metrics against exact cases, a slow obvious float64 reference, and invariances.
+"""The metric engine (nc_statistics, nc_measures) against exact cases, a slow obvious float64 reference, and invariances.
 
 Also: NCC decisions where two class means nearly coincide (minority collapse); the as-coded NC1
 against the originals' literal float32 SciPy and float64 rcond-1e-10 computations; absent
@@ -12,7 +12,8 @@ import scipy.linalg
 import torch
 
 from nc_repro import frames
-from nc_repro import nc_metrics as nm
+from nc_repro import metrics, nc_statistics, recipes
+from nc_repro import nc_measures as nm
 
 
 def nc2_classifier(W, conventions):
@@ -31,7 +32,7 @@ def nc3_duality(W, stats, conventions):
     return nm.alignment_error(rows @ means.T, frames.simplex_etf_gram(len(rows)))
 
 
-PRESETS = sorted(nm.CONVENTIONS)
+PRESETS = sorted(recipes.PAPERS + tuple(recipes.OTHER_CONVENTIONS))
 
 
 def simplex_etf_problem(K=4, D=8, r=2.0, sigma=0.0, offset=3.0, seed=0):
@@ -58,8 +59,8 @@ def accumulate(features, labels, K, batch, cached=False):
     """Streaming statistics with the full scatter, or (cached=True) counts and sums only with
     NC1's projections taken from the kept features."""
     if cached:
-        return nm.ClassStatistics.from_features(features, labels, K, batch=batch)
-    stats = nm.ClassStatistics(K, features.shape[1])
+        return nc_statistics.ClassStatistics.from_features(features, labels, K, batch=batch)
+    stats = nc_statistics.ClassStatistics(K, features.shape[1])
     for start in range(0, len(labels), batch):
         stats.update(features[start:start + batch], labels[start:start + batch])
     return stats
@@ -70,7 +71,7 @@ def test_perfect_simplex_etf_gives_zero_everywhere():
     centred = means - means.mean(0)
     W, b = centred, -centred @ means.mean(0)           # the classifier equal to the centred means
     for name in ('zhou2022', 'zhu2021', 'dang2023'):
-        result = nm.measure(features, labels, W, b, nm.CONVENTIONS[name])
+        result = metrics.measure(features, labels, W, b, recipes.conventions(name))
         assert result['nc1'] == 0.0
         assert result['nc2_classifier'] < 1e-12 and result['nc2_means'] < 1e-12
         assert result['nc3_duality'] < 1e-12
@@ -85,7 +86,7 @@ def test_hand_computed_nc1(batch):
     K, sigma, r = 4, 0.3, 2.0
     features, labels, _ = simplex_etf_problem(K=K, sigma=sigma, r=r)
     stats = accumulate(features, labels, K, batch)
-    value = nm.nc1(stats, nm.CONVENTIONS['zhou2022'])['nc1']
+    value = nm.nc1(stats, recipes.conventions('zhou2022'))['nc1']
     assert value == pytest.approx(sigma ** 2 * (K - 1) ** 2 / (K * r ** 2), rel=1e-12)
 
 
@@ -145,7 +146,7 @@ def random_problem(counts, D=16, seed=0, spread=0.5):
 @pytest.mark.parametrize('batch', [1, 7, 10 ** 6])
 @pytest.mark.parametrize('cached', [False, True], ids=['scatter', 'cache'])
 def test_engine_matches_slow_reference(counts, preset, batch, cached):
-    conventions = nm.CONVENTIONS[preset]
+    conventions = recipes.conventions(preset)
     features, labels, W, b = random_problem(counts)
     expected = reference(features, labels, W, b, conventions)
     stats = accumulate(features, labels, len(counts), batch, cached)
@@ -181,7 +182,7 @@ def test_ncc_mismatch_against_loop():
 
 
 def test_invariances():
-    conventions = nm.CONVENTIONS['zhou2022']
+    conventions = recipes.conventions('zhou2022')
     features, labels, W, b = random_problem([25, 40, 15, 30])
     base = nm.nc1(accumulate(features, labels, 4, 9), conventions)['nc1']
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(1))
@@ -210,10 +211,10 @@ def test_as_coded_pinv_under_reports_a_small_genuine_direction():
     noise -= noise.view(K, n, D).mean(1).repeat_interleave(n, 0)   # class means exactly the centres
     features = centres[labels] + noise
     stats = accumulate(features, labels, K, 256, cached=True)
-    assert nm.nc1(stats, nm.CONVENTIONS['zhou2022']) == pytest.approx(
-        nm.nc1(accumulate(features, labels, K, 256), nm.CONVENTIONS['zhou2022']), rel=1e-9)
-    result = nm.nc1(stats, nm.CONVENTIONS['zhou2022'])
-    expected = reference(features, labels, torch.zeros(K, D), torch.zeros(K), nm.CONVENTIONS['zhou2022'])['nc1']
+    assert nm.nc1(stats, recipes.conventions('zhou2022')) == pytest.approx(
+        nm.nc1(accumulate(features, labels, K, 256), recipes.conventions('zhou2022')), rel=1e-9)
+    result = nm.nc1(stats, recipes.conventions('zhou2022'))
+    expected = reference(features, labels, torch.zeros(K, D), torch.zeros(K), recipes.conventions('zhou2022'))['nc1']
     assert result['nc1'] == pytest.approx(expected, rel=1e-6)
     assert result['nc1_as_coded'] < result['nc1'] / 10
     assert result['sb_condition'] < 1e-3
@@ -225,10 +226,10 @@ def test_shift_keeps_precision_for_collapsed_features_far_from_origin():
     centres = torch.randn(K, D, generator=generator, dtype=torch.float64) + 1e4
     labels = torch.arange(K).repeat_interleave(100)
     features = centres[labels] + 1e-4 * torch.randn(len(labels), D, generator=generator, dtype=torch.float64)
-    expected = reference(features, labels, torch.zeros(K, D), torch.zeros(K), nm.CONVENTIONS['dang2023'])['nc1']
+    expected = reference(features, labels, torch.zeros(K, D), torch.zeros(K), recipes.conventions('dang2023'))['nc1']
     for cached in (False, True):
         stats = accumulate(features, labels, K, 37, cached)
-        assert nm.nc1(stats, nm.CONVENTIONS['dang2023'])['nc1'] == pytest.approx(expected, rel=1e-8)
+        assert nm.nc1(stats, recipes.conventions('dang2023'))['nc1'] == pytest.approx(expected, rel=1e-8)
 
 
 def test_gof_targets_are_zero_at_the_predicted_geometry():
@@ -262,7 +263,7 @@ def problem(counts, D=12, spread=0.5, offset=5.0, seed=0, dtype=torch.float64):
 
 
 def streamed(features, labels, num_classes, batch=7, reference=None):
-    stats = nm.ClassStatistics(num_classes, features.shape[1], reference=reference)
+    stats = nc_statistics.ClassStatistics(num_classes, features.shape[1], reference=reference)
     for start in range(0, len(labels), batch):
         stats.update(features[start:start + batch], labels[start:start + batch])
     return stats
@@ -345,13 +346,13 @@ def tiny_direction_problem(epsilon, K=10, D=48, n=30):
 @pytest.mark.parametrize('epsilon', [1e-1, 1e-4])
 def test_as_coded_scipy_float32_reproduces_the_literal_original(epsilon):
     features, labels = tiny_direction_problem(epsilon)
-    result = nm.nc1(streamed(features, labels, 10, batch=64), nm.CONVENTIONS['zhou2022'])
+    result = nm.nc1(streamed(features, labels, 10, batch=64), recipes.conventions('zhou2022'))
     literal = literal_float32_scipy_nc1(features, labels)
     assert result['nc1_as_coded'] == pytest.approx(literal, rel=1e-3)
     # the eigh reference squares Sigma_B's condition number (s_min/s_max ~ 1e-5 here): 1e-8 from
     # a 40-digit mpmath value, while the engine's thin SVD of the K x D factor was within 1e-12
     rel = 1e-10 if epsilon > 1e-2 else 1e-6
-    assert result['nc1'] == pytest.approx(slow_nc1(features, labels, nm.CONVENTIONS['zhou2022']), rel=rel)
+    assert result['nc1'] == pytest.approx(slow_nc1(features, labels, recipes.conventions('zhou2022')), rel=rel)
     if epsilon < 1e-3:   # the float32 cut-off dropped a genuine direction: under-reported
         assert literal < result['nc1'] / 10
 
@@ -364,25 +365,25 @@ def test_as_coded_hong_is_float64_pinv_rcond_1e_10_count_weighted_over_10(epsilo
     features, labels = features[keep], labels[keep]
     sigma_w, sigma_b, K = slow_statistics(features, labels, weights='counts')
     literal = np.trace(sigma_w @ np.linalg.pinv(sigma_b, rtol=1e-10)) / 10
-    result = nm.nc1(streamed(features, labels, 10, batch=33), nm.CONVENTIONS['hong2023'])
+    result = nm.nc1(streamed(features, labels, 10, batch=33), recipes.conventions('hong2023'))
     assert result['nc1_as_coded'] == pytest.approx(literal, rel=1e-8)
     assert result['nc1'] == pytest.approx(literal, rel=1e-8)               # rcond 1e-10 keeps it
 
 
 def test_as_coded_can_be_skipped():
     features, labels = problem([20, 30, 25])
-    result = nm.nc1(streamed(features, labels, 3), nm.CONVENTIONS['zhou2022'], as_coded=False)
+    result = nm.nc1(streamed(features, labels, 3), recipes.conventions('zhou2022'), as_coded=False)
     assert result['nc1_as_coded'] is None
-    assert result['nc1'] == pytest.approx(slow_nc1(features, labels, nm.CONVENTIONS['zhou2022']), rel=1e-10)
+    assert result['nc1'] == pytest.approx(slow_nc1(features, labels, recipes.conventions('zhou2022')), rel=1e-10)
 
 
 # ---- statistics edge cases ----
 
-@pytest.mark.parametrize('preset', sorted(nm.CONVENTIONS))
+@pytest.mark.parametrize('preset', sorted(recipes.PAPERS + tuple(recipes.OTHER_CONVENTIONS)))
 def test_absent_classes_are_dropped_and_K_is_the_present_count(preset):
-    conventions = nm.CONVENTIONS[preset]
+    conventions = recipes.conventions(preset)
     features, labels = problem([30, 0, 12, 25, 0, 9])
-    for stats in (streamed(features, labels, 6), nm.ClassStatistics.from_features(features, labels, 6)):
+    for stats in (streamed(features, labels, 6), nc_statistics.ClassStatistics.from_features(features, labels, 6)):
         assert stats.num_present == 4 and stats.present.tolist() == [True, False, True, True, False, True]
         assert nm.nc1(stats, conventions)['nc1'] == pytest.approx(slow_nc1(features, labels, conventions), rel=1e-10)
 
@@ -411,7 +412,7 @@ def test_references_and_late_classes():
 def test_feature_dimension_below_K_minus_1():
     features, labels = problem([15, 20, 25, 10, 30, 18], D=3)
     for preset in ('zhou2022', 'papyan2020', 'hong2023'):
-        conventions = nm.CONVENTIONS[preset]
+        conventions = recipes.conventions(preset)
         stats = streamed(features, labels, 6, batch=5)
         assert nm.nc1(stats, conventions)['nc1'] == pytest.approx(slow_nc1(features, labels, conventions), rel=1e-10)
 
@@ -419,7 +420,7 @@ def test_feature_dimension_below_K_minus_1():
 @pytest.mark.parametrize('dtype', [torch.float16, torch.float32])
 def test_low_precision_inputs_are_accumulated_exactly(dtype):
     features, labels = problem([30, 20, 25], dtype=dtype)
-    conventions = nm.CONVENTIONS['dang2023']
+    conventions = recipes.conventions('dang2023')
     stats = streamed(features, labels, 3, batch=11)
     assert nm.nc1(stats, conventions)['nc1'] == pytest.approx(slow_nc1(features.double(), labels, conventions), rel=1e-10)
 
@@ -427,15 +428,15 @@ def test_low_precision_inputs_are_accumulated_exactly(dtype):
 def test_cached_statistics_refuse_the_full_scatter_with_a_clear_message():
     features, labels = problem([5, 5])
     with pytest.raises(ValueError, match='within_class_quadratic'):
-        nm.ClassStatistics.from_features(features, labels, 2).within_class_cov
+        nc_statistics.ClassStatistics.from_features(features, labels, 2).within_class_cov
 
 
 def test_bad_labels_and_conventions_raise_value_errors():
     features, labels = problem([5, 5])
     with pytest.raises(ValueError, match='labels must lie in 0..1'):
-        nm.ClassStatistics(2, 12).update(features, labels + 1)
+        nc_statistics.ClassStatistics(2, 12).update(features, labels + 1)
     with pytest.raises(ValueError, match='labels must lie in 0..1'):
-        nm.ClassStatistics.from_features(features, labels - 1, 2)
+        nc_statistics.ClassStatistics.from_features(features, labels - 1, 2)
     with pytest.raises(ValueError, match='global mean convention'):
         streamed(features, labels, 2).global_mean('median')
 
@@ -443,7 +444,7 @@ def test_bad_labels_and_conventions_raise_value_errors():
 # ---- invariances of the scale-free measures ----
 
 def test_translation_and_scale_invariances():
-    conventions = nm.CONVENTIONS['papyan2020']
+    conventions = recipes.conventions('papyan2020')
     features, labels = problem([20, 35, 15, 30])
     W = torch.randn(4, 12, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
     base = streamed(features, labels, 4)
@@ -472,7 +473,7 @@ def test_papyan_measures_and_trace_ratio_against_loops():
 
     features, labels = problem([30, 10, 20], seed=2)
     for preset in ('zhou2022', 'hong2023', 'papyan2020'):
-        conventions = nm.CONVENTIONS[preset]
+        conventions = recipes.conventions(preset)
         sigma_w, sigma_b, _ = slow_statistics(features, labels, conventions.between_weights, conventions.global_mean)
         assert nm.nc1_trace_ratio(streamed(features, labels, 3), conventions) == pytest.approx(
             np.trace(sigma_w) / np.trace(sigma_b), rel=1e-10)
@@ -481,9 +482,9 @@ def test_papyan_measures_and_trace_ratio_against_loops():
 def test_self_duality_distance_is_squared_normalised_difference():
     features, labels = problem([10, 10, 10])
     stats = streamed(features, labels, 3)
-    centred = nm.centred_means(stats, nm.CONVENTIONS['papyan2020'])
-    assert nm.self_duality_distance(centred * 3, stats, nm.CONVENTIONS['papyan2020']) < 1e-24
-    assert nm.self_duality_distance(-centred, stats, nm.CONVENTIONS['papyan2020']) == pytest.approx(4.0, rel=1e-12)
+    centred = nm.centred_means(stats, recipes.conventions('papyan2020'))
+    assert nm.self_duality_distance(centred * 3, stats, recipes.conventions('papyan2020')) < 1e-24
+    assert nm.self_duality_distance(-centred, stats, recipes.conventions('papyan2020')) == pytest.approx(4.0, rel=1e-12)
 
 
 # ---- exact values of the alignment measures (D23, D24) ----
@@ -549,11 +550,11 @@ def test_measure_on_an_etf_with_spread_and_given_logits():
     features, labels = torch.tensor(np.array(rows)), torch.tensor(labels)
     W = torch.tensor(means - means.mean(0))
     b = -W @ torch.tensor(means.mean(0))                                     # logits = W (h - mean)
-    result = nm.measure(features, labels, W, b, nm.CONVENTIONS['zhou2022'])
+    result = metrics.measure(features, labels, W, b, recipes.conventions('zhou2022'))
     assert result['nc1'] == pytest.approx(sigma ** 2 * (K - 1) ** 2 / (K * r ** 2), rel=1e-12)
     assert result['nc2_classifier'] < 1e-12 and result['nc3_duality'] < 1e-12
     # every sample is sigma sqrt(D) = 0.85 from its mean and >= 2.4 from the others: NCC = label
     assert nm.nearest_class_mean(features, torch.tensor(means)).tolist() == labels.tolist()
     wrong = torch.nn.functional.one_hot((labels + 1) % K, K).double()       # net always says label + 1
-    assert nm.measure(features, labels, W, b, nm.CONVENTIONS['zhou2022'], logits=wrong)['ncc_mismatch'] == 1.0
+    assert metrics.measure(features, labels, W, b, recipes.conventions('zhou2022'), logits=wrong)['ncc_mismatch'] == 1.0
     assert result['ncc_mismatch'] == 0.0 and result['bias_relation'] < 1e-12

@@ -16,7 +16,7 @@ import torch
 
 import args as cli
 import models
-from nc_repro import checkpoints, nc_metrics, theory
+from nc_repro import checkpoints, nc_measures, nc_statistics, recipes, run_dirs, theory
 import validate_NC
 from nc_repro import validation
 from models.mlp import DeepLinearMLP
@@ -25,7 +25,7 @@ from models.vgg import VGG16
 
 ORIGINAL_MODELS = os.environ.get('NC_ORIGINAL_MODELS_JSON', os.path.join(
     os.path.dirname(os.path.abspath(__file__)), 'data', 'original_models_init.json'))
-D23 = nc_metrics.CONVENTIONS['dang2023']
+D23 = recipes.conventions('dang2023')
 
 
 def original_models():
@@ -90,8 +90,8 @@ def clustered(K=6, D=24, per_class=(40, 30, 50, 20, 60, 35), spread=0.3, seed=0,
 @pytest.mark.parametrize('collapse', [None, 0.5])
 def test_as_coded_nc1_matches_literal_float32_scipy(collapse):
     features, labels = clustered(collapse=collapse)
-    stats = nc_metrics.ClassStatistics.from_features(features, labels, 6)
-    result = nc_metrics.nc1(stats, D23)
+    stats = nc_statistics.ClassStatistics.from_features(features, labels, 6)
+    result = nc_measures.nc1(stats, D23)
     literal = literal_nc1(features, labels, 6)
     assert result['nc1_as_coded'] == pytest.approx(literal, rel=1e-4)
     assert result['nc1'] == pytest.approx(literal, rel=1e-3)       # well separated: all agree
@@ -101,8 +101,8 @@ def test_as_coded_nc1_drops_a_tiny_direction_as_the_literal_code():
     """Near a degenerate Sigma_B the float32 pinv drops the tiny direction: the as-coded value
     follows the literal computation and both lie orders of magnitude below the exact NC1."""
     features, labels = clustered(collapse=1e-4, spread=0.3)
-    stats = nc_metrics.ClassStatistics.from_features(features, labels, 6)
-    result = nc_metrics.nc1(stats, D23)
+    stats = nc_statistics.ClassStatistics.from_features(features, labels, 6)
+    result = nc_measures.nc1(stats, D23)
     literal = literal_nc1(features, labels, 6)
     assert result['nc1_as_coded'] == pytest.approx(literal, rel=1e-2)
     assert result['nc1'] > 100 * literal
@@ -156,7 +156,7 @@ def test_dang2024_as_coded_nc1_and_stale_features(stale, tmp_path):
     counts = [30, 20, 25, 15, 35, 20, 25, 30, 20, 30]
     train, test = tiny_pass(model, counts, n_test=100)
     targets = theory.d24_targets(counts, 1e-4, 1e-4)
-    metrics = validation.dang2024_metrics(model, train, test, 10, nc_metrics.CONVENTIONS['dang2024'],
+    metrics = validation.dang2024_metrics(model, train, test, 10, recipes.conventions('dang2024'),
                                           targets, counts, str(tmp_path), stale_features=stale)
     h, y = loader_order(train)
     seen = h.clone()
@@ -273,7 +273,7 @@ def validate_in(folder, state, monkeypatch):
     """Write ``state`` as epoch 1 of the RESNET run under ``folder`` and validate it there."""
     monkeypatch.chdir(folder)
     args = cli.parse(validate_NC.get_args_parser(), RESNET, evaluation=True, allowed=('zhou2022', 'dang2023'))
-    run_dir = checkpoints.run_dir(args)
+    run_dir = run_dirs.run_dir(args)
     os.makedirs(run_dir)
     torch.save(state, checkpoints.checkpoint_path(run_dir, 1))
     validate_NC.main(args)
@@ -319,7 +319,7 @@ def test_epoch_checkpoints_are_written_in_the_original_layout(model_flag, listed
     monkeypatch.chdir(tmp_path)
     flags = [flag if flag != 'ResNet18' else model_flag for flag in RESNET]
     train_1st_order.main(cli.parse(train_1st_order.get_args_parser(), flags))
-    run_dir = checkpoints.run_dir(cli.parse(validate_NC.get_args_parser(), flags, evaluation=True,
+    run_dir = run_dirs.run_dir(cli.parse(validate_NC.get_args_parser(), flags, evaluation=True,
                                             allowed=('zhou2022', 'dang2023')))
     saved = checkpoints.load_state_dict(checkpoints.checkpoint_path(run_dir, 1))
     assert {key: list(value.shape) for key, value in saved.items()} == \

@@ -9,7 +9,7 @@ import time
 import pytest
 import torch
 
-from nc_repro import checkpoints
+from nc_repro import checkpoints, fileio
 from conftest import ROOT, run_script
 
 RECIPES = {
@@ -63,14 +63,14 @@ def test_sigkill_then_resume_is_bit_identical(recipe, tmp_path):
 
 def test_interrupted_write_leaves_no_partial_file(tmp_path):
     target = tmp_path / 'epoch_001.pth'
-    checkpoints.atomic_write(str(target), lambda f: f.write(b'complete'))
+    fileio.atomic_write(str(target), lambda f: f.write(b'complete'))
 
     def crash(f):
         f.write(b'half of a new checkpo')
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        checkpoints.atomic_write(str(target), crash)
+        fileio.atomic_write(str(target), crash)
     assert target.read_bytes() == b'complete'
     assert os.listdir(tmp_path) == ['epoch_001.pth']
     # a temporary file left by a SIGKILL during a write is never taken for a checkpoint

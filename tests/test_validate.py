@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from nc_repro import validation
+from nc_repro import recipes
 from conftest import run_script
 
 DANG = ['--model', 'MLP', '--dataset', 'digits', '--depth_relu', '3', '--depth_linear', '3', '--width', '128',
@@ -28,9 +28,9 @@ def dang_run(tmp_path_factory):
 def test_dang_info_keys_lengths_and_collapse(dang_run):
     folder, run_dir = dang_run
     info = pickle.load(open(os.path.join(run_dir, 'info.pkl'), 'rb'))
-    assert list(info)[:len(validation.INFO_KEYS['dang2023'])] == validation.INFO_KEYS['dang2023']
+    assert list(info)[:len(list(recipes.get('dang2023').info_keys))] == list(recipes.get('dang2023').info_keys)
     assert info['epoch'] == list(range(1, 16))
-    for key in validation.INFO_KEYS['dang2023']:
+    for key in list(recipes.get('dang2023').info_keys):
         assert len(info[key]) == 15, key
     assert info['NC1_collapse_metric'][-1] < info['NC1_collapse_metric'][0]
     # per-layer lists: one value per head layer, the backbone first and equal to the top level
@@ -94,9 +94,9 @@ def test_zhou_validate_with_and_without_trailing_slash(tmp_path):
                    '--load_path', path, '--model', 'MLP', '--width', '128', '--depth', '2', '--epochs', '3',
                    cwd=tmp_path)
     info = pickle.load(open(tmp_path / 'model_weights/run/info.pkl', 'rb'))
-    assert list(info)[:len(validation.INFO_KEYS['zhou2022'])] == validation.INFO_KEYS['zhou2022']
+    assert list(info)[:len(list(recipes.get('zhou2022').info_keys))] == list(recipes.get('zhou2022').info_keys)
     assert info['nuclear_metric'] == []
-    assert all(len(info[k]) == 3 for k in validation.INFO_KEYS['zhou2022'] if k != 'nuclear_metric')
+    assert all(len(info[k]) == 3 for k in list(recipes.get('zhou2022').info_keys) if k != 'nuclear_metric')
     assert info['all_cos_margin'][0].dtype == np.float32
     assert np.all(np.diff(info['all_cos_margin'][-1]) >= 0)              # sorted ascending
     assert info['avg_cos_margin'][-1] == pytest.approx(float(np.mean(info['all_cos_margin'][-1])), rel=1e-5)
@@ -169,7 +169,7 @@ def test_same_run_validated_twice_gives_identical_info(dang_run, tmp_path):
         results.append(pickle.load(open(os.path.join(copy, os.path.relpath(run_dir, folder), 'info.pkl'), 'rb')))
     first, second = results
     assert first.keys() == second.keys()
-    for key in validation.INFO_KEYS['dang2023']:
+    for key in list(recipes.get('dang2023').info_keys):
         for a, b in zip(first[key], second[key]):
             assert np.array_equal(np.asarray(a), np.asarray(b)), key
 

@@ -10,7 +10,7 @@ import pickle
 import numpy as np
 import pytest
 
-from nc_repro import validation
+from nc_repro import recipes
 from conftest import run_script
 import d23_reference
 import d24_reference
@@ -29,7 +29,7 @@ def test_train_then_validate_writes_theory_metrics(loss, paper, tmp_path):
     assert result.stdout.splitlines()[0] == 'recipe: %s (inferred from --loss %s)' % (paper, loss)
     run_dir = os.path.join(tmp_path, result.stdout.strip().splitlines()[-1].split('info: ')[1].rsplit('/', 1)[0])
     info = pickle.load(open(os.path.join(run_dir, 'info.pkl'), 'rb'))
-    keys = validation.INFO_KEYS['dang2023_imbalanced' if paper == 'dang2023' else 'dang2024']
+    keys = list(recipes.get(paper).info_keys_imbalanced)
     assert info['epoch'] == [1, 6, 11, 12]
     for key in keys:
         assert len(info[key]) == 4 and all(np.isfinite(v) for v in info[key]), key
