@@ -3,7 +3,7 @@ Imbalanced Data", arXiv 2309.09725, 2023: recipe ``hong2023``.
 
 Original code: WanliHongC/Neural-Collapse ("Hong", commit 3f9c65b), run by its own scripts
 (block_main.py, minority_l_main.py, minority_n_main.py, limit_main.py, opt_main.py) with their
-own flags (nc_repro/hong.py); the recipe holds what the shared engine needs of it.
+own flags (hong_args.py); the recipe holds what the shared engine needs of it.
 """
 from nc_repro.recipes import Conventions, Recipe
 
