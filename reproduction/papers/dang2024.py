@@ -101,17 +101,24 @@ def describe(counts, mask):
         ','.join(str(k) for k in np.flatnonzero(mask)), ','.join(str(n) for n in counts[mask]))
 
 
+RUNS = [('d24_imbalanced', None)]            # every claim reads the one grid's runs
+METRICS_FIGURE = 'd24_imbalanced/figures/d24_imbalanced_metrics.png'
+LENGTHS_FIGURE = 'd24_imbalanced/figures/d24_imbalanced_lengths.png'
+
 CLAIMS = [
-    Claim('E1', 'The class means of the ReLU features become orthogonal (the UFM minimisers with ReLU '
-          'features, imbalanced theorem)',
-          'last epoch, max |cos| between distinct non-collapsed class means <= 0.1',
-          [('d24_imbalanced', None)], orthogonal_means, 'd24_imbalanced/figures/d24_imbalanced_metrics.png'),
-    Claim('E2', 'W, W W^T, the class-mean Gram matrix and W H match the closed form up to scale, with NC1 -> 0 '
-          '(imbalanced theorem)',
-          'last epoch: NC2_W, NC2_WWT, NC2_H, NC3_WH <= 0.1 and NC1 <= 0.01',
-          [('d24_imbalanced', None)], geometry_up_to_scale, 'd24_imbalanced/figures/d24_imbalanced_lengths.png'),
-    Claim('E3', 'Minority classes collapse (their features vanish) exactly where the theory\'s logit gap M_k is 0, '
-          'and only there (minority-collapse condition)',
-          '||h_k|| < 1e-3 max for predicted classes, >= 0.1 max for the rest; some run predicts a collapse',
-          [('d24_imbalanced', None)], minority_collapse_where_predicted, 'd24_imbalanced/figures/d24_imbalanced_lengths.png'),
+    Claim('E1',
+          statement='The class means of the ReLU features become orthogonal (the UFM minimisers with '
+                    'ReLU features, imbalanced theorem)',
+          quantity='last epoch, max |cos| between distinct non-collapsed class means <= 0.1',
+          runs=RUNS, check=orthogonal_means, figure=METRICS_FIGURE),
+    Claim('E2',
+          statement='W, W W^T, the class-mean Gram matrix and W H match the closed form up to scale, '
+                    'with NC1 -> 0 (imbalanced theorem)',
+          quantity='last epoch: NC2_W, NC2_WWT, NC2_H, NC3_WH <= 0.1 and NC1 <= 0.01',
+          runs=RUNS, check=geometry_up_to_scale, figure=LENGTHS_FIGURE),
+    Claim('E3',
+          statement="Minority classes collapse (their features vanish) exactly where the theory's logit "
+                    'gap M_k is 0, and only there (minority-collapse condition)',
+          quantity='||h_k|| < 1e-3 max for predicted classes, >= 0.1 max for the rest; some run predicts a collapse',
+          runs=RUNS, check=minority_collapse_where_predicted, figure=LENGTHS_FIGURE),
 ]
