@@ -343,8 +343,7 @@ def training_data(args, counts=None):
     """The dataset for a run's flags, with the training subset the paper's script uses:
     --sample_size S (first S per class) or explicit per-class ``counts`` (imbalanced runs).
     MLPs get digits as flat 8x8 images; every other dataset keeps the paper's shape."""
-    import models
-    bundle = make_dataset(args.dataset, args.data_dir, flat_input=models.is_mlp(args.model))
+    bundle = make_dataset(args.dataset, args.data_dir, flat_input=recipes.takes_flat_input(args.model))
     if counts is None and args.sample_size is not None:
         counts = [args.sample_size] * bundle.num_classes
     if counts is not None:

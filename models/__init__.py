@@ -87,7 +87,7 @@ def build_hong_model(name, in_channels, num_classes=10, width=64, depth=2, pool=
 
 
 def is_mlp(name):
-    return name == 'MLP'
+    return recipes.takes_flat_input(name)
 
 
 def build_model(args, num_classes, input_shape, unbalanced=False):

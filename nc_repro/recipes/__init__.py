@@ -96,3 +96,12 @@ def get(name):
 def conventions(name):
     """The measurement conventions of a paper's recipe, or of a code in OTHER_CONVENTIONS."""
     return OTHER_CONVENTIONS[name] if name in OTHER_CONVENTIONS else get(name).conventions
+
+
+FLAT_INPUT_MODELS = ('MLP',)      # the papers' MLPs read flat images (digits as 8x8 = 64 inputs)
+
+
+def takes_flat_input(model_name):
+    """Whether a network of this name reads flat images: datasets.py builds its data for it and
+    models/ builds it, neither asking the other."""
+    return model_name in FLAT_INPUT_MODELS
