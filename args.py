@@ -22,7 +22,7 @@ import math
 import os
 import sys
 
-from nc_repro import plain_names, recipes
+from nc_repro import plain_names, recipes, run_dirs
 from nc_repro.errors import RunStopped, UsageError, run  # noqa: F401  (args.run, args.UsageError)
 
 
@@ -203,6 +203,31 @@ def get_eval_parser(description=None):
                              "feature hook (its first Sigma_W batch held the first test batch's "
                              'features); the default is the clean value')
     return parser
+
+
+def epoch_choice(args, run_dir, save_every=1):
+    """The validator's flags as nc_repro.validation.EpochChoice: --epochs, --epoch_list, --every,
+    --wait, the recipe's cadence ``save_every``, and what to say when run_dir does not exist."""
+    from nc_repro.validation import EpochChoice     # the validators' engine: only they need it
+    by_user = recipes.get(args.paper).user_names_run_folder
+    naming_flags = ('--load_path' if by_user else
+                    "the training command's flags, e.g. --dataset, --model, --loss, --optimizer, "
+                    '--width, --depth_relu, --no-bias, --lr, --epochs, --seed, --sep_decay, '
+                    'the decays, --batch_size')
+    return EpochChoice(epochs=args.epochs, epoch_list=tuple(args.epoch_list or ()), every=args.every,
+                       wait=getattr(args, 'wait', 0), save_every=save_every,
+                       missing_hint='(%s)%s' % (naming_flags, '' if by_user else other_run_hint(run_dir, args)))
+
+
+def other_run_hint(run_dir, args):
+    """'; <folder> holds a run of other training flags (...)' when the paper's folder for these
+    flags holds another run (which is why run_dir named a successor), else ''."""
+    base = run_dir.split(run_dirs.SUCCESSOR_SEPARATOR)[0]
+    theirs = run_dirs.stored_flags(base) if base != run_dir else None
+    if not theirs:
+        return ''
+    differences = run_dirs.flag_differences(run_dirs.training_flags(args), theirs)
+    return '; %s holds a run of other training flags (%s)' % (base, run_dirs.describe_differences(differences))
 
 
 def infer_paper(args, argv, allowed=PAPERS):

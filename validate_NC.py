@@ -30,10 +30,10 @@ def main(args):
     data = datasets.training_data(args)
     model = models.build_model(args, data.num_classes, data.input_shape).to(device)
     run_dir = run_dirs.run_dir(args)
-    validation.validate_run(args, model, data, run_dir, device,
+    choice = cli.epoch_choice(args, run_dir, save_every=args.save_every or 1)
+    validation.validate_run(model, data, run_dir, device, choice, args.batch_size,
                             validation.BALANCED_METRICS[recipe.validation_metrics],
-                            recipe.conventions, recipe.info_keys,
-                            save_every=args.save_every or 1)
+                            recipe.conventions, recipe.info_keys)
     print('info: %s' % os.path.join(run_dir, 'info.pkl'))
 
 

@@ -54,9 +54,9 @@ def main(args):
         geometry = theory.d24_targets(counts, *lambdas)
         metrics = functools.partial(validation.dang2024_metrics, targets=geometry, counts=counts,
                                     run_dir=run_dir, stale_features=args.nc1_stale_features)
-    validation.validate_run(args, model, data, run_dir, device, metrics,
-                            recipe.conventions, recipe.info_keys_imbalanced,
-                            save_every=args.save_every or recipe.save_every_imbalanced)
+    choice = cli.epoch_choice(args, run_dir, save_every=args.save_every or recipe.save_every_imbalanced)
+    validation.validate_run(model, data, run_dir, device, choice, args.batch_size, metrics,
+                            recipe.conventions, recipe.info_keys_imbalanced)
     record = {'paper': args.paper, 'counts': counts, 'lambda_W': lambdas[0], 'lambda_H': lambdas[1],
               'depth_linear': args.depth_linear, **as_lists(geometry)}
     if recipe.imbalanced_theory == 'd23_geometry':

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from nc_repro.batches import BatchLoader
-from nc_repro import checkpoints, fileio, info_files, nc_measures, nc_statistics, recipes, run_dirs, safe_load, theory
+from nc_repro import checkpoints, fileio, info_files, nc_measures, nc_statistics, run_dirs, safe_load, theory
 from nc_repro.errors import UsageError
 from nc_repro.nc_measures import alignment_error
 from nc_repro.training import topk_correct
@@ -270,61 +270,58 @@ BALANCED_METRICS = {'zhou': zhou_metrics, 'dang': dang_balanced_metrics}
 # ----------------------------------------------------------------------------------------
 # the loop over checkpoints
 
-def select_epochs(run_dir, args, poll_seconds=5.0, save_every=1):
-    """Epochs to validate: --epoch_list, else the epochs 1..--epochs that the run saved (the
-    recipe's cadence), thinned by --every (the last one always kept). A missing file is
-    reported by name. With --wait S, every epoch 1..--epochs that the recipe saves (every
-    ``save_every`` and the last, checkpoints.is_saved_epoch) or of --epoch_list is awaited for at
-    most S seconds, for a validator started beside its training run."""
-    deadline = time.time() + getattr(args, 'wait', 0)
+@dataclass(frozen=True)
+class EpochChoice:
+    """Which saved epochs a validator reads: ``epoch_list`` (--epoch_list), else the epochs
+    1..``epochs`` that the run saved, thinned by ``every`` (the last one always kept); ``wait``
+    seconds for epochs not saved yet; ``save_every`` the recipe's checkpoint cadence;
+    ``missing_hint`` completes the error for a missing run folder (the flags that name it).
+    args.epoch_choice builds it from a validator's flags."""
+    epochs: int
+    epoch_list: tuple = ()
+    every: int = 1
+    wait: float = 0
+    save_every: int = 1
+    missing_hint: str = ''
+
+
+def select_epochs(run_dir, choice, poll_seconds=5.0):
+    """Epochs to validate (EpochChoice). A missing file is reported by name. With ``wait`` S,
+    every epoch 1..``epochs`` that the recipe saves (every ``save_every`` and the last,
+    checkpoints.is_saved_epoch) or of ``epoch_list`` is awaited for at most S seconds, for a
+    validator started beside its training run."""
+    deadline = time.time() + choice.wait
     while True:
         try:
-            return _select_epochs(run_dir, args, save_every)
+            return _select_epochs(run_dir, choice)
         except UsageError as error:
             remaining = deadline - time.time()
             if remaining <= 0:
-                if getattr(args, 'wait', 0):
-                    raise UsageError('%s (after waiting %gs)' % (error, args.wait))
+                if choice.wait:
+                    raise UsageError('%s (after waiting %gs)' % (error, choice.wait))
                 raise
             time.sleep(min(poll_seconds, remaining))
 
 
-def _select_epochs(run_dir, args, save_every=1):
+def _select_epochs(run_dir, choice):
     if not os.path.isdir(run_dir):
-        raise UsageError('run folder %s does not exist; check the flags that name it (%s)%s'
-                         % (run_dir, '--load_path' if recipes.get(args.paper).user_names_run_folder else
-                            'the training command\'s flags, e.g. --dataset, --model, --loss, --optimizer, '
-                            '--width, --depth_relu, --no-bias, --lr, --epochs, --seed, --sep_decay, '
-                            'the decays, --batch_size', other_run_hint(run_dir, args)))
+        raise UsageError('run folder %s does not exist; check the flags that name it %s' % (run_dir, choice.missing_hint))
     saved = checkpoints.saved_epochs(run_dir)
-    if args.epoch_list:
-        wanted = args.epoch_list
-    elif getattr(args, 'wait', 0):
-        wanted = [e for e in range(1, args.epochs + 1) if checkpoints.is_saved_epoch(e, args.epochs, save_every)]
+    if choice.epoch_list:
+        wanted = list(choice.epoch_list)
+    elif choice.wait:
+        wanted = [e for e in range(1, choice.epochs + 1) if checkpoints.is_saved_epoch(e, choice.epochs, choice.save_every)]
     else:
-        wanted = [e for e in saved if e <= args.epochs]
+        wanted = [e for e in saved if e <= choice.epochs]
         if not wanted:
             raise UsageError('no checkpoint epoch_XXX.pth for epochs 1..%d in %s; train first or fix --epochs'
-                             % (args.epochs, run_dir))
-        wanted = [e for i, e in enumerate(wanted) if i % args.every == 0 or e == wanted[-1]]
+                             % (choice.epochs, run_dir))
+        wanted = [e for i, e in enumerate(wanted) if i % choice.every == 0 or e == wanted[-1]]
     missing = [e for e in wanted if e not in saved]
     if missing:
         raise UsageError('%s is missing; train that epoch first or drop it from --epoch_list/--epochs'
                          % checkpoints.checkpoint_path(run_dir, missing[0]))
     return wanted
-
-
-def other_run_hint(run_dir, args):
-    """'; <folder> holds a run of other training flags (...)' when the paper's folder for these
-    flags holds another run (which is why run_dir named a successor), else ''."""
-    if recipes.get(args.paper).user_names_run_folder:
-        return ''
-    base = run_dir.split(run_dirs.SUCCESSOR_SEPARATOR)[0]
-    theirs = run_dirs.stored_flags(base) if base != run_dir else None
-    if not theirs:
-        return ''
-    differences = run_dirs.flag_differences(run_dirs.training_flags(args), theirs)
-    return '; %s holds a run of other training flags (%s)' % (base, run_dirs.describe_differences(differences))
 
 
 class UnreadableCheckpoint(Exception):
@@ -356,13 +353,13 @@ def load_checkpoint(model, path, device):
                          % (path, first[0][:150] if first else 'shape mismatch'))
 
 
-def validate_run(args, model, data, run_dir, device, recipe_metrics, conventions, keys=(), save_every=1):
-    """Validate every selected epoch of run_dir; info files rewritten after each epoch.
-    ``keys``: the paper's info keys, created first and in the paper's order; ``save_every``:
-    the recipe's checkpoint cadence (what --wait waits for). The checkpoints are one run's:
+def validate_run(model, data, run_dir, device, choice, batch_size, recipe_metrics, conventions, keys=()):
+    """Validate every epoch of run_dir that ``choice`` (EpochChoice) selects; info files
+    rewritten after each epoch. ``keys``: the paper's info keys, created first and in the
+    paper's order. The checkpoints are one run's:
     if the folder's run id (run.json) changes while validating (a restart or --force), the
     validator stops with one line instead of mixing two runs."""
-    epochs = select_epochs(run_dir, args, save_every=save_every)
+    epochs = select_epochs(run_dir, choice)
     identity = run_dirs.run_id(run_dir)
     for epoch in epochs:      # flags that do not fit the run fail here, before any output
         try:
@@ -379,8 +376,8 @@ def validate_run(args, model, data, run_dir, device, recipe_metrics, conventions
             tqdm.write('warning: %s' % error)
             skipped.append(epoch)
             continue
-        train = feature_pass(model, data.train, args.batch_size, device)
-        test = feature_pass(model, data.test, args.batch_size, device)
+        train = feature_pass(model, data.train, batch_size, device)
+        test = feature_pass(model, data.test, batch_size, device)
         if run_dirs.run_id(run_dir) != identity:
             raise UsageError('%s was restarted by a trainer while being validated (its run.json changed); '
                              'validate again once that run has saved its checkpoints' % run_dir)

@@ -195,9 +195,10 @@ def test_wait_waits_for_the_epochs_the_recipe_saves(tmp_path):
     for epoch in (1, 11, 13):
         (tmp_path / checkpoints.checkpoint_name(epoch)).write_bytes(b'x')
     args = parse(validate_NC.get_args_parser(), D23 + ['--epochs', '13', '--wait', '0.01'], evaluation=True)
-    assert validation.select_epochs(str(tmp_path), args, poll_seconds=0.01, save_every=10) == [1, 11, 13]
+    assert validation.select_epochs(str(tmp_path), cli.epoch_choice(args, str(tmp_path), save_every=10),
+                                    poll_seconds=0.01) == [1, 11, 13]
     with pytest.raises(cli.UsageError, match='epoch_002.pth is missing'):
-        validation.select_epochs(str(tmp_path), args, poll_seconds=0.01, save_every=1)
+        validation.select_epochs(str(tmp_path), cli.epoch_choice(args, str(tmp_path), save_every=1), poll_seconds=0.01)
 
 
 def test_narrow_models_keep_the_default_layout(monkeypatch):
