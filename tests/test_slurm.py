@@ -61,11 +61,18 @@ def write_grid(folder, name, runs, **flags):
     return path
 
 
-def queued(job_name, state=None):
-    """Job ids in squeue for this job name (optionally of one state: R, PD)."""
+def queued(job_name, state=None, attempts=20):
+    """Job ids in squeue for this job name (optionally of one state: R, PD). An squeue that fails
+    (slurmctld busy under a loaded machine) is asked again: an empty answer from a failed call
+    must not read as "the job has left the queue"."""
     command = ['squeue', '-h', '-n', job_name, '-o', '%i %t']
-    lines = subprocess.run(command, capture_output=True, text=True, timeout=20).stdout.split('\n')
-    return [line.split()[0] for line in lines if line.strip() and (state is None or line.split()[1] == state)]
+    for _ in range(attempts):
+        answer = subprocess.run(command, capture_output=True, text=True, timeout=20)
+        if answer.returncode == 0:
+            lines = answer.stdout.split('\n')
+            return [line.split()[0] for line in lines if line.strip() and (state is None or line.split()[1] == state)]
+        time.sleep(0.5)
+    raise AssertionError('squeue failed %d times: %s' % (attempts, answer.stderr.strip()))
 
 
 def wait_for_queue(job_name, seconds=DEADLINE, while_waiting=None):
