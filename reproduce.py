@@ -97,7 +97,8 @@ def run_grids(args, tasks):
     if args.executor != 'local' or args.max_parallel == 1 or len(sweeps) == 1:
         outcomes = (run_one_sweep(grid, label, swept) for grid, label, swept in sweeps)
         return [name for name, failed in outcomes if failed]
-    os.environ['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // args.max_parallel))
+    # the sweeps share this machine's cores (as sweep.py's parallel jobs do); a user's own setting wins
+    os.environ.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 1) // args.max_parallel)))
     for _, _, swept in sweeps:
         swept.max_parallel = 1
     failed = []

@@ -56,9 +56,10 @@ def add_launch_flags(parser, max_parallel=1):
 
 
 def launch_flag_names():
+    """The names add_launch_flags defines (what reproduce.py hands on to a sweep)."""
     parser = argparse.ArgumentParser()
     add_launch_flags(parser)
-    return [action.dest for action in parser._actions if action.dest != 'help']
+    return list(vars(parser.parse_args([])))
 
 
 def get_args_parser():

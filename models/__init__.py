@@ -86,10 +86,6 @@ def build_hong_model(name, in_channels, num_classes=10, width=64, depth=2, pool=
                                                 width=width))
 
 
-def is_mlp(name):
-    return recipes.takes_flat_input(name)
-
-
 def build_model(args, num_classes, input_shape, unbalanced=False):
     """Raise UsageError naming --model when the name is not one of the recipe's models."""
     return in_memory_format(_build_model(args, num_classes, input_shape, unbalanced))

@@ -87,6 +87,22 @@ def wait_for_queue(job_name, seconds=DEADLINE, while_waiting=None):
     raise AssertionError('the jobs of %s did not finish within %d s' % (job_name, seconds))
 
 
+def submit_one_job_until_epoch(tmp_path, name, epoch, **flags):
+    """Submit a one-job grid <name> to SLURM and wait until it has saved ``epoch``, the job still
+    in the queue. Returns (grid file, work folder, job, run folder, deadline)."""
+    grid = write_grid(tmp_path, name, [{'name': 'long'}], **flags)
+    work = tmp_path / (name + '_work')
+    run_script('sweep.py', grid, *SLURM_FLAGS, '--work_dir', work, cwd=tmp_path)
+    job = grids.expand(grids.load_grid(grid))[0]
+    folder = os.path.dirname(str(work / job.info_path))
+    deadline = time.time() + DEADLINE
+    while time.time() < deadline and not os.path.exists(os.path.join(folder, checkpoints.checkpoint_name(epoch))):
+        assert queued('nc-%s_work' % name), 'the job ended before epoch %d: %s' % (
+            epoch, open(job_runs.log_path(str(work), job)).read()[-2000:])
+        time.sleep(0.1)
+    return grid, work, job, folder, deadline
+
+
 def release_requeued(job_id, deadline):
     """SLURM holds a requeued job for about 2 minutes (EligibleTime = requeue + 121 s, slurmctld's
     own delay); once submitit has requeued it, let it start now, as an admin would."""
@@ -135,15 +151,7 @@ def test_a_grid_runs_on_slurm_bounded_by_max_parallel_with_setup_and_a_failing_j
 def test_a_job_sent_usr2_is_requeued_and_ends_with_the_weights_of_an_uninterrupted_run(tmp_path, cluster):
     epochs = 150
     flags = dict(width=64, epochs=epochs)
-    grid = write_grid(tmp_path, 'usr2', [{'name': 'long'}], **flags)
-    work = tmp_path / 'usr2_work'
-    run_script('sweep.py', grid, *SLURM_FLAGS, '--work_dir', work, cwd=tmp_path)
-    job = grids.expand(grids.load_grid(grid))[0]
-    folder = os.path.dirname(str(work / job.info_path))
-    deadline = time.time() + DEADLINE
-    while time.time() < deadline and not os.path.exists(os.path.join(folder, checkpoints.checkpoint_name(5))):
-        assert queued('nc-usr2_work'), 'the job ended before epoch 5: %s' % open(job_runs.log_path(str(work), job)).read()[-2000:]
-        time.sleep(0.1)
+    grid, work, job, folder, deadline = submit_one_job_until_epoch(tmp_path, 'usr2', 5, **flags)
     job_id = queued('nc-usr2_work', 'R')[0]
     subprocess.run(['scancel', '--signal=USR2', job_id], check=True, timeout=20)
     release_requeued(job_id, deadline)
@@ -214,15 +222,7 @@ def status_line(work, grid, name, tmp_path, until=None, seconds=90):
 def test_a_job_killed_by_slurm_shows_failed_with_the_sacct_state_and_the_log(tmp_path, cluster):
     """scancel --signal=KILL ends the job before it writes its result: --status asks sacct and
     shows it failed (not running forever), with SLURM's state and the logs."""
-    grid = write_grid(tmp_path, 'killed', [{'name': 'long'}], width=64, epochs=150)
-    work = tmp_path / 'killed_work'
-    run_script('sweep.py', grid, *SLURM_FLAGS, '--work_dir', work, cwd=tmp_path)
-    job = grids.expand(grids.load_grid(grid))[0]
-    folder = os.path.dirname(str(work / job.info_path))
-    deadline = time.time() + DEADLINE
-    while time.time() < deadline and not os.path.exists(os.path.join(folder, checkpoints.checkpoint_name(2))):
-        assert queued('nc-killed_work'), 'the job ended before epoch 2'
-        time.sleep(0.1)
+    grid, work, job, folder, deadline = submit_one_job_until_epoch(tmp_path, 'killed', 2, width=64, epochs=150)
     assert ' running ' in status_line(work, grid, 'long', tmp_path)
     job_id = queued('nc-killed_work', 'R')[0]
     subprocess.run(['scancel', '--signal=KILL', job_id], check=True, timeout=20)
