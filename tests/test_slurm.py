@@ -105,10 +105,14 @@ def submit_one_job_until_epoch(tmp_path, name, epoch, **flags):
 
 def release_requeued(job_id, deadline):
     """SLURM holds a requeued job for about 2 minutes (EligibleTime = requeue + 121 s, slurmctld's
-    own delay); once submitit has requeued it, let it start now, as an admin would."""
+    own delay); once submitit has requeued it and the node has finished cleaning up the old step
+    (srun waits up to 7 s for it; a job started on a node still completing fails at once), let it
+    start now, as an admin would."""
     while time.time() < deadline:
         shown = subprocess.run(['scontrol', 'show', 'job', job_id], capture_output=True, text=True, timeout=20).stdout
-        if 'Restarts=0' not in shown and 'JobState=PENDING' in shown:
+        node_states = subprocess.run(['sinfo', '-h', '-N', '-o', '%t'], capture_output=True, text=True, timeout=20).stdout.split()
+        if 'Restarts=0' not in shown and 'JobState=PENDING' in shown and node_states and all(
+                state.rstrip('*') == 'idle' for state in node_states):
             subprocess.run(['scontrol', 'update', 'JobId=%s' % job_id, 'StartTime=now'], check=True, timeout=20)
             return
         time.sleep(0.2)
