@@ -18,6 +18,7 @@ resolved namespace equals what the original script would have seen. The recipes 
 (defaults, model names, paper-only flags) are nc_repro/recipes' (docs/recipes.md).
 """
 import argparse
+import dataclasses
 import math
 import os
 import sys
@@ -205,6 +206,24 @@ def get_eval_parser(description=None):
     return parser
 
 
+# ----------------------------------------------------------------------------------------
+# the engine takes named values, never this namespace: these build them from the parsed flags
+
+def settings(kind, args, **values):
+    """An engine settings object ``kind`` (a dataclass such as training.OptimizerSettings) whose
+    fields are the parsed flags of the same names; ``values`` give the fields that are no flag
+    (or override one). A flag the command does not have leaves the field's default."""
+    fields = {field.name: getattr(args, field.name) for field in dataclasses.fields(kind)
+              if field.name not in values and hasattr(args, field.name)}
+    return kind(**fields, **values)
+
+
+def run_spec(args, unbalanced=False):
+    """The run these flags describe (run_dirs.RunSpec): its recipe, folder naming, --force /
+    --resume, and the record of every flag."""
+    return settings(run_dirs.RunSpec, args, flags=dict(vars(args)), unbalanced=unbalanced)
+
+
 def epoch_choice(args, run_dir, save_every=1):
     """The validator's flags as nc_repro.validation.EpochChoice: --epochs, --epoch_list, --every,
     --wait, the recipe's cadence ``save_every``, and what to say when run_dir does not exist."""
@@ -226,7 +245,7 @@ def other_run_hint(run_dir, args):
     theirs = run_dirs.stored_flags(base) if base != run_dir else None
     if not theirs:
         return ''
-    differences = run_dirs.flag_differences(run_dirs.training_flags(args), theirs)
+    differences = run_dirs.flag_differences(run_dirs.training_flags(vars(args)), theirs)
     return '; %s holds a run of other training flags (%s)' % (base, run_dirs.describe_differences(differences))
 
 

@@ -118,7 +118,7 @@ def nc1_per_checkpoint(args, model, data, save_dir, device):
 
 
 def main(args):
-    device = training.select_device(args)
+    device = training.select_device(args.device, args.gpu_id)
     settings_line = hong_args.describe_settings(args)
     for index, flag in enumerate(('reg_h', 'reg_w')):
         if getattr(args, flag) is None:

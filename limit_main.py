@@ -75,7 +75,7 @@ def main(args):
     print('l N held at %g%s' % (args.ln_pro, ' (quick)' if args.quick else ''))
     all_counts = [hong_analysis.two_cluster_counts(args.ka, na, na // args.ratio) for na in args.nalist]
     hong_args.check_counts('--nalist (nb = na // ratio)', [c for counts in all_counts for c in counts], minimum=2)
-    device = training.select_device(args)
+    device = training.select_device(args.device, args.gpu_id)
     scale = hong_analysis.offline_scale(args.dataset_t, all_counts)
     hong_analysis.announce_scale(scale)
     suffix = hong_runs.dataset_suffix(args)

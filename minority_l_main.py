@@ -66,7 +66,7 @@ def main(args):
         args.reg_z_l = quick_levels(args.ka, args.na, args.nb) if args.quick else list(DEFAULT_LEVELS)
         print('levels l: %s%s' % (args.reg_z_l, ' (quick)' if args.quick else ''))
     hong_args.check_levels('--reg_z_l', args.reg_z_l)
-    device = training.select_device(args)
+    device = training.select_device(args.device, args.gpu_id)
     counts = hong_analysis.two_cluster_counts(args.ka, args.na, args.nb)
     scale = hong_analysis.offline_scale(args.dataset_t, [counts])
     hong_analysis.announce_scale(scale)

@@ -64,7 +64,7 @@ def main(args):
         if not args.nalist:
             raise cli.UsageError('no quick n_A value lies on both sides of the threshold for these flags; give --nalist')
     hong_args.check_counts('--nalist/--nb', args.nalist + [args.nb], minimum=2)
-    device = training.select_device(args)
+    device = training.select_device(args.device, args.gpu_id)
     all_counts = [hong_analysis.two_cluster_counts(args.ka, na, args.nb) for na in args.nalist]
     scale = hong_analysis.offline_scale(args.dataset_t, all_counts)
     hong_analysis.announce_scale(scale)

@@ -27,18 +27,19 @@ def main(args, balanced=True):
     """The recipe of both synthetic scripts (synthetic_experiment_imbalanced.py calls it with
     balanced=False): counts, seed, initial scale, model, labels, closed form, run folder,
     optimise, compare and save, figures."""
-    counts = ufm.class_counts(args, balanced=balanced)
+    counts = ufm.class_counts(args.num_classes, balanced=balanced)
     bias = args.bias if balanced else False
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
-    args.init_std = ufm.initial_std(args, counts, bias)
+    args.init_std = ufm.initial_std(counts, args.hidden, args.depth_linear, bias, args.lr, args.init_std)
+    settings = cli.settings(synthetic.SyntheticSettings, args, balanced=balanced, flags=dict(vars(args)))
     model = ufm.DeepLinearUFM(sum(counts), args.hidden, len(counts), args.depth_linear, bias, args.init_std)
     labels = ufm.make_labels(counts)
-    geometry = synthetic.closed_form(args, counts, balanced=balanced)
-    folder = synthetic.run_folder(args, balanced=balanced)
-    history, seconds = synthetic.optimise(model, labels, counts, args, balanced, geometry)
+    geometry = synthetic.closed_form(settings, counts)
+    folder = synthetic.run_folder(settings)
+    history, seconds = synthetic.optimise(model, labels, counts, settings, geometry)
     summary = synthetic.compare_with_theory(model, labels, counts, geometry, bias)
-    synthetic.save_results(folder, args, model, labels, history, summary, seconds)
+    synthetic.save_results(folder, settings, model, labels, history, summary, seconds)
     figures = [path for path in make_figures(folder) if path.endswith('.png')]
     print('%d iterations in %.1f s; results in %s; figures %s' % (
         args.num_iteration, seconds, folder, ', '.join(os.path.basename(path) for path in figures)))

@@ -24,16 +24,16 @@ def get_args_parser():
 def main(args):
     if args.optimizer in ('LBFGS', 'SdLBFGS'):
         raise cli.UsageError('--optimizer %s needs a closure: use train_2nd_order.py' % args.optimizer)
-    device = training.setup(args)
+    device = training.setup(args.seed, args.device, args.gpu_id, args.deterministic)
     curves = nc_curves.make_curves(args.nc_every, args.tensorboard, args.paper)  # None unless --nc_every / --tensorboard
     data = datasets.training_data(args)
     model = models.build_model(args, data.num_classes, data.input_shape).to(device)
     save_every = args.save_every or 1
     loader = datasets.make_train_loader(args, data, device, shuffle=True, model=model)
-    run_dir = checkpoints.prepare_run_dir(args, device, model, save_every)
-    objective = losses.make_objective(args, data.num_classes)
-    optimizer = training.make_optimizer(args, model)
-    scheduler = training.make_scheduler(args, optimizer)
+    run_dir = checkpoints.prepare_run_dir(cli.run_spec(args), device, model, save_every)
+    objective = losses.make_objective(cli.settings(losses.ObjectiveSettings, args), data.num_classes)
+    optimizer = training.make_optimizer(cli.settings(training.OptimizerSettings, args), model)
+    scheduler = training.make_scheduler(cli.settings(training.ScheduleSettings, args), optimizer)
     training.fit(model, loader, objective, optimizer, scheduler, run_dir, args.epochs,
                  save_every=save_every, resume=args.resume, curves=curves)
     print('checkpoints: %s' % run_dir)

@@ -26,7 +26,7 @@ def get_args_parser():
 def main(args):
     if args.optimizer in ('LBFGS', 'SdLBFGS'):
         raise cli.UsageError('--optimizer %s is not supported by the imbalanced trainer' % args.optimizer)
-    device = training.setup(args)
+    device = training.setup(args.seed, args.device, args.gpu_id, args.deterministic)
     curves = nc_curves.make_curves(args.nc_every, args.tensorboard, args.paper)  # None unless --nc_every / --tensorboard
     recipe = recipes.get(args.paper)
     counts = datasets.imbalanced_counts(args.paper, args.dataset)
@@ -37,10 +37,11 @@ def main(args):
     batch_size = len(data.train) if recipe.full_batch_imbalanced else args.batch_size
     loader = datasets.make_train_loader(args, data, device, shuffle=False, batch_size=batch_size,
                                         model=model)
-    run_dir = checkpoints.prepare_run_dir(args, device, model, save_every, unbalanced=True)
-    objective = losses.make_objective(args, data.num_classes, unbalanced=True)
-    optimizer = training.make_optimizer(args, model)
-    scheduler = training.make_scheduler(args, optimizer)
+    run_dir = checkpoints.prepare_run_dir(cli.run_spec(args, unbalanced=True), device, model, save_every)
+    objective = losses.make_objective(cli.settings(losses.ObjectiveSettings, args), data.num_classes,
+                                      unbalanced=True)
+    optimizer = training.make_optimizer(cli.settings(training.OptimizerSettings, args), model)
+    scheduler = training.make_scheduler(cli.settings(training.ScheduleSettings, args), optimizer)
     training.fit(model, loader, objective, optimizer, scheduler, run_dir, args.epochs,
                  save_every=save_every, resume=args.resume, curves=curves)
     print('checkpoints: %s' % run_dir)

@@ -22,17 +22,19 @@ def main(args):
     if args.optimizer not in ('LBFGS', 'SdLBFGS'):
         raise cli.UsageError('--optimizer %s: train_2nd_order.py supports LBFGS and SdLBFGS '
                              '(use train_1st_order.py for SGD and Adam)' % args.optimizer)
-    device = training.setup(args)
+    device = training.setup(args.seed, args.device, args.gpu_id, args.deterministic)
     curves = nc_curves.make_curves(args.nc_every, args.tensorboard, args.paper)  # None unless --nc_every / --tensorboard
     data = datasets.training_data(args)
     model = models.build_model(args, data.num_classes, data.input_shape).to(device)
     save_every = args.save_every or 1
     loader = datasets.make_train_loader(args, data, device, shuffle=True, model=model)
-    run_dir = checkpoints.prepare_run_dir(args, device, model, save_every)
+    run_dir = checkpoints.prepare_run_dir(cli.run_spec(args), device, model, save_every)
     # the penalty is in the loss and the optimiser has no weight decay (Zhou 2022's script)
-    objective = losses.make_objective(args, data.num_classes, parameter_penalty=True)
-    optimizer = training.make_optimizer(args, model, coupled_weight_decay=False)
-    scheduler = training.make_scheduler(args, optimizer)
+    objective = losses.make_objective(cli.settings(losses.ObjectiveSettings, args), data.num_classes,
+                                      parameter_penalty=True)
+    optimizer = training.make_optimizer(cli.settings(training.OptimizerSettings, args), model,
+                                        coupled_weight_decay=False)
+    scheduler = training.make_scheduler(cli.settings(training.ScheduleSettings, args), optimizer)
     # its batch log is log.txt, with no LR in the epoch headers, as the original's
     training.fit(model, loader, objective, optimizer, scheduler, run_dir, args.epochs,
                  save_every=save_every, log_name='log.txt', header_lr=False, resume=args.resume,

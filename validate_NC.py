@@ -25,11 +25,11 @@ def main(args):
     recipe = recipes.get(args.paper)
     if recipe.user_names_run_folder and not (args.load_path or args.uid):
         raise cli.UsageError('--load_path is required (the run folder, e.g. model_weights/<uid>/)')
-    device = training.select_device(args)
+    device = training.select_device(args.device, args.gpu_id)
     training.set_seed(args.seed)
     data = datasets.training_data(args)
     model = models.build_model(args, data.num_classes, data.input_shape).to(device)
-    run_dir = run_dirs.run_dir(args)
+    run_dir = run_dirs.run_dir(cli.run_spec(args))
     choice = cli.epoch_choice(args, run_dir, save_every=args.save_every or 1)
     validation.validate_run(model, data, run_dir, device, choice, args.batch_size,
                             validation.BALANCED_METRICS[recipe.validation_metrics],

@@ -45,7 +45,8 @@ def build(row, device, dtype=None, memory_format=None):
     training.set_seed(1)
     model = models.build_model(args, 10, (3, 32, 32)).to(device, dtype)   # same draws, then widened
     model = model.use_memory_format(memory_format) if memory_format is not None else model
-    return model, losses.make_objective(args, 10), training.make_optimizer(args, model)
+    objective = losses.make_objective(cli.settings(losses.ObjectiveSettings, args), 10)
+    return model, objective, training.make_optimizer(cli.settings(training.OptimizerSettings, args), model)
 
 
 def state(model):  # the float entries of the state dict, in float64

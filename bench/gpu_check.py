@@ -183,12 +183,12 @@ def placement(device, report):
         try:
             args = cli.parse(cli.get_train_parser(), flags.split() + [
                 '--dataset', 'digits', '--sample_size', '2', '--device', str(device)])
-            device_used = training.select_device(args)
+            device_used = training.select_device(args.device, args.gpu_id)
             data = datasets.training_data(args)
             model = models.build_model(args, data.num_classes, data.input_shape).to(device_used)
             loader = datasets.make_train_loader(args, data, device_used)
-            objective = losses.make_objective(args, data.num_classes)
-            optimizer = training.make_optimizer(args, model)
+            objective = losses.make_objective(cli.settings(losses.ObjectiveSettings, args), data.num_classes)
+            optimizer = training.make_optimizer(cli.settings(training.OptimizerSettings, args), model)
             training.train_one_epoch(model, loader, objective, optimizer, 1, 1)
             batches = list(loader)
             wrong = on_device(list(model.named_parameters()) + list(model.named_buffers()), device)

@@ -104,8 +104,8 @@ def mlp_row(bench, device):
     train = image_set(bench.samples, generator, device)
     loader = datasets.BatchLoader(train, args.batch_size, shuffle=True, generator=generator)
     model = models.build_model(args, 10, (3, 32, 32)).to(device)
-    objective = losses.make_objective(args, 10)
-    optimizer = training.make_optimizer(args, model)
+    objective = losses.make_objective(cli.settings(losses.ObjectiveSettings, args), 10)
+    optimizer = training.make_optimizer(cli.settings(training.OptimizerSettings, args), model)
     linear_macs = sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
     flops_per_epoch = 3 * 2 * linear_macs * bench.samples
     training.train_one_epoch(model, datasets.BatchLoader(train.subset(range(min(2048, bench.samples))), 128),
@@ -141,7 +141,8 @@ def build_conv(name, device, batch):
         return model, objective, optimizer
     args = cli.parse(cli.get_train_parser(), CONV_ROWS[name].split() + ['--batch_size', str(batch)])
     model = models.build_model(args, 10, (3, 32, 32)).to(device)
-    return model, losses.make_objective(args, 10), training.make_optimizer(args, model)
+    objective = losses.make_objective(cli.settings(losses.ObjectiveSettings, args), 10)
+    return model, objective, training.make_optimizer(cli.settings(training.OptimizerSettings, args), model)
 
 
 def step_flops(model, objective, optimizer, images, labels):

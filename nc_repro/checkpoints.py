@@ -13,6 +13,8 @@ blocks a --resume); a second trainer on the folder stops with one line (exit cod
 the process that holds it. Validators take no lock: they read only complete checkpoints (a
 checkpoint being written has a hidden temporary name until it is renamed).
 """
+import argparse
+import dataclasses
 import datetime
 import errno
 import fcntl
@@ -120,16 +122,18 @@ def to_project_layout(state, model, path=None):
 # ----------------------------------------------------------------------------------------
 # preparing a run folder (named by run_dirs.run_dir)
 
-def write_args(folder, args):
-    """args.txt (the originals' one-line Namespace repr) and args.json (readable, complete)."""
-    atomic_write_text(os.path.join(folder, 'args.txt'), str(args) + '\n')
+def write_args(folder, flags):
+    """args.txt (the originals' one-line Namespace repr of the flag values ``flags``) and
+    args.json (readable, complete)."""
+    atomic_write_text(os.path.join(folder, 'args.txt'), str(argparse.Namespace(**flags)) + '\n')
     atomic_write_text(os.path.join(folder, 'args.json'),
-                      json.dumps(vars(args), indent=1, sort_keys=True, default=str) + '\n')
+                      json.dumps(flags, indent=1, sort_keys=True, default=str) + '\n')
 
 
-def prepare_run_dir(args, device, model, save_every, unbalanced=False):
-    """Create and lock the run folder (run_dir), settle what it holds, then write args.txt/
-    args.json and the empty log.txt, as the originals' parsers do, then run.json
+def prepare_run_dir(spec, device, model, save_every):
+    """Create and lock the folder of the run ``spec`` (run_dirs.RunSpec, named by run_dir),
+    settle what it holds, then write args.txt/args.json (the flags with the originals'
+    ``save_path``) and the empty log.txt, as the originals' parsers do, then run.json
     (``write_run_record``) and a warning when the checkpoints to come (every ``save_every``
     epochs) will not fit on the disk.
 
@@ -138,37 +142,38 @@ def prepare_run_dir(args, device, model, save_every, unbalanced=False):
     or a finished shorter run of the same flags into this one (``continue_shorter_run``), or
     says in one line that there is nothing to resume. The folder stays locked for this process
     (``lock_run_dir``) until ``training.fit`` returns."""
-    folder = run_dirs.run_dir(args, unbalanced)
-    user_named = recipes.get(args.paper).user_names_run_folder     # zhou2022's --uid folder
-    if user_named and os.path.isdir(folder) and not (args.force or args.resume):
+    folder = run_dirs.run_dir(spec)
+    user_named = recipes.get(spec.paper).user_names_run_folder     # zhou2022's --uid folder
+    if user_named and os.path.isdir(folder) and not (spec.force or spec.resume):
         raise UsageError('%s already exists; pass --force to overwrite it, --resume to continue '
                          'it, or choose another --uid' % folder)
-    folder = lock_own_run_dir(folder, args, unbalanced)   # before anything is written into the folder
-    args.save_path = folder
-    if args.force:
+    folder = lock_own_run_dir(folder, spec)   # before anything is written into the folder
+    flags = dict(spec.flags, save_path=folder)
+    if spec.force:
         empty_run_dir(folder)
     resuming = False
-    if args.resume:
-        resuming = check_resumable(folder, args) or (
-            not user_named and continue_shorter_run(folder, args))
+    if spec.resume:
+        resuming = check_resumable(folder, spec) or (
+            not user_named and continue_shorter_run(folder, spec))
         if not resuming:
             print('--resume: nothing to resume in %s; starting from epoch 1' % folder)
     if not (resuming and os.path.exists(os.path.join(folder, 'log.txt'))):
         with stop_if_disk_full(os.path.join(folder, 'log.txt')):
             open(os.path.join(folder, 'log.txt'), 'w').close()
-    write_args(folder, args)
-    write_run_record(folder, args, device, run_dirs.run_id(folder) if resuming else None)
-    saved = [epoch for epoch in range(1, args.epochs + 1) if is_saved_epoch(epoch, args.epochs, save_every)]
+    write_args(folder, flags)
+    write_run_record(folder, dataclasses.replace(spec, flags=flags), device,
+                     run_dirs.run_id(folder) if resuming else None)
+    saved = [epoch for epoch in range(1, spec.epochs + 1) if is_saved_epoch(epoch, spec.epochs, save_every)]
     warn_if_disk_too_small(folder, model, len(saved))
     return folder
 
 
-def lock_own_run_dir(folder, args, unbalanced, attempts=10):
+def lock_own_run_dir(folder, spec, attempts=10):
     """Lock ``folder`` and return it; for a Dang folder whose lock another trainer holds (say
     a sweep job of other flags that has not yet written its run.json), wait a second and
     resolve run_dir again, up to ``attempts`` times, so that two jobs of different flags started
     together each get their own folder."""
-    user_named = recipes.get(args.paper).user_names_run_folder     # zhou2022: never another folder
+    user_named = recipes.get(spec.paper).user_names_run_folder     # zhou2022: never another folder
     for attempt in range(attempts):
         try:
             lock_run_dir(folder)
@@ -176,12 +181,12 @@ def lock_own_run_dir(folder, args, unbalanced, attempts=10):
             if user_named or attempt == attempts - 1:
                 raise
             time.sleep(1)
-            folder = run_dirs.run_dir(args, unbalanced)
+            folder = run_dirs.run_dir(spec)
             continue
-        if user_named or run_dirs.run_dir(args, unbalanced) == folder:
+        if user_named or run_dirs.run_dir(spec) == folder:
             return folder
         unlock_run_dir(folder)            # another run claimed it between resolving and locking
-        folder = run_dirs.run_dir(args, unbalanced)
+        folder = run_dirs.run_dir(spec)
     lock_run_dir(folder)
     return folder
 
@@ -200,7 +205,7 @@ def empty_run_dir(folder):
             folder, len(removed), ', '.join(removed[:6]) + (', ...' if len(removed) > 6 else '')))
 
 
-def check_resumable(folder, args):
+def check_resumable(folder, spec):
     """True when ``folder`` holds a readable resume state of a run with these training flags
     (its --epochs may differ: a longer run continues it). An unreadable resume.pth, or a run of
     other training flags, is a UsageError: its checkpoints are never overwritten."""
@@ -210,7 +215,7 @@ def check_resumable(folder, args):
     load_resume_state(folder)             # raises UsageError when unreadable
     theirs = run_dirs.stored_flags(folder)
     if theirs is not None:
-        differences = run_dirs.flag_differences(run_dirs.training_flags(args), theirs, with_epochs=False)
+        differences = run_dirs.flag_differences(run_dirs.training_flags(spec.flags), theirs, with_epochs=False)
         if differences:
             raise UsageError('--resume: %s holds a run of other training flags (%s); pass its '
                              'flags to continue it, or drop --resume (and use another --uid or '
@@ -218,12 +223,12 @@ def check_resumable(folder, args):
     return True
 
 
-def continue_shorter_run(folder, args):
+def continue_shorter_run(folder, spec):
     """--resume with more --epochs than a finished run of the same flags (whose folder name
     differs in its epochs): link its checkpoints and copy its resume state and logs into
     ``folder``, so training continues it there. The shorter run's folder stays as it was.
     Returns True when such a run was found."""
-    ours = run_dirs.training_flags(args)
+    ours = run_dirs.training_flags(spec.flags)
     best = None
     root = os.path.dirname(folder) or '.'
     for entry in os.scandir(root) if os.path.isdir(root) else ():
@@ -231,7 +236,7 @@ def continue_shorter_run(folder, args):
             continue
         theirs = run_dirs.stored_flags(entry.path)
         if (theirs is None or run_dirs.flag_differences(ours, theirs, with_epochs=False)
-                or not isinstance(theirs.get('epochs'), int) or theirs['epochs'] >= args.epochs):
+                or not isinstance(theirs.get('epochs'), int) or theirs['epochs'] >= spec.epochs):
             continue
         if best is None or theirs['epochs'] > best[0]:
             best = (theirs['epochs'], entry.path)
@@ -385,8 +390,8 @@ def git_commit():
         return None
 
 
-def write_run_record(folder, args, device, existing_run_id=None):
-    """run.json: versions, device, recipe, all flags, the training flags that identify the run
+def write_run_record(folder, spec, device, existing_run_id=None):
+    """run.json of the run ``spec``: versions, device, recipe, all flags, the training flags that identify the run
     (``training_flags``), its run id (kept by --resume, new for a fresh start: a validator
     stops if it changes under it) and the code's git commit."""
     try:
@@ -396,13 +401,13 @@ def write_run_record(folder, args, device, existing_run_id=None):
         torchvision_version = None
     record = {
         'run_id': existing_run_id or uuid.uuid4().hex,
-        'training_flags': run_dirs.training_flags(args),
+        'training_flags': run_dirs.training_flags(spec.flags),
         'python': platform.python_version(), 'torch': torch.__version__,
         'torchvision': torchvision_version, 'numpy': np.__version__, 'device': str(device),
-        'paper': args.paper, 'recipe_reason': getattr(args, 'recipe_reason', None),
+        'paper': spec.paper, 'recipe_reason': spec.recipe_reason,
         'git_commit': git_commit(), 'command': ' '.join(sys.argv),
         'started': datetime.datetime.now().isoformat(timespec='seconds'),
-        'args': {k: v for k, v in sorted(vars(args).items())},
+        'args': {k: v for k, v in sorted(spec.flags.items())},
     }
     atomic_write_text(os.path.join(folder, 'run.json'), json.dumps(record, indent=1, default=str) + '\n')
 

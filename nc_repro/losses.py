@@ -16,6 +16,8 @@ Explicit penalties (the optimiser's coupled weight decay is configured in traini
                                    imbalanced trainers halve the data term first (MSE and CE).
   second-order trainer  (J)        + sum_{p trainable} lambda/2 ||p||^2
 """
+import dataclasses
+
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -114,16 +116,29 @@ class HongObjective:
         return loss + self.scale * self.lambda_H * self.num_train / len(labels) * feature_sum
 
 
-def make_objective(args, num_classes, unbalanced=False, parameter_penalty=False):
-    """The training objective each paper's trainer uses for these flags: the criterion, plus
-    lambda/2 sum_p ||p||^2 over all trainable parameters when ``parameter_penalty`` (Zhou 2022's
-    second-order trainer), or the --sep_decay penalties (data term halved for the imbalanced
-    trainers, Dang 2023 eq. 2)."""
-    criterion = make_criterion(args.loss, num_classes, args.k, args.M)
+@dataclasses.dataclass(frozen=True)
+class ObjectiveSettings:
+    """The flags that make a trainer's objective: --paper (which --sep_decay penalty), --loss
+    with its rescaling --k and --M, --weight_decay, --feature_decay_rate and --sep_decay."""
+    paper: str
+    loss: str
+    k: float = 1.0
+    M: float = 1.0
+    weight_decay: float = 0.0
+    feature_decay_rate: float = 0.0
+    sep_decay: bool = False
+
+
+def make_objective(settings, num_classes, unbalanced=False, parameter_penalty=False):
+    """The training objective each paper's trainer uses for ``settings`` (ObjectiveSettings):
+    the criterion, plus lambda/2 sum_p ||p||^2 over all trainable parameters when
+    ``parameter_penalty`` (Zhou 2022's second-order trainer), or the --sep_decay penalties (data
+    term halved for the imbalanced trainers, Dang 2023 eq. 2)."""
+    criterion = make_criterion(settings.loss, num_classes, settings.k, settings.M)
     if parameter_penalty:
-        return Objective(criterion, 'all_params', args.weight_decay)
-    if not args.sep_decay:
+        return Objective(criterion, 'all_params', settings.weight_decay)
+    if not settings.sep_decay:
         return Objective(criterion)
-    penalty = recipes.get(args.paper).sep_decay_penalty          # 'zhou_sep_decay' or 'dang_sep_decay'
-    return Objective(criterion, penalty, args.weight_decay, args.feature_decay_rate,
+    penalty = recipes.get(settings.paper).sep_decay_penalty          # 'zhou_sep_decay' or 'dang_sep_decay'
+    return Objective(criterion, penalty, settings.weight_decay, settings.feature_decay_rate,
                      data_scale=0.5 if unbalanced else 1.0)

@@ -7,7 +7,11 @@ successor folders that keep runs of other training flags apart.
   dang2024   model_weights/unbalanced_<the 2024 code's run name>/
 A run of the same paper name but other training flags gets ``<name>__<flag>_<value>-...``
 (``run_dir``). Creating, locking and filling the folder is checkpoints.prepare_run_dir's.
+
+The engine never sees the parser's namespace: a run is described by a ``RunSpec`` (named
+values plus the flag record), which args.run_spec builds from the parsed flags.
 """
+import dataclasses
 import datetime
 import json
 import os
@@ -18,31 +22,47 @@ from nc_repro import plain_names, recipes
 from nc_repro.errors import UsageError
 
 
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """What the engine knows of one training run: its recipe, where its folder goes, how the
+    folder is claimed, and ``flags``, every flag's value in the parser's order (the training
+    flags name and tell apart run folders; all of them are recorded in args.txt, args.json and
+    run.json)."""
+    paper: str
+    weights_root: str
+    flags: dict
+    epochs: int
+    unbalanced: bool = False          # Dang's imbalanced scripts: the 'unbalanced_' folder
+    uid: str = None                   # zhou2022: --uid names the folder
+    load_path: str = None             # zhou2022 validators: the folder itself
+    force: bool = False
+    resume: bool = False
+    recipe_reason: str = None         # why this recipe (run.json)
 
-def zhou_run_name(args, now=None):
+
+def zhou_run_name(uid, now=None):
     """J's args.parse_train_args: <uid>, or a random number and a timestamp when --uid is absent."""
-    if args.uid:
-        return args.uid
+    if uid:
+        return uid
     now = now or datetime.datetime.now()
     return '%d-%s' % (np.random.randint(0, 100000), now.strftime('%a-%b-%d-%H-%M'))
 
 
-def dang_run_name(args, prefix=''):
-    """The run name of D23's args.parse_train_args (prefix '' balanced, 'unbalanced_' imbalanced); values through str()."""
+def dang_run_name(flags, prefix=''):
+    """The run name of D23's args.parse_train_args (prefix '' balanced, 'unbalanced_' imbalanced)
+    from a run's flag values; values through str()."""
     return ('%s%s-%s-%s-%s-width_%s-depth_relu_%s-depth_linear_%s-bias_%s-lr_%s'
-            '-data_augmentation_%s-epochs_%s-seed_%s' % (
-                prefix, args.dataset, args.model, args.loss, args.optimizer, args.width,
-                args.depth_relu, args.depth_linear, args.bias, args.lr, args.data_augmentation,
-                args.epochs, args.seed))
+            '-data_augmentation_%s-epochs_%s-seed_%s' % ((prefix,) + tuple(flags[dest] for dest in (
+                'dataset', 'model', 'loss', 'optimizer', 'width', 'depth_relu', 'depth_linear', 'bias',
+                'lr', 'data_augmentation', 'epochs', 'seed'))))
 
 
-def dang2024_run_name(args):
-    """D24's args_unbalance.py: the 2024 repository's imbalanced folder name."""
+def dang2024_run_name(flags):
+    """D24's args_unbalance.py: the 2024 repository's imbalanced folder name, from a run's flag values."""
     return ('unbalanced_%s-%s-%s-%s-width_%s-depth_relu_%s-depth_linear_%s-bias_%s-lr_%s'
-            '-sep_decay_%s-weight_decay_%s-epochs_%s-seed_%s' % (
-                args.dataset, args.model, args.loss, args.optimizer, args.width,
-                args.depth_relu, args.depth_linear, args.bias, args.lr, args.sep_decay,
-                args.weight_decay, args.epochs, args.seed))
+            '-sep_decay_%s-weight_decay_%s-epochs_%s-seed_%s' % tuple(flags[dest] for dest in (
+                'dataset', 'model', 'loss', 'optimizer', 'width', 'depth_relu', 'depth_linear', 'bias',
+                'lr', 'sep_decay', 'weight_decay', 'epochs', 'seed')))
 
 
 # Flags that shape the trained weights (every recipe): two runs that differ in one of them are
@@ -57,9 +77,8 @@ SUCCESSOR_SEPARATOR = '__'
 
 
 def training_flags(values):
-    """The TRAINING_FLAGS of an args namespace or of a stored run.json 'args' dict, with
-    --epochs, as JSON values (so a stored record and live flags compare equal)."""
-    values = values if isinstance(values, dict) else vars(values)
+    """The TRAINING_FLAGS of a run's flag values (RunSpec.flags, or a stored run.json 'args'
+    dict), with --epochs, as JSON values (so a stored record and live flags compare equal)."""
     flags = {dest: values.get(dest) for dest in TRAINING_FLAGS + ('epochs',)}
     return json.loads(json.dumps(flags, default=str))
 
@@ -93,25 +112,25 @@ def run_id(folder):
         return None
 
 
-def paper_run_dir(args, unbalanced=False):
-    """The run folder the paper's scripts would use for these flags (their names)."""
-    style = recipes.get(args.paper).run_folder
+def paper_run_dir(spec):
+    """The run folder the paper's scripts would use for this run (their names)."""
+    style = recipes.get(spec.paper).run_folder
     if style == 'uid':
-        if getattr(args, 'load_path', None):
-            return os.path.normpath(args.load_path)
-        name = zhou_run_name(args)
+        if spec.load_path:
+            return os.path.normpath(spec.load_path)
+        name = zhou_run_name(spec.uid)
     elif style == 'd24':
-        name = dang2024_run_name(args)
+        name = dang2024_run_name(spec.flags)
     else:
-        name = dang_run_name(args, 'unbalanced_' if unbalanced else '')
+        name = dang_run_name(spec.flags, 'unbalanced_' if spec.unbalanced else '')
     problem = plain_names.name_problem(name)
     if problem:
         raise UsageError('the run folder name %s (from --uid, --dataset, --model, --loss, --optimizer, ...) %s; '
                          'a name may hold %s' % (plain_names.shown(name), problem, plain_names.ALLOWED))
-    return os.path.join(args.weights_root, name)
+    return os.path.join(spec.weights_root, name)
 
 
-def run_dir(args, unbalanced=False):
+def run_dir(spec):
     """This run's folder. zhou2022 (``Recipe.user_names_run_folder``): the --uid / --load_path
     folder the user names. Dang: the paper's name (paper_run_dir) unless that folder holds a
     run of other training flags; then
@@ -119,10 +138,10 @@ def run_dir(args, unbalanced=False):
     over flags the paper's name leaves out (decays, --sep_decay, batch size, ...) never share a
     folder, and a validator given the same flags finds the same one. Folders without run.json
     (older runs) count as this run's."""
-    folder = paper_run_dir(args, unbalanced)
-    if recipes.get(args.paper).user_names_run_folder:
+    folder = paper_run_dir(spec)
+    if recipes.get(spec.paper).user_names_run_folder:
         return folder
-    ours = training_flags(args)
+    ours = training_flags(spec.flags)
     for _ in range(8):
         theirs = stored_flags(folder)
         differences = flag_differences(ours, theirs) if theirs is not None else []

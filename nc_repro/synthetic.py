@@ -6,6 +6,7 @@ iterate with the closed-form minimiser (``theory.d23_geometry``) and save the re
 ``compare_with_theory`` the learned versus predicted per-class geometry; ``save_results`` the
 files of a run folder.
 """
+import dataclasses
 import json
 import os
 import pickle
@@ -20,13 +21,38 @@ from nc_repro.errors import RunStopped
 from nc_repro.nc_measures import alignment_error
 
 
-def run_name(args, balanced):
+@dataclasses.dataclass(frozen=True)
+class SyntheticSettings:
+    """One synthetic run (the flags of D23's synthetic scripts, under their names): which script
+    (``balanced``), the problem (--hidden d, --depth_linear M, --bias, --GOF targets, lambda_W =
+    --weight_decay, lambda_H = --feature_decay), the optimiser (--lr, --num_iteration, --seed,
+    the initial std), what is measured (--log_every, --as_coded_nc1), where it goes (--out_dir),
+    and ``flags``, every flag's value, recorded in summary.json."""
+    balanced: bool
+    hidden: int
+    depth_linear: int
+    bias: bool
+    GOF: bool
+    weight_decay: float
+    feature_decay: float
+    lr: float
+    num_iteration: int
+    seed: int
+    init_std: float
+    log_every: int
+    as_coded_nc1: bool
+    out_dir: str
+    flags: dict
+
+
+def run_name(settings):
     """The original's (unused) run-name strings (D23's synthetic scripts)."""
-    if balanced:
+    if settings.balanced:
         return 'balance-MSE-bias_%s-GOF_%s-depth_linear_%s-lr_%s-dim_%s-epochs_%s-seed_%s' % (
-            args.bias, args.GOF, args.depth_linear, args.lr, args.hidden, args.num_iteration, args.seed)
+            settings.bias, settings.GOF, settings.depth_linear, settings.lr, settings.hidden,
+            settings.num_iteration, settings.seed)
     return 'imbalance-MSE-nobias-depth_linear_%s-lr_%s-dim_%s-epochs_%s-seed_%s' % (
-        args.depth_linear, args.lr, args.hidden, args.num_iteration, args.seed)
+        settings.depth_linear, settings.lr, settings.hidden, settings.num_iteration, settings.seed)
 
 
 def class_means(features, labels, num_classes):
@@ -36,7 +62,7 @@ def class_means(features, labels, num_classes):
     return stats, means.T, (means - stats.global_mean('sample')).T
 
 
-def measure(model, labels, counts, args, balanced, geometry, as_coded):
+def measure(model, labels, counts, settings, geometry):
     """The metrics the original computes after each step (D23's synthetic scripts), with its variants:
     balanced without --GOF: ETF (bias) or orthogonal-frame (bias-free) targets at every layer;
     balanced --GOF with bias: NC1 only; balanced --GOF --no-bias and imbalanced: GOF targets
@@ -46,17 +72,18 @@ def measure(model, labels, counts, args, balanced, geometry, as_coded):
     inputs = [x.detach().double() for x in model.layer_inputs()]
     products = [model.product(layer).detach().double() for layer in range(len(inputs))]
     stats, U, C = class_means(inputs[0], labels, K)
-    nc1 = nc_measures.nc1(stats, conventions, as_coded=as_coded)
+    nc1 = nc_measures.nc1(stats, conventions, as_coded=settings.as_coded_nc1)
     metrics = {'NC1': nc1['nc1']}
-    if as_coded:
+    if settings.as_coded_nc1:
         metrics['NC1_as_coded'] = nc1['nc1_as_coded']
     with torch.no_grad():
         metrics['train_acc'] = 100 * float((model.logits().argmax(1) == labels).double().mean())
-    gof = (not balanced) or (args.GOF and not args.bias)
-    if balanced and not args.GOF:
+    balanced = settings.balanced
+    gof = (not balanced) or (settings.GOF and not settings.bias)
+    if balanced and not settings.GOF:
         for layer, (features, product) in enumerate(zip(inputs, products)):
             _, U_l, C_l = class_means(features, labels, K)
-            if args.bias:
+            if settings.bias:
                 metrics['NC2_ETF_W_%d' % layer] = alignment_error(product @ product.T, frames.simplex_etf_gram(K))
                 metrics['NC3_ETF_WH_%d' % layer] = alignment_error(product @ C_l, frames.simplex_etf_gram(K))
             else:
@@ -119,44 +146,44 @@ def format_summary(summary):
     return '\n'.join(lines)
 
 
-def closed_form(args, counts, balanced):
+def closed_form(settings, counts):
     """The minimiser's per-class geometry (theory.d23_geometry, Dang 2023, balanced and imbalanced theorems), with
     the depth M. The imbalanced script compares with the global minimiser; the balanced script keeps the
     original's largest root, unclamped (equal counts: every class lives or every class dies, and the
     two rules differ only in the window of docs/original_code.md, D23-B21)."""
-    rule = 'as_coded' if balanced else 'global'
-    geometry = theory.d23_geometry(counts, args.depth_linear, args.weight_decay, args.feature_decay,
-                                   rule=rule, clamp=not balanced)
-    return dict(geometry, depth=args.depth_linear, rule=rule)
+    rule = 'as_coded' if settings.balanced else 'global'
+    geometry = theory.d23_geometry(counts, settings.depth_linear, settings.weight_decay, settings.feature_decay,
+                                   rule=rule, clamp=not settings.balanced)
+    return dict(geometry, depth=settings.depth_linear, rule=rule)
 
 
-def run_folder(args, balanced):
+def run_folder(settings):
     """<--out_dir>/<the original's run name>, created."""
-    folder = os.path.join(args.out_dir, run_name(args, balanced))
+    folder = os.path.join(settings.out_dir, run_name(settings))
     os.makedirs(folder, exist_ok=True)
     return folder
 
 
-def optimise(model, labels, counts, args, balanced, geometry):
+def optimise(model, labels, counts, settings, geometry):
     """Full-batch SGD on the data term for --num_iteration steps (the penalties are the
     optimiser's weight decay); every --log_every steps the objective and ``measure``.
     Returns (history of lists, seconds)."""
     targets = torch.nn.functional.one_hot(labels, len(counts)).float()
-    optimizer = model.optimizer(args.lr, args.weight_decay, args.feature_decay)
+    optimizer = model.optimizer(settings.lr, settings.weight_decay, settings.feature_decay)
     history = {'iteration': [], 'loss': []}
-    bar = tqdm(range(1, args.num_iteration + 1), desc='Loss is ?', dynamic_ncols=True, mininterval=0.5)
+    bar = tqdm(range(1, settings.num_iteration + 1), desc='Loss is ?', dynamic_ncols=True, mininterval=0.5)
     start = time.time()
     for iteration in bar:
         optimizer.zero_grad(set_to_none=True)
         model.data_term(targets).backward()
         optimizer.step()
-        if iteration % args.log_every == 0 or iteration == args.num_iteration:
+        if iteration % settings.log_every == 0 or iteration == settings.num_iteration:
             with torch.no_grad():
-                value = float(model.objective(targets, args.weight_decay, args.feature_decay))
+                value = float(model.objective(targets, settings.weight_decay, settings.feature_decay))
             if not np.isfinite(value):
                 raise RunStopped('loss is %s at iteration %d; lower --lr or --init_std' % (value, iteration))
             with torch.no_grad():
-                metrics = measure(model, labels, counts, args, balanced, geometry, args.as_coded_nc1)
+                metrics = measure(model, labels, counts, settings, geometry)
             history['iteration'].append(iteration)
             history['loss'].append(value)
             for key, metric in metrics.items():
@@ -165,11 +192,11 @@ def optimise(model, labels, counts, args, balanced, geometry):
     return history, time.time() - start
 
 
-def save_results(folder, args, model, labels, history, summary, seconds):
+def save_results(folder, settings, model, labels, history, summary, seconds):
     """metrics.pkl/.json (the history), summary.json/.txt (the comparison, also printed) and
     final_state.pt (H, labels, weights, bias) in ``folder``."""
-    summary.update(seconds=round(seconds, 2), iterations_per_second=round(args.num_iteration / seconds, 1),
-                   final_loss=history['loss'][-1], args=vars(args))
+    summary.update(seconds=round(seconds, 2), iterations_per_second=round(settings.num_iteration / seconds, 1),
+                   final_loss=history['loss'][-1], args=dict(settings.flags))
     fileio.atomic_write(os.path.join(folder, 'metrics.pkl'), lambda f: pickle.dump(history, f))
     fileio.atomic_write_text(os.path.join(folder, 'metrics.json'), json.dumps(history) + '\n')
     fileio.atomic_write_text(os.path.join(folder, 'summary.json'), json.dumps(summary, indent=1, default=str) + '\n')

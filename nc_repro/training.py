@@ -11,6 +11,7 @@ that of the training forward pass itself (train mode, before the update) instead
 second eval-mode forward after the update (docs/original_code.md, J-B15 and D23-B18); the loss is read from
 the device only every tenth batch, as the originals print it.
 """
+import dataclasses
 import json
 import math
 import os
@@ -48,50 +49,69 @@ def set_seed(seed):
     os.environ['PYTHONHASHSEED'] = str(seed)
 
 
-def setup(args):
+def setup(seed, device='auto', gpu_id=0, deterministic=False):
     """The first step of every trainer: the device (``select_device``), the seed of the
     originals (``set_seed``) and, under --deterministic, deterministic kernels. Returns the device."""
-    device = select_device(args)
-    set_seed(args.seed)
-    if args.deterministic:
+    device = select_device(device, gpu_id)
+    set_seed(seed)
+    if deterministic:
         torch.use_deterministic_algorithms(True)
         os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')
     return device
 
 
-def select_device(args):
+def select_device(device='auto', gpu_id=0):
     """cuda:<gpu_id> when CUDA is available (the originals), else the CPU; --device overrides."""
-    if args.device != 'auto':
-        return torch.device(args.device)
+    if device != 'auto':
+        return torch.device(device)
     if torch.cuda.is_available():
-        return torch.device('cuda:%d' % args.gpu_id)
+        return torch.device('cuda:%d' % gpu_id)
     return torch.device('cpu')
 
 
-def make_optimizer(args, model, coupled_weight_decay=True):
-    """utils.make_optimizer of J and D23: one group of all trainable parameters (a frozen ETF weight is left
-    out). Coupled L2 weight decay unless --sep_decay or a second-order trainer, whose
-    regularisation is in the loss."""
+@dataclasses.dataclass(frozen=True)
+class OptimizerSettings:
+    """--optimizer, --lr, --weight_decay, --sep_decay and --history_size of a trainer."""
+    optimizer: str
+    lr: float
+    weight_decay: float = 0.0
+    sep_decay: bool = False
+    history_size: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class ScheduleSettings:
+    """--decay_type, --patience and --gamma: the LR schedule, stepped once per epoch."""
+    decay_type: str = 'step'
+    patience: int = 40
+    gamma: float = 0.1
+
+
+def make_optimizer(settings, model, coupled_weight_decay=True):
+    """utils.make_optimizer of J and D23 (``settings``: OptimizerSettings): one group of all
+    trainable parameters (a frozen ETF weight is left out). Coupled L2 weight decay unless
+    --sep_decay or a second-order trainer, whose regularisation is in the loss."""
     params = [p for p in model.parameters() if p.requires_grad]
-    decay = args.weight_decay if coupled_weight_decay and not args.sep_decay else 0.0
-    if args.optimizer == 'SGD':
-        return torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=decay)
-    if args.optimizer == 'Adam':
-        return torch.optim.Adam(params, lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=decay)
-    if args.optimizer == 'LBFGS':
-        return torch.optim.LBFGS(params, lr=args.lr, history_size=args.history_size,
+    decay = settings.weight_decay if coupled_weight_decay and not settings.sep_decay else 0.0
+    if settings.optimizer == 'SGD':
+        return torch.optim.SGD(params, lr=settings.lr, momentum=0.9, weight_decay=decay)
+    if settings.optimizer == 'Adam':
+        return torch.optim.Adam(params, lr=settings.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=decay)
+    if settings.optimizer == 'LBFGS':
+        return torch.optim.LBFGS(params, lr=settings.lr, history_size=settings.history_size,
                                  line_search_fn='strong_wolfe')
-    if args.optimizer == 'SdLBFGS':
-        return SdLBFGS(params, lr=args.lr, history_size=args.history_size, lr_decay=False)
-    raise UsageError('--optimizer %s is not known; choose SGD, Adam, LBFGS or SdLBFGS' % args.optimizer)
+    if settings.optimizer == 'SdLBFGS':
+        return SdLBFGS(params, lr=settings.lr, history_size=settings.history_size, lr_decay=False)
+    raise UsageError('--optimizer %s is not known; choose SGD, Adam, LBFGS or SdLBFGS' % settings.optimizer)
 
 
-def make_scheduler(args, optimizer):
-    """'step' -> StepLR(--patience, --gamma); 'multistep_100_150' -> MultiStepLR([100, 150])."""
-    if args.decay_type == 'step':
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=args.patience, gamma=args.gamma)
-    milestones = [int(token) for token in args.decay_type.split('_')[1:]]
-    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=args.gamma)
+def make_scheduler(settings, optimizer):
+    """``settings`` (ScheduleSettings): 'step' -> StepLR(--patience, --gamma);
+    'multistep_100_150' -> MultiStepLR([100, 150])."""
+    if settings.decay_type == 'step':
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=settings.patience, gamma=settings.gamma)
+    milestones = [int(token) for token in settings.decay_type.split('_')[1:]]
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=settings.gamma)
 
 
 def topk_correct(logits, labels, ks=(1, 5)):

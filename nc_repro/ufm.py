@@ -20,11 +20,11 @@ BALANCED_COUNTS = 100                    # per class, K = --num_classes (D23's s
 IMBALANCED_COUNTS = (200, 100, 50, 50)
 
 
-def class_counts(args, balanced):
+def class_counts(num_classes, balanced):
     """n_k of the balanced script (100 for each of --num_classes) or the imbalanced one."""
     if balanced:
-        return [BALANCED_COUNTS] * args.num_classes
-    if args.num_classes != len(IMBALANCED_COUNTS):
+        return [BALANCED_COUNTS] * num_classes
+    if num_classes != len(IMBALANCED_COUNTS):
         raise UsageError('--num_classes must be %d for the imbalanced counts %s'
                          % (len(IMBALANCED_COUNTS), IMBALANCED_COUNTS))
     return list(IMBALANCED_COUNTS)
@@ -93,22 +93,23 @@ def make_labels(counts):
     return labels[torch.randperm(len(labels))]
 
 
-def initial_std(args, counts, bias):
+def initial_std(counts, hidden, depth_linear, bias, lr, init_std=None):
     """0.1 (the original) unless full-batch SGD at --lr is unstable from that start: the data
     term's curvature in H is ||W_M...W_1||_2^2 / N, and N(0, 0.1^2) d x d layers have spectral
     norm ~0.2 sqrt(d), so for d = 2048 and M >= 2 lr * curvature is in the hundreds and the
     original run diverges within a few dozen steps. Then the layers get the per-layer gain
-    they have at d = 64 (std 0.1 sqrt(64/d)); the minimiser is the same. --init_std overrides."""
-    if args.init_std is not None:
-        return args.init_std
+    they have at d = 64 (std 0.1 sqrt(64/d)); the minimiser is the same. ``init_std``
+    (--init_std) overrides."""
+    if init_std is not None:
+        return init_std
     state = torch.get_rng_state()
-    probe = DeepLinearUFM(sum(counts), args.hidden, len(counts), args.depth_linear, bias)
+    probe = DeepLinearUFM(sum(counts), hidden, len(counts), depth_linear, bias)
     torch.set_rng_state(state)
     curvature = float(torch.linalg.matrix_norm(probe.product().detach(), 2)) ** 2 / sum(counts)
-    if args.lr * curvature < 1:
+    if lr * curvature < 1:
         return 0.1
-    std = 0.1 * (64 / args.hidden) ** 0.5
+    std = 0.1 * (64 / hidden) ** 0.5
     print('note: with N(0, 0.1^2) initialisation lr * curvature = %.3g > 1, so the original run '
           'diverges; using std %.4g (the per-layer gain of d = 64). --init_std 0.1 forces the '
-          'original.' % (args.lr * curvature, std))
+          'original.' % (lr * curvature, std))
     return std

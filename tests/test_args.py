@@ -77,16 +77,16 @@ def test_multistep_schedule_and_optimiser_objects():
     import torch
     args = parse(DANG_MLP + ' --decay_type multistep_100_150')
     model = models.build_model(args, 10, (3, 32, 32))
-    optimizer = training.make_optimizer(args, model)
+    optimizer = training.make_optimizer(cli.settings(training.OptimizerSettings, args), model)
     assert isinstance(optimizer, torch.optim.Adam)
     assert optimizer.param_groups[0]['weight_decay'] == 0.0           # --sep_decay
-    scheduler = training.make_scheduler(args, optimizer)
+    scheduler = training.make_scheduler(cli.settings(training.ScheduleSettings, args), optimizer)
     assert isinstance(scheduler, torch.optim.lr_scheduler.MultiStepLR)
     assert sorted(scheduler.milestones) == [100, 150]
-    objective = losses.make_objective(args, 10)
+    objective = losses.make_objective(cli.settings(losses.ObjectiveSettings, args), 10)
     assert objective.penalty == 'dang_sep_decay' and objective.data_scale == 1.0
     args = parse(DANG_RESNET)
-    optimizer = training.make_optimizer(args, models.build_model(args, 10, (3, 32, 32)))
+    optimizer = training.make_optimizer(cli.settings(training.OptimizerSettings, args), models.build_model(args, 10, (3, 32, 32)))
     assert isinstance(optimizer, torch.optim.SGD)
     assert optimizer.param_groups[0]['momentum'] == 0.9
     assert optimizer.param_groups[0]['weight_decay'] == 1e-4

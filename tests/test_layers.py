@@ -106,6 +106,42 @@ def test_root_modules_import_only_downwards():
         assert not wrong, '%s.py imports %s, from a floor above it (docs/layers.md)' % (module, ', '.join(sorted(wrong)))
 
 
+def test_no_engine_function_takes_the_parsers_namespace():
+    """The engine takes named values or settings objects (docs/layers.md), never the parsed flags:
+    no function of nc_repro/ has a parameter named ``args`` or reads ``vars()`` of one."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(ROOT, 'nc_repro', '**', '*.py'), recursive=True)):
+        tree = ast.parse(open(path).read(), path)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                every = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+                found += ['%s:%d' % (os.path.relpath(path, ROOT), node.lineno)
+                          for parameter in every if parameter.arg == 'args']
+            elif isinstance(node, ast.Call) and getattr(node.func, 'id', None) == 'vars':
+                found.append('%s:%d vars()' % (os.path.relpath(path, ROOT), node.lineno))
+    assert not found, 'the engine reads the argparse namespace at %s' % ', '.join(found)
+
+
+def test_the_settings_objects_are_named_after_flags():
+    """args.settings fills a field from the flag of the same name and leaves the default when a
+    command has no such flag: every field must be a flag of the parser that builds it, or a
+    renamed flag would silently leave its default."""
+    import dataclasses
+
+    import args as cli
+    from nc_repro import losses, run_dirs, synthetic, training
+    given = {'flags', 'unbalanced', 'balanced', 'recipe_reason'}      # passed as values, not flags
+    parsers = {'train': cli.get_train_parser(), 'eval': cli.get_eval_parser(),
+               'synthetic': cli.get_synthetic_parser(balanced=True)}
+    built_from = {training.OptimizerSettings: ('train',), training.ScheduleSettings: ('train',),
+                  losses.ObjectiveSettings: ('train',), run_dirs.RunSpec: ('train', 'eval'),
+                  synthetic.SyntheticSettings: ('synthetic',)}
+    for kind, names in built_from.items():
+        dests = set.union(*({action.dest for action in parsers[name]._actions} for name in names))
+        missing = {field.name for field in dataclasses.fields(kind)} - given - dests
+        assert not missing, '%s fields that no flag fills: %s' % (kind.__name__, sorted(missing))
+
+
 def test_the_wheel_imports_whole_outside_the_checkout(tmp_path):
     """pip install . ships nc_repro only: every module it installs imports from the installed
     folder, with no top-level module of the checkout on the path."""

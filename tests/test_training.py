@@ -22,11 +22,12 @@ def train_in_process(command, tmp_path, monkeypatch):
     training.set_seed(args.seed)
     data = datasets.training_data(args)
     model = models.build_model(args, data.num_classes, data.input_shape)
-    run_dir = checkpoints.prepare_run_dir(args, 'cpu', model, save_every=1)
+    run_dir = checkpoints.prepare_run_dir(cli.run_spec(args), 'cpu', model, save_every=1)
     loader = datasets.make_train_loader(args, data, 'cpu')
-    optimizer = training.make_optimizer(args, model)
-    history = training.fit(model, loader, losses.make_objective(args, data.num_classes), optimizer,
-                           training.make_scheduler(args, optimizer), run_dir, args.epochs)
+    optimizer = training.make_optimizer(cli.settings(training.OptimizerSettings, args), model)
+    objective = losses.make_objective(cli.settings(losses.ObjectiveSettings, args), data.num_classes)
+    scheduler = training.make_scheduler(cli.settings(training.ScheduleSettings, args), optimizer)
+    history = training.fit(model, loader, objective, optimizer, scheduler, run_dir, args.epochs)
     return args, data, model, run_dir, history
 
 
@@ -77,8 +78,8 @@ def test_save_every_and_step_schedule(tmp_path, monkeypatch):
     assert [e for e in range(1, 6) if checkpoints.is_saved_epoch(e, 5, 2)] == [1, 3, 5]
     assert [e for e in range(1, 12001) if checkpoints.is_saved_epoch(e, 12000, 100)][:3] == [1, 101, 201]
     model = models.build_model(args, 10, (1, 8, 8))
-    optimizer = training.make_optimizer(args, model)
-    scheduler = training.make_scheduler(args, optimizer)
+    optimizer = training.make_optimizer(cli.settings(training.OptimizerSettings, args), model)
+    scheduler = training.make_scheduler(cli.settings(training.ScheduleSettings, args), optimizer)
     rates = []
     for _ in range(5):
         rates.append(optimizer.param_groups[0]['lr'])
@@ -93,12 +94,12 @@ def test_non_finite_loss_stops_with_last_good_checkpoint(tmp_path, monkeypatch):
         '--uid diverge'))
     data = datasets.training_data(args)
     model = models.build_model(args, data.num_classes, data.input_shape)
-    run_dir = checkpoints.prepare_run_dir(args, 'cpu', model, save_every=1)
-    optimizer = training.make_optimizer(args, model)
+    run_dir = checkpoints.prepare_run_dir(cli.run_spec(args), 'cpu', model, save_every=1)
+    optimizer = training.make_optimizer(cli.settings(training.OptimizerSettings, args), model)
     try:
         training.fit(model, datasets.make_train_loader(args, data, 'cpu'),
-                     losses.make_objective(args, 10), optimizer,
-                     training.make_scheduler(args, optimizer), run_dir, args.epochs)
+                     losses.make_objective(cli.settings(losses.ObjectiveSettings, args), 10), optimizer,
+                     training.make_scheduler(cli.settings(training.ScheduleSettings, args), optimizer), run_dir, args.epochs)
     except training.TrainingDiverged as error:
         assert 'at epoch' in str(error)
     else:
