@@ -218,10 +218,10 @@ def settings(kind, args, **values):
     return kind(**fields, **values)
 
 
-def run_spec(args, unbalanced=False):
-    """The run these flags describe (run_dirs.RunSpec): its recipe, folder naming, --force /
+def run_settings(args, unbalanced=False):
+    """The run these flags describe (run_dirs.RunSettings): its recipe, folder naming, --force /
     --resume, and the record of every flag."""
-    return settings(run_dirs.RunSpec, args, flags=dict(vars(args)), unbalanced=unbalanced)
+    return settings(run_dirs.RunSettings, args, flags=dict(vars(args)), unbalanced=unbalanced)
 
 
 def epoch_choice(args, run_dir, save_every=1):

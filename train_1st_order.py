@@ -30,7 +30,7 @@ def main(args):
     model = models.build_model(args, data.num_classes, data.input_shape).to(device)
     save_every = args.save_every or 1
     loader = datasets.make_train_loader(args, data, device, shuffle=True, model=model)
-    run_dir = checkpoints.prepare_run_dir(cli.run_spec(args), device, model, save_every)
+    run_dir = checkpoints.prepare_run_dir(cli.run_settings(args), device, model, save_every)
     objective = losses.make_objective(cli.settings(losses.ObjectiveSettings, args), data.num_classes)
     optimizer = training.make_optimizer(cli.settings(training.OptimizerSettings, args), model)
     scheduler = training.make_scheduler(cli.settings(training.ScheduleSettings, args), optimizer)

@@ -37,7 +37,7 @@ def main(args):
     batch_size = len(data.train) if recipe.full_batch_imbalanced else args.batch_size
     loader = datasets.make_train_loader(args, data, device, shuffle=False, batch_size=batch_size,
                                         model=model)
-    run_dir = checkpoints.prepare_run_dir(cli.run_spec(args, unbalanced=True), device, model, save_every)
+    run_dir = checkpoints.prepare_run_dir(cli.run_settings(args, unbalanced=True), device, model, save_every)
     objective = losses.make_objective(cli.settings(losses.ObjectiveSettings, args), data.num_classes,
                                       unbalanced=True)
     optimizer = training.make_optimizer(cli.settings(training.OptimizerSettings, args), model)

@@ -28,7 +28,7 @@ def main(args):
     model = models.build_model(args, data.num_classes, data.input_shape).to(device)
     save_every = args.save_every or 1
     loader = datasets.make_train_loader(args, data, device, shuffle=True, model=model)
-    run_dir = checkpoints.prepare_run_dir(cli.run_spec(args), device, model, save_every)
+    run_dir = checkpoints.prepare_run_dir(cli.run_settings(args), device, model, save_every)
     # the penalty is in the loss and the optimiser has no weight decay (Zhou 2022's script)
     objective = losses.make_objective(cli.settings(losses.ObjectiveSettings, args), data.num_classes,
                                       parameter_penalty=True)

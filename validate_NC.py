@@ -29,7 +29,7 @@ def main(args):
     training.set_seed(args.seed)
     data = datasets.training_data(args)
     model = models.build_model(args, data.num_classes, data.input_shape).to(device)
-    run_dir = run_dirs.run_dir(cli.run_spec(args))
+    run_dir = run_dirs.run_dir(cli.run_settings(args))
     choice = cli.epoch_choice(args, run_dir, save_every=args.save_every or 1)
     validation.validate_run(model, data, run_dir, device, choice, args.batch_size,
                             validation.BALANCED_METRICS[recipe.validation_metrics],

@@ -43,7 +43,7 @@ def main(args):
     counts = datasets.imbalanced_counts(args.paper, args.dataset)
     data = datasets.training_data(args, counts)
     model = models.build_model(args, data.num_classes, data.input_shape, unbalanced=True).to(device)
-    run_dir = run_dirs.run_dir(cli.run_spec(args, unbalanced=True))
+    run_dir = run_dirs.run_dir(cli.run_settings(args, unbalanced=True))
     lambdas = (args.weight_decay, args.feature_decay_rate)
     if recipe.imbalanced_theory == 'd23_geometry':
         geometry = theory.d23_geometry(counts, args.depth_linear, *lambdas)

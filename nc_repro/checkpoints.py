@@ -130,8 +130,8 @@ def write_args(folder, flags):
                       json.dumps(flags, indent=1, sort_keys=True, default=str) + '\n')
 
 
-def prepare_run_dir(spec, device, model, save_every):
-    """Create and lock the folder of the run ``spec`` (run_dirs.RunSpec, named by run_dir),
+def prepare_run_dir(run, device, model, save_every):
+    """Create and lock the folder of ``run`` (a run_dirs.RunSettings; the folder named by run_dir),
     settle what it holds, then write args.txt/args.json (the flags with the originals'
     ``save_path``) and the empty log.txt, as the originals' parsers do, then run.json
     (``write_run_record``) and a warning when the checkpoints to come (every ``save_every``
@@ -142,38 +142,38 @@ def prepare_run_dir(spec, device, model, save_every):
     or a finished shorter run of the same flags into this one (``continue_shorter_run``), or
     says in one line that there is nothing to resume. The folder stays locked for this process
     (``lock_run_dir``) until ``training.fit`` returns."""
-    folder = run_dirs.run_dir(spec)
-    user_named = recipes.get(spec.paper).user_names_run_folder     # zhou2022's --uid folder
-    if user_named and os.path.isdir(folder) and not (spec.force or spec.resume):
+    folder = run_dirs.run_dir(run)
+    user_named = recipes.get(run.paper).user_names_run_folder     # zhou2022's --uid folder
+    if user_named and os.path.isdir(folder) and not (run.force or run.resume):
         raise UsageError('%s already exists; pass --force to overwrite it, --resume to continue '
                          'it, or choose another --uid' % folder)
-    folder = lock_own_run_dir(folder, spec)   # before anything is written into the folder
-    flags = dict(spec.flags, save_path=folder)
-    if spec.force:
+    folder = lock_own_run_dir(folder, run)   # before anything is written into the folder
+    flags = dict(run.flags, save_path=folder)
+    if run.force:
         empty_run_dir(folder)
     resuming = False
-    if spec.resume:
-        resuming = check_resumable(folder, spec) or (
-            not user_named and continue_shorter_run(folder, spec))
+    if run.resume:
+        resuming = check_resumable(folder, run) or (
+            not user_named and continue_shorter_run(folder, run))
         if not resuming:
             print('--resume: nothing to resume in %s; starting from epoch 1' % folder)
     if not (resuming and os.path.exists(os.path.join(folder, 'log.txt'))):
         with stop_if_disk_full(os.path.join(folder, 'log.txt')):
             open(os.path.join(folder, 'log.txt'), 'w').close()
     write_args(folder, flags)
-    write_run_record(folder, dataclasses.replace(spec, flags=flags), device,
+    write_run_record(folder, dataclasses.replace(run, flags=flags), device,
                      run_dirs.run_id(folder) if resuming else None)
-    saved = [epoch for epoch in range(1, spec.epochs + 1) if is_saved_epoch(epoch, spec.epochs, save_every)]
+    saved = [epoch for epoch in range(1, run.epochs + 1) if is_saved_epoch(epoch, run.epochs, save_every)]
     warn_if_disk_too_small(folder, model, len(saved))
     return folder
 
 
-def lock_own_run_dir(folder, spec, attempts=10):
+def lock_own_run_dir(folder, run, attempts=10):
     """Lock ``folder`` and return it; for a Dang folder whose lock another trainer holds (say
     a sweep job of other flags that has not yet written its run.json), wait a second and
     resolve run_dir again, up to ``attempts`` times, so that two jobs of different flags started
     together each get their own folder."""
-    user_named = recipes.get(spec.paper).user_names_run_folder     # zhou2022: never another folder
+    user_named = recipes.get(run.paper).user_names_run_folder     # zhou2022: never another folder
     for attempt in range(attempts):
         try:
             lock_run_dir(folder)
@@ -181,12 +181,12 @@ def lock_own_run_dir(folder, spec, attempts=10):
             if user_named or attempt == attempts - 1:
                 raise
             time.sleep(1)
-            folder = run_dirs.run_dir(spec)
+            folder = run_dirs.run_dir(run)
             continue
-        if user_named or run_dirs.run_dir(spec) == folder:
+        if user_named or run_dirs.run_dir(run) == folder:
             return folder
         unlock_run_dir(folder)            # another run claimed it between resolving and locking
-        folder = run_dirs.run_dir(spec)
+        folder = run_dirs.run_dir(run)
     lock_run_dir(folder)
     return folder
 
@@ -205,7 +205,7 @@ def empty_run_dir(folder):
             folder, len(removed), ', '.join(removed[:6]) + (', ...' if len(removed) > 6 else '')))
 
 
-def check_resumable(folder, spec):
+def check_resumable(folder, run):
     """True when ``folder`` holds a readable resume state of a run with these training flags
     (its --epochs may differ: a longer run continues it). An unreadable resume.pth, or a run of
     other training flags, is a UsageError: its checkpoints are never overwritten."""
@@ -215,7 +215,7 @@ def check_resumable(folder, spec):
     load_resume_state(folder)             # raises UsageError when unreadable
     theirs = run_dirs.stored_flags(folder)
     if theirs is not None:
-        differences = run_dirs.flag_differences(run_dirs.training_flags(spec.flags), theirs, with_epochs=False)
+        differences = run_dirs.flag_differences(run_dirs.training_flags(run.flags), theirs, with_epochs=False)
         if differences:
             raise UsageError('--resume: %s holds a run of other training flags (%s); pass its '
                              'flags to continue it, or drop --resume (and use another --uid or '
@@ -223,12 +223,12 @@ def check_resumable(folder, spec):
     return True
 
 
-def continue_shorter_run(folder, spec):
+def continue_shorter_run(folder, run):
     """--resume with more --epochs than a finished run of the same flags (whose folder name
     differs in its epochs): link its checkpoints and copy its resume state and logs into
     ``folder``, so training continues it there. The shorter run's folder stays as it was.
     Returns True when such a run was found."""
-    ours = run_dirs.training_flags(spec.flags)
+    ours = run_dirs.training_flags(run.flags)
     best = None
     root = os.path.dirname(folder) or '.'
     for entry in os.scandir(root) if os.path.isdir(root) else ():
@@ -236,7 +236,7 @@ def continue_shorter_run(folder, spec):
             continue
         theirs = run_dirs.stored_flags(entry.path)
         if (theirs is None or run_dirs.flag_differences(ours, theirs, with_epochs=False)
-                or not isinstance(theirs.get('epochs'), int) or theirs['epochs'] >= spec.epochs):
+                or not isinstance(theirs.get('epochs'), int) or theirs['epochs'] >= run.epochs):
             continue
         if best is None or theirs['epochs'] > best[0]:
             best = (theirs['epochs'], entry.path)
@@ -390,8 +390,8 @@ def git_commit():
         return None
 
 
-def write_run_record(folder, spec, device, existing_run_id=None):
-    """run.json of the run ``spec``: versions, device, recipe, all flags, the training flags that identify the run
+def write_run_record(folder, run, device, existing_run_id=None):
+    """run.json of ``run`` (a run_dirs.RunSettings): versions, device, recipe, all flags, the training flags that identify the run
     (``training_flags``), its run id (kept by --resume, new for a fresh start: a validator
     stops if it changes under it) and the code's git commit."""
     try:
@@ -401,13 +401,13 @@ def write_run_record(folder, spec, device, existing_run_id=None):
         torchvision_version = None
     record = {
         'run_id': existing_run_id or uuid.uuid4().hex,
-        'training_flags': run_dirs.training_flags(spec.flags),
+        'training_flags': run_dirs.training_flags(run.flags),
         'python': platform.python_version(), 'torch': torch.__version__,
         'torchvision': torchvision_version, 'numpy': np.__version__, 'device': str(device),
-        'paper': spec.paper, 'recipe_reason': spec.recipe_reason,
+        'paper': run.paper, 'recipe_reason': run.recipe_reason,
         'git_commit': git_commit(), 'command': ' '.join(sys.argv),
         'started': datetime.datetime.now().isoformat(timespec='seconds'),
-        'args': {k: v for k, v in sorted(spec.flags.items())},
+        'args': {k: v for k, v in sorted(run.flags.items())},
     }
     atomic_write_text(os.path.join(folder, 'run.json'), json.dumps(record, indent=1, default=str) + '\n')
 

@@ -8,8 +8,8 @@ successor folders that keep runs of other training flags apart.
 A run of the same paper name but other training flags gets ``<name>__<flag>_<value>-...``
 (``run_dir``). Creating, locking and filling the folder is checkpoints.prepare_run_dir's.
 
-The engine never sees the parser's namespace: a run is described by a ``RunSpec`` (named
-values plus the flag record), which args.run_spec builds from the parsed flags.
+The engine never sees the parser's namespace: a run is described by a ``RunSettings`` (named
+values plus the flag record), which args.run_settings builds from the parsed flags.
 """
 import dataclasses
 import datetime
@@ -23,7 +23,7 @@ from nc_repro.errors import UsageError
 
 
 @dataclasses.dataclass(frozen=True)
-class RunSpec:
+class RunSettings:
     """What the engine knows of one training run: its recipe, where its folder goes, how the
     folder is claimed, and ``flags``, every flag's value in the parser's order (the training
     flags name and tell apart run folders; all of them are recorded in args.txt, args.json and
@@ -77,7 +77,7 @@ SUCCESSOR_SEPARATOR = '__'
 
 
 def training_flags(values):
-    """The TRAINING_FLAGS of a run's flag values (RunSpec.flags, or a stored run.json 'args'
+    """The TRAINING_FLAGS of a run's flag values (RunSettings.flags, or a stored run.json 'args'
     dict), with --epochs, as JSON values (so a stored record and live flags compare equal)."""
     flags = {dest: values.get(dest) for dest in TRAINING_FLAGS + ('epochs',)}
     return json.loads(json.dumps(flags, default=str))
@@ -112,25 +112,25 @@ def run_id(folder):
         return None
 
 
-def paper_run_dir(spec):
+def paper_run_dir(run):
     """The run folder the paper's scripts would use for this run (their names)."""
-    style = recipes.get(spec.paper).run_folder
+    style = recipes.get(run.paper).run_folder
     if style == 'uid':
-        if spec.load_path:
-            return os.path.normpath(spec.load_path)
-        name = zhou_run_name(spec.uid)
+        if run.load_path:
+            return os.path.normpath(run.load_path)
+        name = zhou_run_name(run.uid)
     elif style == 'd24':
-        name = dang2024_run_name(spec.flags)
+        name = dang2024_run_name(run.flags)
     else:
-        name = dang_run_name(spec.flags, 'unbalanced_' if spec.unbalanced else '')
+        name = dang_run_name(run.flags, 'unbalanced_' if run.unbalanced else '')
     problem = plain_names.name_problem(name)
     if problem:
         raise UsageError('the run folder name %s (from --uid, --dataset, --model, --loss, --optimizer, ...) %s; '
                          'a name may hold %s' % (plain_names.shown(name), problem, plain_names.ALLOWED))
-    return os.path.join(spec.weights_root, name)
+    return os.path.join(run.weights_root, name)
 
 
-def run_dir(spec):
+def run_dir(run):
     """This run's folder. zhou2022 (``Recipe.user_names_run_folder``): the --uid / --load_path
     folder the user names. Dang: the paper's name (paper_run_dir) unless that folder holds a
     run of other training flags; then
@@ -138,10 +138,10 @@ def run_dir(spec):
     over flags the paper's name leaves out (decays, --sep_decay, batch size, ...) never share a
     folder, and a validator given the same flags finds the same one. Folders without run.json
     (older runs) count as this run's."""
-    folder = paper_run_dir(spec)
-    if recipes.get(spec.paper).user_names_run_folder:
+    folder = paper_run_dir(run)
+    if recipes.get(run.paper).user_names_run_folder:
         return folder
-    ours = training_flags(spec.flags)
+    ours = training_flags(run.flags)
     for _ in range(8):
         theirs = stored_flags(folder)
         differences = flag_differences(ours, theirs) if theirs is not None else []

@@ -347,7 +347,7 @@ def expected_info(validate_script, validate_argv):
     except SystemExit:
         raise UsageError('the validator rejects %s: %s' % (' '.join(validate_argv), errors.getvalue().strip().splitlines()[-1])) from None
     cli.resolve(parsed, validate_argv, evaluation=True, **options)
-    folder = run_dirs.run_dir(cli.run_spec(parsed, unbalanced=options['unbalanced']))
+    folder = run_dirs.run_dir(cli.run_settings(parsed, unbalanced=options['unbalanced']))
     return os.path.join(folder, 'info.pkl'), parsed.epochs
 
 

@@ -56,7 +56,7 @@ def test_an_ablation_over_a_flag_the_name_leaves_out_gets_its_own_folder(tmp_pat
     for flags, folder in ((D23 + ['--epochs', '1'], second),
                           (D23 + ['--epochs', '1', '--sep_decay', '--feature_decay_rate', '0.01'], first)):
         args = parse(validate_NC.get_args_parser(), flags, evaluation=True, allowed=('zhou2022', 'dang2023'))
-        assert os.path.join(str(tmp_path), run_dirs.run_dir(cli.run_spec(args))) == folder
+        assert os.path.join(str(tmp_path), run_dirs.run_dir(cli.run_settings(args))) == folder
 
 
 def test_resume_with_more_epochs_continues_a_finished_run_bit_identically(tmp_path, capsys):
@@ -107,7 +107,7 @@ def test_a_flag_without_effect_is_named_and_left_out_of_the_run(flags, warned, c
     assert warned in capsys.readouterr().out
     dest = warned.split()[0][2:]
     assert getattr(args, dest) == cli.get_eval_parser().get_default(dest) or dest == 'feature_decay_rate'
-    assert 'data_augmentation_True' not in run_dirs.paper_run_dir(cli.run_spec(args))
+    assert 'data_augmentation_True' not in run_dirs.paper_run_dir(cli.run_settings(args))
 
 
 def test_sample_size_in_the_imbalanced_scripts_is_refused(capsys):

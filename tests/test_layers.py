@@ -134,7 +134,7 @@ def test_the_settings_objects_are_named_after_flags():
     parsers = {'train': cli.get_train_parser(), 'eval': cli.get_eval_parser(),
                'synthetic': cli.get_synthetic_parser(balanced=True)}
     built_from = {training.OptimizerSettings: ('train',), training.ScheduleSettings: ('train',),
-                  losses.ObjectiveSettings: ('train',), run_dirs.RunSpec: ('train', 'eval'),
+                  losses.ObjectiveSettings: ('train',), run_dirs.RunSettings: ('train', 'eval'),
                   synthetic.SyntheticSettings: ('synthetic',)}
     for kind, names in built_from.items():
         dests = set.union(*({action.dest for action in parsers[name]._actions} for name in names))

@@ -273,7 +273,7 @@ def validate_in(folder, state, monkeypatch):
     """Write ``state`` as epoch 1 of the RESNET run under ``folder`` and validate it there."""
     monkeypatch.chdir(folder)
     args = cli.parse(validate_NC.get_args_parser(), RESNET, evaluation=True, allowed=('zhou2022', 'dang2023'))
-    run_dir = run_dirs.run_dir(cli.run_spec(args))
+    run_dir = run_dirs.run_dir(cli.run_settings(args))
     os.makedirs(run_dir)
     torch.save(state, checkpoints.checkpoint_path(run_dir, 1))
     validate_NC.main(args)
@@ -319,7 +319,7 @@ def test_epoch_checkpoints_are_written_in_the_original_layout(model_flag, listed
     monkeypatch.chdir(tmp_path)
     flags = [flag if flag != 'ResNet18' else model_flag for flag in RESNET]
     train_1st_order.main(cli.parse(train_1st_order.get_args_parser(), flags))
-    run_dir = run_dirs.run_dir(cli.run_spec(cli.parse(validate_NC.get_args_parser(), flags, evaluation=True,
+    run_dir = run_dirs.run_dir(cli.run_settings(cli.parse(validate_NC.get_args_parser(), flags, evaluation=True,
                                                       allowed=('zhou2022', 'dang2023'))))
     saved = checkpoints.load_state_dict(checkpoints.checkpoint_path(run_dir, 1))
     assert {key: list(value.shape) for key, value in saved.items()} == \

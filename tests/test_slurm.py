@@ -107,12 +107,15 @@ def release_requeued(job_id, deadline):
     """SLURM holds a requeued job for about 2 minutes (EligibleTime = requeue + 121 s, slurmctld's
     own delay); once submitit has requeued it and the node has finished cleaning up the old step
     (srun waits up to 7 s for it; a job started on a node still completing fails at once), let it
-    start now, as an admin would."""
+    start now, as an admin would. Not within the second of the requeue: slurmd refuses a job
+    credential no newer than the old one's revocation, whole seconds compared ("Killing
+    non-startable batch JobId=...: Job credential revoked" in slurmctld.log, and the job is gone)."""
     while time.time() < deadline:
         shown = subprocess.run(['scontrol', 'show', 'job', job_id], capture_output=True, text=True, timeout=20).stdout
         node_states = subprocess.run(['sinfo', '-h', '-N', '-o', '%t'], capture_output=True, text=True, timeout=20).stdout.split()
         if 'Restarts=0' not in shown and 'JobState=PENDING' in shown and node_states and all(
                 state.rstrip('*') == 'idle' for state in node_states):
+            time.sleep(2)
             subprocess.run(['scontrol', 'update', 'JobId=%s' % job_id, 'StartTime=now'], check=True, timeout=20)
             return
         time.sleep(0.2)

@@ -22,7 +22,7 @@ def train_in_process(command, tmp_path, monkeypatch):
     training.set_seed(args.seed)
     data = datasets.training_data(args)
     model = models.build_model(args, data.num_classes, data.input_shape)
-    run_dir = checkpoints.prepare_run_dir(cli.run_spec(args), 'cpu', model, save_every=1)
+    run_dir = checkpoints.prepare_run_dir(cli.run_settings(args), 'cpu', model, save_every=1)
     loader = datasets.make_train_loader(args, data, 'cpu')
     optimizer = training.make_optimizer(cli.settings(training.OptimizerSettings, args), model)
     objective = losses.make_objective(cli.settings(losses.ObjectiveSettings, args), data.num_classes)
@@ -94,7 +94,7 @@ def test_non_finite_loss_stops_with_last_good_checkpoint(tmp_path, monkeypatch):
         '--uid diverge'))
     data = datasets.training_data(args)
     model = models.build_model(args, data.num_classes, data.input_shape)
-    run_dir = checkpoints.prepare_run_dir(cli.run_spec(args), 'cpu', model, save_every=1)
+    run_dir = checkpoints.prepare_run_dir(cli.run_settings(args), 'cpu', model, save_every=1)
     optimizer = training.make_optimizer(cli.settings(training.OptimizerSettings, args), model)
     try:
         training.fit(model, datasets.make_train_loader(args, data, 'cpu'),
