@@ -24,7 +24,7 @@ DANG_CONV = {name: getattr(resnet, name) for name in ('ResNet18', 'ResNet34', 'R
 DANG_CONV.update({name: getattr(vgg, name) for name in ('VGG11', 'VGG13', 'VGG16', 'VGG19')})
 
 # the model names of each recipe (nc_repro/recipes), in its order
-HONG_NAMES = list(recipes.get("hong2023").model_names)      # check_hong_network checks --network against it
+HONG_NAMES = list(recipes.get('hong2023').model_names)      # check_hong_network checks --network against it
 
 
 # NC_REPRO_MEMORY_FORMAT=channels_last | contiguous forces one memory format on every model

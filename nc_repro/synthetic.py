@@ -25,9 +25,9 @@ from nc_repro.nc_measures import alignment_error
 class SyntheticSettings:
     """One synthetic run (the flags of D23's synthetic scripts, under their names): which script
     (``balanced``), the problem (--hidden d, --depth_linear M, --bias, --GOF targets, lambda_W =
-    --weight_decay, lambda_H = --feature_decay), the optimiser (--lr, --num_iteration, --seed,
-    the initial std), what is measured (--log_every, --as_coded_nc1), where it goes (--out_dir),
-    and ``flags``, every flag's value, recorded in summary.json."""
+    --weight_decay, lambda_H = --feature_decay), the optimiser (--lr, --num_iteration, --seed),
+    what is measured (--log_every, --as_coded_nc1), where it goes (--out_dir), and ``flags``,
+    every flag's value (with the initial std used), recorded in summary.json."""
     balanced: bool
     hidden: int
     depth_linear: int
@@ -38,7 +38,6 @@ class SyntheticSettings:
     lr: float
     num_iteration: int
     seed: int
-    init_std: float
     log_every: int
     as_coded_nc1: bool
     out_dir: str
