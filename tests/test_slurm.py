@@ -5,7 +5,9 @@ failing job is listed with its exit code and log, --slurm_setup runs inside the 
 sbatch's refusals are one line naming the flag. Skipped where no SLURM answers, except under
 CI=true, where that is a failure (.ci/run brings the cluster up)."""
 import glob
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -103,23 +105,35 @@ def submit_one_job_until_epoch(tmp_path, name, epoch, **flags):
     return grid, work, job, folder, deadline
 
 
-def release_requeued(job_id, deadline):
+def release_requeued(job_id, released):
     """SLURM holds a requeued job for about 2 minutes (EligibleTime = requeue + 121 s, slurmctld's
     own delay); once submitit has requeued it and the node has finished cleaning up the old step
     (srun waits up to 7 s for it; a job started on a node still completing fails at once), let it
     start now, as an admin would. Not within the second of the requeue: slurmd refuses a job
     credential no newer than the old one's revocation, whole seconds compared ("Killing
-    non-startable batch JobId=...: Job credential revoked" in slurmctld.log, and the job is gone)."""
-    while time.time() < deadline:
-        shown = subprocess.run(['scontrol', 'show', 'job', job_id], capture_output=True, text=True, timeout=20).stdout
-        node_states = subprocess.run(['sinfo', '-h', '-N', '-o', '%t'], capture_output=True, text=True, timeout=20).stdout.split()
-        if 'Restarts=0' not in shown and 'JobState=PENDING' in shown and node_states and all(
-                state.rstrip('*') == 'idle' for state in node_states):
-            time.sleep(2)
-            subprocess.run(['scontrol', 'update', 'JobId=%s' % job_id, 'StartTime=now'], check=True, timeout=20)
-            return
-        time.sleep(0.2)
-    raise AssertionError('job %s was not requeued after USR2:\n%s' % (job_id, shown))
+    non-startable batch JobId=...: Job credential revoked" in slurmctld.log, and the job is gone).
+    ``released``: the restarts already released; returns the job's restarts now."""
+    shown = subprocess.run(['scontrol', 'show', 'job', job_id], capture_output=True, text=True, timeout=20).stdout
+    restarts = int((re.search(r'Restarts=(\d+)', shown) or ['', '0'])[1])
+    node_states = subprocess.run(['sinfo', '-h', '-N', '-o', '%t'], capture_output=True, text=True, timeout=20).stdout.split()
+    if restarts > released and 'JobState=PENDING' in shown and node_states and all(
+            state.rstrip('*') == 'idle' for state in node_states):
+        time.sleep(2)
+        subprocess.run(['scontrol', 'update', 'JobId=%s' % job_id, 'StartTime=now'], check=True, timeout=20)
+        return restarts
+    return released
+
+
+def epochs_lasting(seconds, tmp_path, **flags):
+    """Epochs (a multiple of 100) that train_1st_order.py with these flags takes about ``seconds``
+    for on this machine now, measured on a 300-epoch run: a fixed count ran 67 s on one machine and
+    4 min on another, and a job shorter than 90 s never meets its time limit's USR2."""
+    folder = tmp_path / 'calibration'
+    folder.mkdir()
+    run_script('train_1st_order.py', *grids.to_argv(dict(FLAGS, **dict(flags, epochs=300))), cwd=folder)
+    log = glob.glob(str(folder / 'model_weights' / '*' / 'train_log.jsonl'))[0]
+    per_epoch = sorted(json.loads(line)['seconds'] for line in open(log))
+    return int(seconds / max(per_epoch[len(per_epoch) // 2], 1e-4) / 100 + 1) * 100
 
 
 def test_a_grid_runs_on_slurm_bounded_by_max_parallel_with_setup_and_a_failing_job(tmp_path, cluster):
@@ -161,7 +175,9 @@ def test_a_job_sent_usr2_is_requeued_and_ends_with_the_weights_of_an_uninterrupt
     grid, work, job, folder, deadline = submit_one_job_until_epoch(tmp_path, 'usr2', 5, **flags)
     job_id = queued('nc-usr2_work', 'R')[0]
     subprocess.run(['scancel', '--signal=USR2', job_id], check=True, timeout=20)
-    release_requeued(job_id, deadline)
+    while not release_requeued(job_id, 0):
+        assert time.time() < deadline, 'job %s was not requeued after USR2' % job_id
+        time.sleep(0.2)
     reference = tmp_path / 'reference'
     reference.mkdir()
     run_script('train_1st_order.py', *grids.to_argv(dict(FLAGS, **flags)), cwd=reference)  # meanwhile
@@ -190,22 +206,29 @@ def test_an_sbatch_refusal_is_one_line_naming_the_flag(tmp_path, cluster, flags,
 @pytest.mark.slow
 def test_a_job_reaching_its_time_limit_is_requeued_and_finishes(tmp_path, cluster):
     """--timeout_min 3: SLURM sends USR2 90 s before the limit (submitit's --signal=USR2@90),
-    submitit requeues, the trainer resumes; the final weights equal an uninterrupted run's."""
-    epochs, flags = 5000, dict(width=64, epochs=5000, save_every=100)   # 1.5 to 4 min: at least one requeue
+    submitit requeues, the trainer resumes; the final weights equal an uninterrupted run's. The
+    run is sized to about 3 min of training here, so at least one requeue, maybe more on a loaded
+    machine: each is released as soon as the node is free."""
+    epochs = epochs_lasting(180, tmp_path, width=64, save_every=100)
+    flags = dict(width=64, epochs=epochs, save_every=100)
     grid = write_grid(tmp_path, 'limit', [{'name': 'long'}], **flags)
     work = tmp_path / 'limit_work'
     run_script('sweep.py', grid, *SLURM_FLAGS[:-1], '3', '--work_dir', work, cwd=tmp_path)
     job = grids.expand(grids.load_grid(grid))[0]
-    deadline = time.time() + 700
+    deadline = time.time() + 900
     while time.time() < deadline and not queued('nc-limit_work', 'R'):
         time.sleep(0.2)
     job_id = queued('nc-limit_work')[0]
     reference = tmp_path / 'reference'
     reference.mkdir()
     run_script('train_1st_order.py', *grids.to_argv(dict(FLAGS, **flags)), cwd=reference)
-    release_requeued(job_id, deadline)
-    wait_for_queue('nc-limit_work', seconds=max(10, deadline - time.time()))
+    released = 0
+    while queued('nc-limit_work') and time.time() < deadline:
+        released = release_requeued(job_id, released)
+        time.sleep(0.2)
+    wait_for_queue('nc-limit_work', seconds=10)
     log = open(job_runs.log_path(str(work), job)).read()
+    assert released >= 1, 'job %s (%d epochs) was never requeued after USR2:\n%s' % (job_id, epochs, log[-2000:])
     assert 'resuming model_weights/' in log and job_runs.status(str(work), job) == 'done', log[-3000:]
     folder = os.path.dirname(str(work / job.info_path))
     final = checkpoints.checkpoint_name(epochs)
