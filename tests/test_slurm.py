@@ -19,7 +19,7 @@ import yaml
 
 from nc_repro import checkpoints
 from reproduction import grids, job_runs
-from conftest import ROOT, run_script
+from conftest import run_script
 
 FLAGS = {'model': 'MLP', 'dataset': 'digits', 'depth_relu': 1, 'seed': 1, 'loss': 'MSE', 'lr': 0.001,
          'optimizer': 'Adam', 'sep_decay': True, 'epochs': 2}

@@ -54,6 +54,7 @@ def test_expand_names_flags_and_info_paths(tmp_path):
     assert grids.to_argv({'no-bias': True, 'SOTA': False, 'nalist': [1, 2], 'x': None}) == ['--no-bias', '--nalist', '1', '2']
 
 
+@pytest.mark.slow
 def test_debug_executor_runs_skips_and_reruns_only_a_deleted_run(tmp_path):
     grid = write_grid(tmp_path)
     work = tmp_path / 'work'
@@ -78,6 +79,7 @@ def test_debug_executor_runs_skips_and_reruns_only_a_deleted_run(tmp_path):
     assert status.stdout.strip().splitlines()[-1] == '4 done'
 
 
+@pytest.mark.slow
 def test_local_executor_runs_the_grid_in_parallel_and_figures_name_missing_runs(tmp_path):
     grid = write_grid(tmp_path)
     work = tmp_path / 'work'

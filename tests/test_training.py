@@ -59,6 +59,8 @@ def test_zhou_uid_layout_and_force(tmp_path, monkeypatch):
     assert sorted(os.listdir(run_dir)) == ['.lock', 'args.json', 'args.txt', 'epoch_001.pth', 'epoch_002.pth',
                                            'log.txt', 'resume.pth', 'run.json', 'train_log.jsonl', 'train_log.txt']
     assert open(os.path.join(run_dir, 'args.txt')).read().startswith('Namespace(')
+    import torchvision                        # run.json reads the version without importing it
+    assert json.load(open(os.path.join(run_dir, 'run.json')))['torchvision'] == torchvision.__version__
     log = open(os.path.join(run_dir, 'train_log.txt')).read().splitlines()
     assert log[0].startswith('# of model parameters: ')
     assert log[1] == '-' * 21 + ' Training ' + '-' * 31
