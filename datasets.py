@@ -261,8 +261,8 @@ def digits_arrays():
     sklearn.datasets.load_digits parses them (np.loadtxt of the gzipped CSV, label in the last
     column) from the copy scikit-learn ships, without importing scikit-learn (1.8 s of every
     command); scikit-learn's own loader where that file is not found."""
-    spec = importlib.util.find_spec('sklearn')
-    locations = list(spec.submodule_search_locations or []) if spec else []
+    sklearn_package = importlib.util.find_spec('sklearn')
+    locations = list(sklearn_package.submodule_search_locations or []) if sklearn_package else []
     path = os.path.join(locations[0], 'datasets', 'data', 'digits.csv.gz') if locations else ''
     if not os.path.exists(path):
         from sklearn.datasets import load_digits as sklearn_digits

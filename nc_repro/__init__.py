@@ -4,4 +4,4 @@ shared basics (``errors``, ``fileio``, ``frames``, ``safe_load``). It imports no
 of the checkout: commands pass it data loaders, models and named values (docs/layers.md).
 """
 
-__version__ = "0.3.0"
+__version__ = "0.3.1"

@@ -397,11 +397,11 @@ def torchvision_version():
     rather than by importing torchvision (2 s of every command, most of which never use it);
     the installed distribution's version where that file cannot be read; None without torchvision
     (the installed engine needs none)."""
-    spec = importlib.util.find_spec('torchvision')
-    if spec is None:
+    package = importlib.util.find_spec('torchvision')
+    if package is None:
         return None
     try:
-        with open(os.path.join(spec.submodule_search_locations[0], 'version.py')) as f:
+        with open(os.path.join(package.submodule_search_locations[0], 'version.py')) as f:
             found = re.search(r"^__version__ = '([^']+)'", f.read(), flags=re.M)
         if found:
             return found.group(1)
