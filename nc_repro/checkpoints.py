@@ -38,7 +38,7 @@ import torch
 
 from nc_repro import recipes, run_dirs, safe_load
 from nc_repro.errors import UsageError
-from nc_repro.fileio import atomic_write, atomic_write_text, human_bytes, stop_if_disk_full
+from nc_repro.fileio import atomic_write, atomic_write_text, human_bytes, packaged_file, stop_if_disk_full
 
 
 def checkpoint_name(epoch):
@@ -397,17 +397,13 @@ def torchvision_version():
     rather than by importing torchvision (2 s of every command, most of which never use it);
     the installed distribution's version where that file cannot be read; None without torchvision
     (the installed engine needs none)."""
-    package = importlib.util.find_spec('torchvision')
-    if package is None:
+    if importlib.util.find_spec('torchvision') is None:
         return None
-    try:
-        with open(os.path.join(package.submodule_search_locations[0], 'version.py')) as f:
+    path, found = packaged_file('torchvision', 'version.py'), None
+    if path:
+        with open(path) as f:
             found = re.search(r"^__version__ = '([^']+)'", f.read(), flags=re.M)
-        if found:
-            return found.group(1)
-    except (OSError, TypeError, IndexError):
-        pass
-    return importlib.metadata.version('torchvision')
+    return found.group(1) if found else importlib.metadata.version('torchvision')
 
 
 def write_run_record(folder, run, device, existing_run_id=None):

